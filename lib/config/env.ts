@@ -1,0 +1,74 @@
+// The one description of Trainyard's configuration. Both processes parse the environment once at
+// start-up with these schemas; a bad value stops the process with every problem listed.
+import { z } from "zod";
+
+export const BACKENDS = ["auto", "tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
+
+const common = {
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgresql:// URL")
+    .default("postgresql://postgres@127.0.0.1:5432/trainyard"),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// URL").default("redis://127.0.0.1:6379"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Every BullMQ key lives under this prefix, so several deployments (or tests) share one Redis. */
+  TRAINYARD_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . - only").default("trainyard"),
+  /** Compute backend; `auto` takes the first that loads of tensorflow-gpu, tensorflow, wasm. */
+  TRAINYARD_BACKEND: z.enum(BACKENDS).default("auto"),
+};
+
+export const apiConfigSchema = z.object({
+  ...common,
+  HOST: z.string().default("0.0.0.0"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Bootstrap key that creates tenant keys. No default: a secret must come from the operator. */
+  TRAINYARD_ADMIN_KEY: z.string().min(32, "must be at least 32 characters"),
+  /** Largest request body (dataset uploads), in bytes. */
+  TRAINYARD_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  /** Largest model a spec may describe, in trainable + non-trainable parameters. */
+  TRAINYARD_MAX_PARAMS: z.coerce.number().int().positive().default(50_000_000),
+  /** Largest number of rows one predict call may send. */
+  TRAINYARD_MAX_PREDICT_INSTANCES: z.coerce.number().int().positive().default(10_000),
+  /** How many trained model versions the API keeps loaded for inference. */
+  TRAINYARD_MODEL_CACHE_SIZE: z.coerce.number().int().positive().default(16),
+});
+
+export const workerConfigSchema = z.object({
+  ...common,
+  /** Training jobs one worker process runs at once; each runs in its own sandboxed child process. */
+  TRAINYARD_WORKER_CONCURRENCY: z.coerce.number().int().positive().default(1),
+  /** How long a job's lock lives without renewal before another worker takes the job over. */
+  TRAINYARD_JOB_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
+});
+
+export type ApiConfig = Readonly<z.infer<typeof apiConfigSchema>>;
+export type WorkerConfig = Readonly<z.infer<typeof workerConfigSchema>>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses an environment with one of the schemas above; throws ConfigError naming every bad variable. */
+export function parseConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): Readonly<z.infer<S>> {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((i) => `${i.path.join(".") || "(env)"}: ${i.message}`));
+  }
+  return Object.freeze(result.data);
+}
+
+/** For entrypoints: parse or print every problem and exit non-zero. */
+export function loadConfigOrExit<S extends z.ZodType>(schema: S): Readonly<z.infer<S>> {
+  try {
+    return parseConfig(schema);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+}

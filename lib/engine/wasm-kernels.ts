@@ -1,0 +1,245 @@
+// Kernels that the wasm backend of tfjs 4.22 lacks but training needs (tfjs issue 8474).
+// Without them, conv / conv1d / conv2dTranspose / separable-conv / embedding training on wasm
+// throws "kernel not registered" during backprop.
+import * as tf from "@tensorflow/tfjs";
+import type { KernelBackend, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs";
+
+export interface WasmKernelOptions {
+  /**
+   * Replace the cpu fallback for Conv2DBackpropFilter with one built from wasm kernels.
+   * Default true; false exists so the benchmark can measure what it is worth.
+   */
+  fastConv2dBackpropFilter?: boolean;
+}
+
+const CONV2D_BACKPROP_FILTER = "Conv2DBackpropFilter";
+
+// The names this module patched, fixed at the first call: later calls must not treat our own
+// patches as kernels the wasm backend "has".
+let patched: string[] | undefined;
+let fastConvActive = false;
+
+/**
+ * Registers on `wasm` every kernel that `cpu` has and `wasm` lacks, as a fallback that runs the
+ * cpu kernel on copies of the inputs; then, unless disabled, a wasm-speed Conv2DBackpropFilter.
+ * Returns the names of the patched kernels (the same list on every call).
+ */
+export function registerMissingWasmKernels(options: WasmKernelOptions = {}): string[] {
+  const fast = options.fastConv2dBackpropFilter ?? true;
+  if (patched === undefined) {
+    const wasmHas = new Set(tf.getKernelsForBackend("wasm").map((k) => k.kernelName));
+    // With no wasm kernels registered every cpu kernel would look missing and we would shadow
+    // the whole backend with cpu copies: refuse instead.
+    if (wasmHas.size === 0) {
+      throw new Error(
+        "registerMissingWasmKernels: no wasm kernels are registered; import @tensorflow/tfjs-backend-wasm first",
+      );
+    }
+    const missing = tf
+      .getKernelsForBackend("cpu")
+      .map((k) => k.kernelName)
+      .filter((name) => !wasmHas.has(name))
+      .sort();
+    for (const kernelName of missing) {
+      tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc: viaCpu(kernelName) });
+    }
+    patched = missing;
+  }
+  // Only swap a kernel that we patched: if a later tfjs ships its own, keep it.
+  if (patched.includes(CONV2D_BACKPROP_FILTER) && fast !== fastConvActive) {
+    tf.unregisterKernel(CONV2D_BACKPROP_FILTER, "wasm");
+    tf.registerKernel({
+      kernelName: CONV2D_BACKPROP_FILTER,
+      backendName: "wasm",
+      kernelFunc: fast ? conv2dBackpropFilterWasm : viaCpu(CONV2D_BACKPROP_FILTER),
+    });
+    fastConvActive = fast;
+  }
+  return [...patched];
+}
+
+/** True when Conv2DBackpropFilter on wasm currently runs the wasm-op version. */
+export function fastConv2dBackpropFilterActive(): boolean {
+  return fastConvActive;
+}
+
+type Backend = KernelBackend & {
+  // Present on both MathBackendCPU and BackendWasm; not declared on KernelBackend.
+  incRef?(dataId: object): void;
+};
+
+function cpuBackend(): Backend {
+  const cpu = tf.findBackend("cpu") as Backend | null;
+  if (cpu == null) {
+    throw new Error("wasm fallback kernels need the cpu backend, which is not registered");
+  }
+  return cpu;
+}
+
+/**
+ * Runs `kernelName`'s cpu kernel for a wasm caller: inputs are copied to the cpu backend,
+ * outputs copied back, and every cpu copy is freed whether the kernel succeeds or throws.
+ */
+function viaCpu(kernelName: string): KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const wasm = backend as Backend;
+    const cpu = cpuBackend();
+    const { kernelFunc } = tf.getKernel(kernelName, "cpu");
+    const copies: TensorInfo[] = [];
+    const toCpu = (info: TensorInfo): TensorInfo => {
+      const copy = copyTensorInfo(info, wasm, cpu);
+      copies.push(copy);
+      return copy;
+    };
+    try {
+      // Inputs come in three shapes: a name map, an array (Einsum, like Concat and AddN, gets
+      // its operands as a plain array) and a map holding an array (RaggedGather's
+      // paramsNestedSplits). Keep each shape: the cpu kernels index them as they were given.
+      const convert = (value: unknown): unknown =>
+        value == null ? value : Array.isArray(value) ? value.map(convert) : toCpu(value as TensorInfo);
+      const cpuInputs = Array.isArray(inputs)
+        ? (inputs as unknown[]).map(convert)
+        : Object.fromEntries(Object.entries(inputs as Record<string, unknown>).map(([k, v]) => [k, convert(v)]));
+      const out = kernelFunc({ inputs: cpuInputs as never, backend: cpu, attrs });
+      const outs = Array.isArray(out) ? out : [out];
+      try {
+        const back = outs.map((o) => copyTensorInfo(o, cpu, wasm));
+        return Array.isArray(out) ? back : back[0];
+      } finally {
+        for (const o of outs) cpu.disposeData(o.dataId);
+      }
+    } finally {
+      for (const c of copies) cpu.disposeData(c.dataId);
+    }
+  };
+}
+
+function copyTensorInfo(info: TensorInfo, from: Backend, to: Backend): TensorInfo {
+  const values = info.dtype === "complex64" && from !== tf.findBackend("cpu")
+    ? readWasmComplex(from, info)
+    : from.readSync(info.dataId);
+  // cpu keeps complex64 as separate real/imag tensors (wasm stores them interleaved), so build
+  // one with cpu's own Complex kernel rather than writing interleaved values it cannot read.
+  if (info.dtype === "complex64" && to === tf.findBackend("cpu")) {
+    const { real, imag } = tf.backend_util.splitRealAndImagArrays(values as Float32Array);
+    const re = { dataId: to.write(real, info.shape, "float32"), shape: info.shape, dtype: "float32" as const };
+    const im = { dataId: to.write(imag, info.shape, "float32"), shape: info.shape, dtype: "float32" as const };
+    try {
+      const { kernelFunc } = tf.getKernel("Complex", "cpu");
+      return kernelFunc({ inputs: { real: re, imag: im }, backend: to }) as TensorInfo;
+    } finally {
+      to.disposeData(re.dataId);
+      to.disposeData(im.dataId);
+    }
+  }
+  return { dataId: to.write(values, info.shape, info.dtype), shape: info.shape, dtype: info.dtype };
+}
+
+/**
+ * BackendWasm stores complex64 as interleaved float pairs but its readSync throws "Unknown dtype
+ * complex64", so read the bytes from its heap directly.
+ */
+function readWasmComplex(backend: Backend, info: TensorInfo): Float32Array {
+  const internals = backend as unknown as {
+    dataIdMap?: { get(dataId: object): { memoryOffset: number } | undefined };
+    wasm?: { HEAPU8: Uint8Array };
+  };
+  const entry = internals.dataIdMap?.get(info.dataId);
+  if (entry === undefined || internals.wasm === undefined) {
+    throw new Error("cannot read a complex64 tensor from this wasm backend");
+  }
+  const bytes = tf.util.sizeFromShape(info.shape) * 8;
+  const copy = internals.wasm.HEAPU8.slice(entry.memoryOffset, entry.memoryOffset + bytes);
+  return new Float32Array(copy.buffer);
+}
+
+/**
+ * Conv2DBackpropFilter from wasm (XNNPACK) kernels, about 80x faster than the cpu fallback on
+ * a small CNN. The filter gradient
+ *   dW[kh,kw,ci,co] = sum over b,oh,ow of xPad[b, oh*sh + kh*dh, ow*sw + kw*dw, ci] * dy[b,oh,ow,co]
+ * is itself a convolution: with channels and batch swapped, xPad as the image [ci, H, W, b]
+ * and dy as the filter [oh, ow, b, co], the conv strides are the forward dilations and its
+ * dilations the forward strides. That lets the backend's fast conv do the work; an im2col
+ * (pad + slices + matMul) version measured slower here because wasm's Slice copies the whole
+ * input on every call.
+ */
+const conv2dBackpropFilterWasm: KernelFunc = (args) => {
+  const { inputs, attrs } = args;
+  const backend = args.backend as Backend;
+  const x = inputs.x as TensorInfo;
+  const dy = inputs.dy as TensorInfo;
+  const a = (attrs ?? {}) as NamedAttrMap & {
+    strides: number | [number, number];
+    pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+    dataFormat?: "NHWC" | "NCHW";
+    dimRoundingMode?: "floor" | "round" | "ceil";
+    filterShape: [number, number, number, number];
+    // Not in tfjs's Conv2DBackpropFilterAttrs (its Conv2D gradient rejects dilations > 1), but
+    // honoured if a caller passes it.
+    dilations?: number | [number, number];
+  };
+  // Shapes and dtypes the composition does not cover go to the exact cpu kernel.
+  if ((a.dataFormat ?? "NHWC") !== "NHWC" || x.dtype !== "float32" || dy.dtype !== "float32") {
+    return viaCpu(CONV2D_BACKPROP_FILTER)(args);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    a.filterShape,
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    "channelsLast",
+  );
+  const { inHeight, inWidth, inChannels, outChannels, outHeight, outWidth } = info;
+  const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const { top, left } = info.padInfo;
+  if (
+    top < 0 || left < 0 || outHeight <= 0 || outWidth <= 0 ||
+    dy.shape[1] !== outHeight || dy.shape[2] !== outWidth || dy.shape[3] !== outChannels
+  ) {
+    return viaCpu(CONV2D_BACKPROP_FILTER)(args);
+  }
+
+  const temps: TensorInfo[] = [];
+  const run = (kernelName: string, kInputs: Record<string, TensorInfo>, kAttrs: NamedAttrMap): TensorInfo => {
+    const out = tf.getKernel(kernelName, "wasm").kernelFunc({ inputs: kInputs, backend, attrs: kAttrs }) as TensorInfo;
+    temps.push(out);
+    return out;
+  };
+  try {
+    // Rows/cols the conv reads: pad up to exactly that (ceil rounding can read past the
+    // forward padding; those taps contribute zeros, as in the cpu kernel).
+    const needH = (filterHeight - 1) * dilationHeight + (outHeight - 1) * strideHeight + 1;
+    const needW = (filterWidth - 1) * dilationWidth + (outWidth - 1) * strideWidth + 1;
+    const bottom = Math.max(0, needH - inHeight - top);
+    const right = Math.max(0, needW - inWidth - left);
+    const xPad = top + bottom + left + right === 0
+      ? x
+      : run("PadV2", { x }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 });
+    const image = run("Transpose", { x: xPad }, { perm: [3, 1, 2, 0] }); // [ci, Hp, Wp, b]
+    const kernel = run("Transpose", { x: dy }, { perm: [1, 2, 0, 3] }); // [oh, ow, b, co]
+    let grad = run("Conv2D", { x: image, filter: kernel }, {
+      strides: [dilationHeight, dilationWidth],
+      dilations: [strideHeight, strideWidth],
+      pad: "valid",
+      dataFormat: "NHWC",
+    }); // [ci, >=kh, >=kw, co]
+    if (grad.shape[1] !== filterHeight || grad.shape[2] !== filterWidth) {
+      // Forward padding beyond what the taps read leaves extra rows/cols: drop them.
+      grad = run("Slice", { x: grad }, {
+        begin: [0, 0, 0, 0],
+        size: [inChannels, filterHeight, filterWidth, outChannels],
+      });
+    }
+    const dw = tf.getKernel("Transpose", "wasm").kernelFunc({
+      inputs: { x: grad },
+      backend,
+      attrs: { perm: [1, 2, 0, 3] },
+    }) as TensorInfo;
+    return dw;
+  } finally {
+    for (const t of temps) backend.disposeData(t.dataId);
+  }
+};

@@ -1,0 +1,65 @@
+// Domain errors. Services throw these; services/plugins/error-handler.ts maps them to HTTP once.
+
+export interface FieldProblem {
+  /** Where the problem is, e.g. `spec.layers[1].rate` or `CSV row 17`. */
+  path: string;
+  message: string;
+}
+
+export class DomainError extends Error {
+  constructor(message: string, readonly status: number, readonly title: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A request that is well-formed JSON but wrong: every problem names where it is. */
+export class ValidationError extends DomainError {
+  constructor(readonly problems: FieldProblem[]) {
+    super(problems.map((p) => `${p.path}: ${p.message}`).join("; "), 400, "Invalid request");
+  }
+  static at(path: string, message: string): ValidationError {
+    return new ValidationError([{ path, message }]);
+  }
+}
+
+export class NotFoundError extends DomainError {
+  constructor(what: string, id: string) {
+    super(`${what} '${id}' was not found`, 404, "Not found");
+  }
+}
+
+export class ConflictError extends DomainError {
+  constructor(message: string) {
+    super(message, 409, "Conflict");
+  }
+}
+
+export class UnauthorizedError extends DomainError {
+  constructor(message = "a valid 'Authorization: Bearer <key>' header is required") {
+    super(message, 401, "Unauthorized");
+  }
+}
+
+export class ForbiddenError extends DomainError {
+  constructor(message: string) {
+    super(message, 403, "Forbidden");
+  }
+}
+
+/** A dependency (Postgres, Redis) does not answer; the client may retry later. */
+export class UnavailableError extends DomainError {
+  constructor(message: string) {
+    super(message, 503, "Service unavailable");
+  }
+}
+
+/** Formats a zod-style path (['spec', 'layers', 1, 'rate']) as `spec.layers[1].rate`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out;
+}

@@ -1,0 +1,165 @@
+// Runs one training job, worker side. Idempotent and resumable: it claims the job in Postgres,
+// resumes from the job's latest checkpoint if an earlier attempt died, writes each epoch's metrics
+// and a checkpoint in one transaction, and registers a model version when done.
+import { randomUUID } from "node:crypto";
+import * as tf from "@tensorflow/tfjs";
+import type { Redis } from "ioredis";
+import { z } from "zod";
+import { DatasetService } from "../data/dataset-service.ts";
+import { Prisma, type Db } from "../db/prisma.ts";
+import { loadModel, saveModel, type StoredModel } from "../engine/model-io.ts";
+import { deriveSeed, withSeededRandom } from "../engine/seeded-random.ts";
+import { compileForTraining, lossFor, train, TrainingDivergedError, type EpochMetrics } from "../engine/trainer.ts";
+import { ValidationError } from "../errors.ts";
+import { cancelKey } from "../queue/training-queue.ts";
+import { buildModel } from "../spec/build-model.ts";
+import { modelSpecSchema } from "../spec/model-spec.ts";
+import type { Hyperparameters } from "./training-job-schema.ts";
+
+/** Checkpoints kept per job: enough to resume, without keeping every epoch's weights forever. */
+const CHECKPOINTS_KEPT = 2;
+
+/** A failure that retrying cannot fix (bad spec or data, diverged loss): fail the job now. */
+export class PermanentJobError extends Error {}
+
+export interface RunContext {
+  db: Db;
+  redis: Redis;
+  queuePrefix: string;
+  /** Reports progress to the queue (BullMQ job.updateProgress). */
+  progress?: (p: object) => Promise<void>;
+  log?: (msg: string) => void;
+}
+
+export type RunOutcome = "succeeded" | "cancelled" | "skipped";
+
+export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: string): Promise<RunOutcome> {
+  const { db, redis } = ctx;
+  const row = await db.trainingJob.findFirst({ where: { id: jobId, tenantId }, include: { model: true } });
+  if (!row) throw new PermanentJobError(`training job ${jobId} does not exist`);
+  const claimed = await db.trainingJob.updateMany({
+    where: { id: jobId, status: { in: ["queued", "running"] }, cancelRequested: false },
+    data: { status: "running", startedAt: row.startedAt ?? new Date(), attempts: { increment: 1 }, error: null },
+  });
+  if (claimed.count === 0) {
+    // Cancelled while queued, or already finished by an earlier attempt: nothing to do.
+    if (row.status === "queued" || row.status === "running") await markCancelled(db, jobId);
+    return "skipped";
+  }
+
+  let model: tf.LayersModel | undefined;
+  try {
+    const hp = row.hyperparameters as Hyperparameters;
+    const spec = parseOrFail(modelSpecSchema, row.model.spec, "model spec");
+    const data = await new DatasetService(db).loadTensors(tenantId, row.datasetId);
+    const loss = lossFor(data, row.model.outputShape);
+
+    const checkpoint = await db.checkpoint.findFirst({ where: { jobId }, orderBy: { epoch: "desc" } });
+    let startEpoch = 0;
+    let metrics = (row.metrics as EpochMetrics | null) ?? {};
+    if (checkpoint) {
+      model = await loadModel(checkpoint as unknown as StoredModel);
+      startEpoch = checkpoint.epoch;
+      // Epochs after the checkpoint will be trained again: their old metrics would be duplicates.
+      await db.metricPoint.deleteMany({ where: { jobId, epoch: { gt: startEpoch } } });
+      ctx.log?.(`job ${jobId}: resuming from the checkpoint of epoch ${startEpoch}`);
+    } else {
+      model = await withSeededRandom(deriveSeed(hp.seed, 0), () => buildModel(spec).model);
+      compileForTraining(model, hp.optimizer, loss);
+    }
+
+    let lastCancelCheck = 0;
+    const result = await train(model, data, hp, loss, {
+      shouldStop: async () => {
+        if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId))) === 1) return true;
+        // The Redis signal is the fast path; the database flag is the record, checked now and then.
+        if (Date.now() - lastCancelCheck > 2000) {
+          lastCancelCheck = Date.now();
+          const j = await db.trainingJob.findUnique({ where: { id: jobId }, select: { cancelRequested: true } });
+          return j?.cancelRequested ?? true;
+        }
+        return false;
+      },
+      onEpochEnd: async (epoch, m) => {
+        metrics = m;
+        const saved = await saveModel(model!, true);
+        await db.$transaction([
+          db.metricPoint.createMany({ data: Object.entries(m).map(([name, value]) => ({ jobId, epoch, name, value })), skipDuplicates: true }),
+          db.checkpoint.upsert({
+            where: { jobId_epoch: { jobId, epoch } },
+            create: { id: randomUUID(), jobId, epoch, topology: saved.topology, weightSpecs: saved.weightSpecs as object[], weights: saved.weights },
+            update: { topology: saved.topology, weightSpecs: saved.weightSpecs as object[], weights: saved.weights },
+          }),
+          db.checkpoint.deleteMany({ where: { jobId, epoch: { lte: epoch - CHECKPOINTS_KEPT } } }),
+          db.trainingJob.update({ where: { id: jobId }, data: { epoch, metrics: m } }),
+        ]);
+        await ctx.progress?.({ epoch, epochs: hp.epochs, metrics: m });
+      },
+    }, startEpoch);
+
+    if (result.stopped) {
+      await markCancelled(db, jobId);
+      return "cancelled";
+    }
+    await registerVersion(db, row, model, data, metrics);
+    return "succeeded";
+  } catch (err) {
+    if (err instanceof ValidationError || err instanceof TrainingDivergedError || err instanceof PermanentJobError) {
+      throw new PermanentJobError(err.message);
+    }
+    throw err;
+  } finally {
+    model?.dispose();
+  }
+}
+
+function parseOrFail<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new PermanentJobError(`the stored ${what} is no longer valid: ${r.error.issues[0]?.message}`);
+  return r.data;
+}
+
+async function markCancelled(db: Db, jobId: string) {
+  await db.trainingJob.updateMany({ where: { id: jobId, status: { in: ["queued", "running"] } }, data: { status: "cancelled", finishedAt: new Date() } });
+}
+
+async function registerVersion(
+  db: Db,
+  row: { id: string; tenantId: string; modelId: string },
+  model: tf.LayersModel,
+  data: { inputShape: number[]; classes: string[]; task: string },
+  metrics: EpochMetrics,
+) {
+  const saved = await saveModel(model, false);
+  const signature = { inputShape: data.inputShape, classes: data.classes, task: data.task };
+  // Two jobs of one model may finish together; the unique (model, version) decides, and the loser retries.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await db.$transaction(async (tx) => {
+        const existing = await tx.modelVersion.findUnique({ where: { jobId: row.id }, select: { id: true } });
+        if (!existing) {
+          const last = await tx.modelVersion.findFirst({ where: { modelId: row.modelId }, orderBy: { version: "desc" }, select: { version: true } });
+          await tx.modelVersion.create({
+            data: {
+              id: randomUUID(), tenantId: row.tenantId, modelId: row.modelId, version: (last?.version ?? 0) + 1, jobId: row.id,
+              signature, topology: saved.topology, weightSpecs: saved.weightSpecs as object[], weights: saved.weights, metrics,
+            },
+          });
+        }
+        await tx.trainingJob.update({ where: { id: row.id }, data: { status: "succeeded", finishedAt: new Date(), metrics } });
+      });
+      return;
+    } catch (err) {
+      const conflict = err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2002";
+      if (!conflict || attempt >= 5) throw err;
+    }
+  }
+}
+
+/** Records a final failure (permanent, or the last retry of a transient one). */
+export async function markFailed(db: Db, jobId: string, message: string) {
+  await db.trainingJob.updateMany({
+    where: { id: jobId, status: { in: ["queued", "running"] } },
+    data: { status: "failed", error: message.slice(0, 2000), finishedAt: new Date() },
+  });
+}

@@ -1,0 +1,62 @@
+// Request/response shapes for training jobs.
+import { z } from "zod";
+
+export const optimizerSchema = z
+  .object({
+    type: z.enum(["sgd", "adam"], { error: "must be one of sgd, adam" }).default("adam"),
+    learningRate: z.number().positive("must be > 0").max(10, "must be <= 10").default(0.001),
+  })
+  .meta({ id: "Optimizer" });
+
+/** What a job trains with; stored with the job, so a retry or a resume uses exactly the same. */
+export const hyperparametersSchema = z.object({
+  epochs: z.number().int("expected an integer").min(1, "must be >= 1").max(100_000).default(10),
+  batchSize: z.number().int("expected an integer").min(1, "must be >= 1").max(65_536).default(32),
+  optimizer: optimizerSchema.default({ type: "adam", learningRate: 0.001 }),
+  validationSplit: z.number().min(0, "must be >= 0").lt(1, "must be < 1").default(0.2),
+  seed: z.number().int("expected an integer").min(0).max(2 ** 32 - 1).optional().describe("Same seed, same result on the same backend. Chosen at random and recorded when omitted."),
+});
+export type Hyperparameters = Required<z.infer<typeof hyperparametersSchema>>;
+
+export const createTrainingJobSchema = hyperparametersSchema
+  .extend({
+    model: z.string().min(1).describe("Name of the model to train."),
+    dataset: z.uuid({ error: "expected a dataset id (uuid)" }),
+  })
+  .meta({ id: "CreateTrainingJob" });
+export type CreateTrainingJob = z.infer<typeof createTrainingJobSchema>;
+
+export const jobStatusSchema = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
+export const metricsSchema = z.record(z.string(), z.number()).meta({ id: "Metrics", description: "loss, accuracy, val_loss, val_accuracy (accuracy for classification only)." });
+
+export const trainingJobSchema = z
+  .object({
+    id: z.uuid(),
+    status: jobStatusSchema,
+    model: z.string(),
+    dataset: z.uuid(),
+    hyperparameters: z.object({
+      epochs: z.number().int(),
+      batchSize: z.number().int(),
+      optimizer: z.object({ type: z.enum(["sgd", "adam"]), learningRate: z.number() }),
+      validationSplit: z.number(),
+      seed: z.number().int(),
+    }),
+    progress: z.object({ epoch: z.number().int(), epochs: z.number().int() }),
+    metrics: metricsSchema.nullable(),
+    error: z.string().nullable(),
+    cancelRequested: z.boolean(),
+    modelVersion: z.number().int().nullable().describe("The model version this job produced, once it succeeded."),
+    createdAt: z.iso.datetime(),
+    startedAt: z.iso.datetime().nullable(),
+    finishedAt: z.iso.datetime().nullable(),
+  })
+  .meta({ id: "TrainingJob" });
+export type TrainingJobView = z.infer<typeof trainingJobSchema>;
+
+export const metricSeriesSchema = z
+  .object({
+    jobId: z.uuid(),
+    epochs: z.array(z.object({ epoch: z.number().int(), metrics: metricsSchema })),
+  })
+  .meta({ id: "MetricSeries" });

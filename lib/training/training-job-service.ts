@@ -1,0 +1,116 @@
+// Training jobs, API side: check that model and dataset fit together, record the job, enqueue it.
+// Postgres holds the job's truth; the BullMQ job is only the delivery of its id to a worker.
+import { randomInt, randomUUID } from "node:crypto";
+import type { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Db } from "../db/prisma.ts";
+import { lossFor } from "../engine/trainer.ts";
+import { NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
+import { modelSpecSchema } from "../spec/model-spec.ts";
+import { CANCEL_TTL_SECONDS, cancelKey, TRAIN_JOB, trainJobOptions, type TrainJobPayload } from "../queue/training-queue.ts";
+import type { CreateTrainingJob, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
+
+type JobRow = {
+  id: string; status: TrainingJobView["status"]; datasetId: string; hyperparameters: unknown; epoch: number; epochs: number;
+  metrics: unknown; error: string | null; cancelRequested: boolean; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
+  model: { name: string }; version: { version: number } | null;
+};
+
+const jobInclude = { model: { select: { name: true } }, version: { select: { version: true } } } as const;
+
+function toView(row: JobRow): TrainingJobView {
+  return {
+    id: row.id, status: row.status, model: row.model.name, dataset: row.datasetId,
+    hyperparameters: row.hyperparameters as Hyperparameters,
+    progress: { epoch: row.epoch, epochs: row.epochs },
+    metrics: (row.metrics as Record<string, number> | null) ?? null,
+    error: row.error, cancelRequested: row.cancelRequested, modelVersion: row.version?.version ?? null,
+    createdAt: row.createdAt.toISOString(), startedAt: row.startedAt?.toISOString() ?? null, finishedAt: row.finishedAt?.toISOString() ?? null,
+  };
+}
+
+export class TrainingJobService {
+  constructor(
+    private readonly db: Db,
+    private readonly queue: Queue<TrainJobPayload>,
+    private readonly redis: Redis,
+    private readonly queuePrefix: string,
+  ) {}
+
+  async create(tenantId: string, body: CreateTrainingJob): Promise<TrainingJobView> {
+    const { model: modelName, dataset: datasetId, ...rest } = body;
+    const model = await this.db.model.findUnique({ where: { tenantId_name: { tenantId, name: modelName } } });
+    if (!model) throw ValidationError.at("model", `no model named '${modelName}'`);
+    const dataset = await this.db.dataset.findFirst({
+      where: { id: datasetId, tenantId },
+      select: { id: true, task: true, classes: true, targetSize: true, inputShape: true, rowCount: true },
+    });
+    if (!dataset) throw ValidationError.at("dataset", `no dataset with id '${datasetId}'`);
+
+    const spec = modelSpecSchema.parse(model.spec);
+    if (spec.input.shape.join(",") !== dataset.inputShape.join(",")) {
+      throw ValidationError.at("model", `input shape [${spec.input.shape.join(", ")}] does not match the dataset's rows [${dataset.inputShape.join(", ")}]`);
+    }
+    lossFor(dataset, model.outputShape);
+    const trainRows = dataset.rowCount - Math.floor(dataset.rowCount * rest.validationSplit);
+    if (trainRows < 1) throw ValidationError.at("validationSplit", `leaves no training rows out of ${dataset.rowCount}`);
+
+    const hyperparameters: Hyperparameters = { ...rest, seed: rest.seed ?? randomInt(2 ** 31) } as Hyperparameters;
+    const id = randomUUID();
+    const row = await this.db.trainingJob.create({
+      data: { id, tenantId, modelId: model.id, datasetId, hyperparameters, epochs: hyperparameters.epochs },
+      include: jobInclude,
+    });
+    try {
+      await this.queue.add(TRAIN_JOB, { jobId: id, tenantId }, trainJobOptions(id));
+    } catch (err) {
+      // Nothing will ever run this job: remove the row rather than leave a job queued forever.
+      await this.db.trainingJob.delete({ where: { id } }).catch(() => {});
+      throw new UnavailableError(`the job queue is unavailable (${(err as Error).message}); try again later`);
+    }
+    return toView(row);
+  }
+
+  async get(tenantId: string, id: string): Promise<TrainingJobView> {
+    const row = await this.db.trainingJob.findFirst({ where: { id, tenantId }, include: jobInclude });
+    if (!row) throw new NotFoundError("training job", id);
+    return toView(row);
+  }
+
+  async list(tenantId: string): Promise<TrainingJobView[]> {
+    const rows = await this.db.trainingJob.findMany({ where: { tenantId }, include: jobInclude, orderBy: { createdAt: "desc" }, take: 100 });
+    return rows.map(toView);
+  }
+
+  async metrics(tenantId: string, id: string) {
+    await this.get(tenantId, id);
+    const points = await this.db.metricPoint.findMany({ where: { jobId: id }, orderBy: [{ epoch: "asc" }, { name: "asc" }] });
+    const byEpoch = new Map<number, Record<string, number>>();
+    for (const p of points) byEpoch.set(p.epoch, { ...byEpoch.get(p.epoch), [p.name]: p.value });
+    return { jobId: id, epochs: [...byEpoch].map(([epoch, metrics]) => ({ epoch, metrics })) };
+  }
+
+  /**
+   * A queued job is cancelled at once; a running one is asked to stop, and its worker stops it
+   * before the next batch. Cancelling a finished job changes nothing.
+   */
+  async cancel(tenantId: string, id: string): Promise<TrainingJobView> {
+    await this.get(tenantId, id);
+    const now = new Date();
+    const queued = await this.db.trainingJob.updateMany({ where: { id, tenantId, status: "queued" }, data: { status: "cancelled", finishedAt: now, cancelRequested: true } });
+    if (queued.count) {
+      // Best effort: a worker that still receives it sees the status and skips it.
+      await this.queue.remove(id).catch(() => 0);
+    } else {
+      const running = await this.db.trainingJob.updateMany({ where: { id, tenantId, status: "running" }, data: { cancelRequested: true } });
+      if (running.count) {
+        try {
+          await this.redis.set(cancelKey(this.queuePrefix, id), "1", "EX", CANCEL_TTL_SECONDS);
+        } catch (err) {
+          throw new UnavailableError(`could not signal the worker (${(err as Error).message}); try again`);
+        }
+      }
+    }
+    return this.get(tenantId, id);
+  }
+}

@@ -1,0 +1,3 @@
+import { prepareTemplate } from "../test/helpers/db.ts";
+
+await prepareTemplate();

@@ -1,0 +1,47 @@
+// Builds the Fastify app and never listens (services/server.ts does): tests use app.inject().
+import Fastify, { type FastifyServerOptions } from "fastify";
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "@fastify/type-provider-zod";
+import type { ApiConfig } from "../lib/config/env.ts";
+import { initBackend } from "../lib/engine/backend.ts";
+import { authPlugin } from "./plugins/auth.ts";
+import { domainPlugin } from "./plugins/domain.ts";
+import { errorHandlerPlugin } from "./plugins/error-handler.ts";
+import { infrastructurePlugin } from "./plugins/infrastructure.ts";
+import { swaggerPlugin } from "./plugins/swagger.ts";
+import { healthRoutes } from "./routes/health.ts";
+import { apiKeyRoutes } from "./routes/v1/api-keys.ts";
+import { datasetRoutes } from "./routes/v1/datasets.ts";
+import { infoRoutes } from "./routes/v1/info.ts";
+import { modelRoutes } from "./routes/v1/models.ts";
+import { trainingJobRoutes } from "./routes/v1/training-jobs.ts";
+
+export const SERVICE_VERSION = "0.1.0";
+
+export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServerOptions["logger"] } = {}) {
+  // The API builds models to validate specs and serves inference: it needs a backend too.
+  await initBackend(config.TRAINYARD_BACKEND);
+  const app = Fastify({
+    logger: opts.logger ?? { level: config.LOG_LEVEL, redact: ["req.headers.authorization"] },
+    bodyLimit: 1024 * 1024,
+    // Predict bodies and dataset uploads are large JSON; the default 1 MiB is raised per route.
+    routerOptions: { maxParamLength: 200 },
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  await app.register(errorHandlerPlugin);
+  await app.register(swaggerPlugin, { version: SERVICE_VERSION });
+  await app.register(infrastructurePlugin, { config });
+  await app.register(domainPlugin);
+  await app.register(authPlugin);
+
+  await app.register(healthRoutes);
+  await app.register(infoRoutes);
+  await app.register(apiKeyRoutes);
+  await app.register(datasetRoutes);
+  await app.register(modelRoutes);
+  await app.register(trainingJobRoutes);
+  return app;
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>;

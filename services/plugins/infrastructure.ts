@@ -1,0 +1,38 @@
+// Infrastructure tier: Postgres (Prisma), Redis and the training queue. Each is created once per
+// app, decorated onto the instance, and released in onClose.
+import fp from "fastify-plugin";
+import type { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import type { ApiConfig } from "../../lib/config/env.ts";
+import { createPrisma, type Db } from "../../lib/db/prisma.ts";
+import { createTrainingQueue, type TrainJobPayload } from "../../lib/queue/training-queue.ts";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    config: ApiConfig;
+    db: Db;
+    redis: Redis;
+    trainingQueue: Queue<TrainJobPayload>;
+  }
+}
+
+export const infrastructurePlugin = fp<{ config: ApiConfig }>(
+  async (app, { config }) => {
+    app.decorate("config", config);
+    const db = createPrisma(config.DATABASE_URL);
+    app.decorate("db", db);
+    // A producer must fail fast when Redis is down (answering 503), not queue commands in memory.
+    const redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 5000 });
+    redis.on("error", (err) => app.log.warn({ err: err.message }, "redis connection problem"));
+    app.decorate("redis", redis);
+    const queue = createTrainingQueue(redis, config.TRAINYARD_QUEUE_PREFIX);
+    queue.on("error", (err) => app.log.warn({ err: err.message }, "training queue problem"));
+    app.decorate("trainingQueue", queue);
+    app.addHook("onClose", async () => {
+      await queue.close().catch(() => {});
+      redis.disconnect();
+      await db.$disconnect();
+    });
+  },
+  { name: "infrastructure" },
+);

@@ -1,0 +1,52 @@
+// OpenAPI from the same zod schemas the routes validate with; UI at /docs, JSON at /docs/json.
+// `npm run openapi` writes it to openapi/openapi.json, and a test fails when that file drifts.
+import fp from "fastify-plugin";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import { jsonSchemaTransform, jsonSchemaTransformObject } from "@fastify/type-provider-zod";
+import { z } from "zod";
+
+export const swaggerPlugin = fp(
+  async (app, opts: { version: string }) => {
+    await app.register(swagger, {
+      openapi: {
+        openapi: "3.1.0",
+        info: {
+          title: "Trainyard",
+          version: opts.version,
+          description: "Upload datasets, describe networks as JSON, train them on a queue of workers, and serve predictions.",
+        },
+        components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", description: "A tenant API key, or the admin key for /v1/api-keys" } } },
+        tags: [
+          { name: "datasets" }, { name: "models" }, { name: "training" }, { name: "inference" }, { name: "api-keys" }, { name: "info" }, { name: "health" },
+        ],
+      },
+      transform: (args) => {
+        // The zod transform knows one body schema per route; a body with a schema per content
+        // type (datasets: JSON or CSV) is converted here, each with zod's own JSON Schema output.
+        const body = (args.schema as { body?: { content?: Record<string, { schema: z.ZodType }> } } | undefined)?.body;
+        if (!body?.content) return jsonSchemaTransform(args);
+        const { body: _body, ...rest } = args.schema as Record<string, unknown>;
+        const out = jsonSchemaTransform({ ...args, schema: rest });
+        const content = Object.fromEntries(
+          Object.entries(body.content).map(([type, c]) => {
+            const { $schema: _s, id: _id, $defs: _d, ...json } = z.toJSONSchema(c.schema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+            // Named schemas are already components (jsonSchemaTransformObject emits every one): point there.
+            const withRefs = JSON.parse(JSON.stringify(json).replaceAll('"#/$defs/', '"#/components/schemas/'));
+            return [type, { schema: withRefs }];
+          }),
+        );
+        return { ...out, schema: { ...out.schema, body: { content } } };
+      },
+      transformObject: (doc) => {
+        const out = jsonSchemaTransformObject(doc) as { paths?: Record<string, unknown> };
+        // swagger reads the escaped colon of `/v1/models/:name(...)::predict` as a second
+        // parameter; restore TF Serving's `{name}:predict`.
+        if (out.paths) out.paths = Object.fromEntries(Object.entries(out.paths).map(([k, v]) => [k.replace(/\}:\{(\w+)\}/, "}:$1"), v]));
+        return out as ReturnType<typeof jsonSchemaTransformObject>;
+      },
+    });
+    await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { docExpansion: "list" } });
+  },
+  { name: "swagger" },
+);

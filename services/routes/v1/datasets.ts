@@ -1,0 +1,46 @@
+import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
+import { z } from "zod";
+import { createDatasetCsvQuerySchema, createDatasetJsonSchema, datasetSchema } from "../../../lib/data/dataset-schema.ts";
+import { parseCsvDataset, parseJsonDataset } from "../../../lib/data/dataset-service.ts";
+import { problemSchema } from "../../plugins/error-handler.ts";
+import { tenantOf } from "../../plugins/auth.ts";
+
+export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
+  const datasets = app.services.datasets;
+  const security = [{ bearerAuth: [] }];
+
+  // CSV arrives as one string; it is parsed (and checked row by row) in the dataset service.
+  app.addContentTypeParser(["text/csv", "application/csv"], { parseAs: "string", bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES }, (_req, body, done) => done(null, body));
+
+  app.post("/v1/datasets", {
+    bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES,
+    schema: {
+      operationId: "createDataset", tags: ["datasets"], security,
+      summary: "Upload a dataset: JSON rows of numbers with labels, or a CSV (Content-Type: text/csv, ?name=&label=<column>)",
+      querystring: createDatasetCsvQuerySchema,
+      // One schema per content type, so a JSON problem is reported at its own path.
+      body: {
+        content: {
+          "application/json": { schema: createDatasetJsonSchema },
+          "text/csv": { schema: z.string().describe("CSV with a header row; every column but the label must be numeric") },
+        },
+      },
+      response: { 201: datasetSchema, 400: problemSchema, 401: problemSchema, 413: problemSchema, 415: problemSchema },
+    },
+  }, async (request, reply) => {
+    const parsed = typeof request.body === "string" ? parseCsvDataset(request.body, request.query) : parseJsonDataset(request.body);
+    const dataset = await datasets.create(tenantOf(request), parsed);
+    return reply.status(201).header("location", `/v1/datasets/${dataset.id}`).send(dataset);
+  });
+
+  app.get("/v1/datasets", {
+    schema: { operationId: "listDatasets", tags: ["datasets"], security, summary: "List datasets", response: { 200: z.object({ datasets: z.array(datasetSchema) }), 401: problemSchema } },
+  }, async (request) => ({ datasets: await datasets.list(tenantOf(request)) }));
+
+  app.get("/v1/datasets/:id", {
+    schema: {
+      operationId: "getDataset", tags: ["datasets"], security, summary: "Get a dataset's description",
+      params: z.object({ id: z.uuid() }), response: { 200: datasetSchema, 401: problemSchema, 404: problemSchema },
+    },
+  }, async (request) => datasets.get(tenantOf(request), request.params.id));
+};

@@ -1,0 +1,38 @@
+import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
+import { z } from "zod";
+import { currentBackend } from "../../../lib/engine/backend.ts";
+import { ACTIVATIONS, layerSpecSchema } from "../../../lib/spec/model-spec.ts";
+
+const infoSchema = z
+  .object({
+    service: z.literal("trainyard"),
+    version: z.string(),
+    backend: z.object({ name: z.string(), tfjsVersion: z.string() }).describe("Compute backend this API process serves inference on."),
+    layers: z.array(z.string()),
+    activations: z.array(z.string()),
+    limits: z.object({ maxUploadBytes: z.number(), maxParams: z.number(), maxPredictInstances: z.number() }),
+  })
+  .meta({ id: "Info" });
+
+const layerTypes = layerSpecSchema.options.map((o) => o.shape.type.value);
+
+export const infoRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.get("/v1/info", {
+    config: { auth: "public" },
+    schema: { operationId: "getInfo", tags: ["info"], summary: "Service version, compute backend and limits", response: { 200: infoSchema } },
+  }, async () => {
+    const backend = currentBackend();
+    return {
+      service: "trainyard" as const,
+      version: app.version ?? "0",
+      backend: { name: backend?.name ?? "uninitialized", tfjsVersion: backend?.tfjsVersion ?? "" },
+      layers: layerTypes,
+      activations: [...ACTIVATIONS],
+      limits: {
+        maxUploadBytes: app.config.TRAINYARD_MAX_UPLOAD_BYTES,
+        maxParams: app.config.TRAINYARD_MAX_PARAMS,
+        maxPredictInstances: app.config.TRAINYARD_MAX_PREDICT_INSTANCES,
+      },
+    };
+  });
+};

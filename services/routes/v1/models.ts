@@ -1,0 +1,47 @@
+import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
+import { z } from "zod";
+import { createModelSchema, modelNameSchema, modelSchema } from "../../../lib/models/model-schema.ts";
+import { predictRequestSchema, predictResponseSchema } from "../../../lib/serving/predict-schema.ts";
+import { problemSchema } from "../../plugins/error-handler.ts";
+import { tenantOf } from "../../plugins/auth.ts";
+
+export const modelRoutes: FastifyPluginAsyncZod = async (app) => {
+  const { models, predict } = app.services;
+  const security = [{ bearerAuth: [] }];
+
+  app.post("/v1/models", {
+    schema: {
+      operationId: "createModel", tags: ["models"], security, summary: "Register a model spec; it is validated and built before it is stored",
+      body: createModelSchema, response: { 201: modelSchema, 400: problemSchema, 401: problemSchema, 409: problemSchema },
+    },
+  }, async (request, reply) => {
+    const model = await models.create(tenantOf(request), request.body);
+    return reply.status(201).header("location", `/v1/models/${model.name}`).send(model);
+  });
+
+  app.get("/v1/models", {
+    schema: { operationId: "listModels", tags: ["models"], security, summary: "List models", response: { 200: z.object({ models: z.array(modelSchema) }), 401: problemSchema } },
+  }, async (request) => ({ models: await models.list(tenantOf(request)) }));
+
+  app.get("/v1/models/:name", {
+    schema: {
+      operationId: "getModel", tags: ["models"], security, summary: "Get a model",
+      params: z.object({ name: modelNameSchema }), response: { 200: modelSchema, 401: problemSchema, 404: problemSchema },
+    },
+  }, async (request) => models.get(tenantOf(request), request.params.name));
+
+  // TF Serving's `/v1/models/{name}:predict`. The regex ends the parameter before the colon, and
+  // `::` is the router's escape for a literal one.
+  app.post("/v1/models/:name(^[A-Za-z0-9][A-Za-z0-9_.-]{0,99})::predict", {
+    schema: {
+      operationId: "predict", tags: ["inference"], security,
+      summary: "Predict with the model's latest trained version (TensorFlow Serving row format)",
+      params: z.object({ name: modelNameSchema }),
+      body: predictRequestSchema,
+      response: { 200: predictResponseSchema, 400: problemSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema },
+    },
+  }, async (request, reply) => {
+    const { predictions, version } = await predict.predict(tenantOf(request), request.params.name, request.body.instances);
+    return reply.header("x-trainyard-model-version", String(version)).send({ predictions });
+  });
+};

@@ -1,0 +1,37 @@
+// BullMQ sandboxed processor: runs in a child process of the worker, so minutes of tensor math
+// never block the parent's event loop, which keeps renewing the job's lock. The child keeps its
+// backend, database and Redis connections between jobs (BullMQ reuses child processes).
+import { UnrecoverableError, type SandboxedJob } from "bullmq";
+import { Redis } from "ioredis";
+import { loadConfigOrExit, workerConfigSchema } from "../lib/config/env.ts";
+import { createPrisma } from "../lib/db/prisma.ts";
+import { initBackend } from "../lib/engine/backend.ts";
+import { trainJobPayloadSchema, type TrainJobPayload } from "../lib/queue/training-queue.ts";
+import { markFailed, PermanentJobError, runTrainingJob } from "../lib/training/job-runner.ts";
+
+const config = loadConfigOrExit(workerConfigSchema);
+const ready = (async () => {
+  await initBackend(config.TRAINYARD_BACKEND);
+  return { db: createPrisma(config.DATABASE_URL), redis: new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 }) };
+})();
+
+export default async function trainProcessor(job: SandboxedJob<TrainJobPayload>) {
+  const parsed = trainJobPayloadSchema.safeParse(job.data);
+  if (!parsed.success) throw new UnrecoverableError(`malformed job payload: ${parsed.error.issues[0]?.message}`);
+  const { db, redis } = await ready;
+  const { jobId, tenantId } = parsed.data;
+  try {
+    const outcome = await runTrainingJob(
+      { db, redis, queuePrefix: config.TRAINYARD_QUEUE_PREFIX, progress: (p) => job.updateProgress(p), log: (m) => console.log(m) },
+      jobId,
+      tenantId,
+    );
+    return { outcome };
+  } catch (err) {
+    if (err instanceof PermanentJobError) {
+      await markFailed(db, jobId, err.message);
+      throw new UnrecoverableError(err.message);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,22 @@
+// Training worker entrypoint. Scale out by running more of these, on any machine that reaches the
+// same Redis and Postgres; each takes jobs from the shared queue.
+import "dotenv/config";
+import { loadConfigOrExit, workerConfigSchema } from "../lib/config/env.ts";
+import { TRAINING_QUEUE } from "../lib/queue/training-queue.ts";
+import { createTrainingWorker } from "./training-worker.ts";
+
+const config = loadConfigOrExit(workerConfigSchema);
+const log = (msg: string) => console.log(`[worker ${process.pid}] ${msg}`);
+const training = createTrainingWorker(config, log);
+log(`consuming '${TRAINING_QUEUE}' (prefix '${config.TRAINYARD_QUEUE_PREFIX}', concurrency ${config.TRAINYARD_WORKER_CONCURRENCY})`);
+
+let closing = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, async () => {
+    if (closing) return;
+    closing = true;
+    log(`${signal}: stopping`);
+    await training.close();
+    process.exit(0);
+  });
+}
