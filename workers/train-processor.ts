@@ -10,6 +10,10 @@ import { trainJobPayloadSchema, type TrainJobPayload } from "../lib/queue/traini
 import { markFailed, PermanentJobError, runTrainingJob } from "../lib/training/job-runner.ts";
 
 const config = loadConfigOrExit(workerConfigSchema);
+// If the worker process dies (SIGKILL, OOM), BullMQ leaves this child running. Stop at once: the
+// job's lock will expire and another worker resumes it from its last checkpoint, and two
+// processes must never train the same job.
+process.on("disconnect", () => process.exit(1));
 const ready = (async () => {
   await initBackend(config.TRAINYARD_BACKEND);
   return { db: createPrisma(config.DATABASE_URL), redis: new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 }) };

@@ -27,6 +27,8 @@ export function createTrainingWorker(config: WorkerConfig, log: (msg: string) =>
     prefix: config.TRAINYARD_QUEUE_PREFIX,
     concurrency: config.TRAINYARD_WORKER_CONCURRENCY,
     lockDuration: config.TRAINYARD_JOB_LOCK_MS,
+    // Look for jobs whose worker died as often as a lock can expire, so they resume promptly.
+    stalledInterval: Math.min(30_000, config.TRAINYARD_JOB_LOCK_MS),
     // A job whose worker vanished is retried from its checkpoint; twice is enough to tell a job
     // that kills its worker (e.g. out of memory) from a worker that was merely stopped.
     maxStalledCount: 2,
