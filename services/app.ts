@@ -14,8 +14,7 @@ import { datasetRoutes } from "./routes/v1/datasets.ts";
 import { infoRoutes } from "./routes/v1/info.ts";
 import { modelRoutes } from "./routes/v1/models.ts";
 import { trainingJobRoutes } from "./routes/v1/training-jobs.ts";
-
-export const SERVICE_VERSION = "0.1.0";
+import { SERVICE_VERSION } from "./version.ts";
 
 export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServerOptions["logger"] } = {}) {
   // The API builds models to validate specs and serves inference: it needs a backend too.

@@ -63,16 +63,16 @@ export function fastConv2dBackpropFilterActive(): boolean {
   return fastConvActive;
 }
 
-type Backend = KernelBackend & {
-  // Present on both MathBackendCPU and BackendWasm; not declared on KernelBackend.
-  incRef?(dataId: object): void;
-};
+type Backend = KernelBackend;
 
 function cpuBackend(): Backend {
-  const cpu = tf.findBackend("cpu") as Backend | null;
+  const cpu = tf.findBackend("cpu") as (Backend & { firstUse?: boolean }) | null;
   if (cpu == null) {
     throw new Error("wasm fallback kernels need the cpu backend, which is not registered");
   }
+  // MathBackendCPU's first write prints "install tfjs-node to speed things up"; as wasm's
+  // fallback that advice is noise in the worker's log (and here tfjs-node cannot install).
+  cpu.firstUse = false;
   return cpu;
 }
 
@@ -227,7 +227,7 @@ const conv2dBackpropFilterWasm: KernelFunc = (args) => {
       dataFormat: "NHWC",
     }); // [ci, >=kh, >=kw, co]
     if (grad.shape[1] !== filterHeight || grad.shape[2] !== filterWidth) {
-      // Forward padding beyond what the taps read leaves extra rows/cols: drop them.
+      // Input rows/cols past the last tap (a stride remainder) give extra outputs: drop them.
       grad = run("Slice", { x: grad }, {
         begin: [0, 0, 0, 0],
         size: [inChannels, filterHeight, filterWidth, outChannels],

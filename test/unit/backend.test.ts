@@ -68,7 +68,8 @@ function attempt(info: Info, name: string): Attempt {
   return a;
 }
 
-describe("initBackend on this machine (no native packages)", () => {
+// Children are independent processes: run two at a time (the machines have two cores).
+describe("initBackend on this machine (no native packages)", { concurrency: 2 }, () => {
   test("auto selects wasm with SIMD and records why the native ones failed", async () => {
     const r = await scenario(`out.info = await b.initBackend("auto"); out.version = tf.version.tfjs;`);
     assert.equal(r.error, undefined);
@@ -166,7 +167,7 @@ describe("initBackend on this machine (no native packages)", () => {
   });
 });
 
-describe("initBackend with stand-ins for the native packages", () => {
+describe("initBackend with stand-ins for the native packages", { concurrency: 2 }, () => {
   // A scratch copy of lib/engine with its own node_modules: the real tfjs packages linked in,
   // plus fake @tensorflow/tfjs-node(-gpu) packages written per case.
   const scratch = mkdtempSync(join(tmpdir(), "trainyard-backend-"));

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
 import { currentBackend } from "../../../lib/engine/backend.ts";
+import { SERVICE_VERSION } from "../../version.ts";
 import { ACTIVATIONS, layerSpecSchema } from "../../../lib/spec/model-spec.ts";
 
 const infoSchema = z
@@ -24,7 +25,7 @@ export const infoRoutes: FastifyPluginAsyncZod = async (app) => {
     const backend = currentBackend();
     return {
       service: "trainyard" as const,
-      version: app.version ?? "0",
+      version: SERVICE_VERSION,
       backend: { name: backend?.name ?? "uninitialized", tfjsVersion: backend?.tfjsVersion ?? "" },
       layers: layerTypes,
       activations: [...ACTIVATIONS],
