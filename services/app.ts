@@ -17,14 +17,14 @@ import { trainingJobRoutes } from "./routes/v1/training-jobs.ts";
 import { SERVICE_VERSION } from "./version.ts";
 
 export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServerOptions["logger"] } = {}) {
-  // The API builds models to validate specs and serves inference: it needs a backend too.
-  await initBackend(config.TRAINYARD_BACKEND);
   const app = Fastify({
     logger: opts.logger ?? { level: config.LOG_LEVEL, redact: ["req.headers.authorization"] },
     bodyLimit: 1024 * 1024,
     // Predict bodies and dataset uploads are large JSON; the default 1 MiB is raised per route.
     routerOptions: { maxParamLength: 200 },
   }).withTypeProvider<ZodTypeProvider>();
+  // The API builds models to validate specs and serves inference: it needs a backend too.
+  await initBackend(config.TRAINYARD_BACKEND, (msg) => app.log.info(msg));
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 

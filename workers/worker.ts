@@ -2,11 +2,15 @@
 // same Redis and Postgres; each takes jobs from the shared queue.
 import "dotenv/config";
 import { loadConfigOrExit, workerConfigSchema } from "../lib/config/env.ts";
+import { initBackend } from "../lib/engine/backend.ts";
 import { TRAINING_QUEUE } from "../lib/queue/training-queue.ts";
 import { createTrainingWorker } from "./training-worker.ts";
 
 const config = loadConfigOrExit(workerConfigSchema);
 const log = (msg: string) => console.log(`[worker ${process.pid}] ${msg}`);
+// Training runs in child processes that choose the same backend from the same environment; choose
+// here too, so the log says at start which one this machine trains on (or why it cannot).
+await initBackend(config.TRAINYARD_BACKEND, log);
 const training = createTrainingWorker(config, log);
 log(`consuming '${TRAINING_QUEUE}' (prefix '${config.TRAINYARD_QUEUE_PREFIX}', concurrency ${config.TRAINYARD_WORKER_CONCURRENCY})`);
 

@@ -14,8 +14,8 @@ interface ParsedDataset {
   inputShape: number[];
   featureNames: string[];
   classes: string[];
-  features: Float32Array;
-  targets: Float32Array;
+  features: Float32Array<ArrayBuffer>;
+  targets: Float32Array<ArrayBuffer>;
   rows: number;
 }
 
@@ -30,7 +30,7 @@ export interface DatasetTensors {
   y: Float32Array;
 }
 
-const toBytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const toBytes = (a: Float32Array<ArrayBuffer>) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const toFloats = (b: Uint8Array) => {
   // Prisma hands back a view that may not be 4-byte aligned: copy into a fresh buffer.
   const copy = new Uint8Array(b.byteLength);
@@ -38,7 +38,7 @@ const toFloats = (b: Uint8Array) => {
   return new Float32Array(copy.buffer);
 };
 
-function encodeTargets(labels: (string | number)[], task: Task, where: (i: number) => string): { targets: Float32Array; classes: string[] } {
+function encodeTargets(labels: (string | number)[], task: Task, where: (i: number) => string): { targets: Float32Array<ArrayBuffer>; classes: string[] } {
   if (task === "regression") {
     const targets = new Float32Array(labels.length);
     labels.forEach((l, i) => {

@@ -19,7 +19,7 @@ export interface BackendAttempt {
 export interface BackendInfo {
   name: BackendName;
   tfjsVersion: string;
-  /** Only for wasm: whether the SIMD build loaded (about 4x faster than the plain one). */
+  /** Only for wasm: whether the SIMD build loaded (the non-SIMD fallback is much slower). */
   simd?: boolean;
   /** Every backend tried, in order, with why each one that failed did. */
   attempts: BackendAttempt[];
@@ -29,7 +29,7 @@ const AUTO_ORDER: readonly BackendName[] = ["tensorflow-gpu", "tensorflow", "was
 
 let current: BackendInfo | undefined;
 let currentRequest: BackendRequest | undefined;
-let pending: { request: BackendRequest; promise: Promise<BackendInfo> } | undefined;
+let pending: Promise<BackendInfo> | undefined;
 
 export function currentBackend(): BackendInfo | undefined {
   return current;
@@ -49,13 +49,12 @@ export async function initBackend(
   if (current !== undefined) return reuse(requested);
   if (pending !== undefined) {
     // A concurrent caller is already initialising: wait for it rather than race tf.setBackend.
-    await pending.promise.catch(() => undefined);
+    await pending.catch(() => undefined);
     return initBackend(requested, log);
   }
-  const promise = select(requested, log);
-  pending = { request: requested, promise };
+  pending = select(requested, log);
   try {
-    current = await promise;
+    current = await pending;
     currentRequest = requested;
     return current;
   } finally {
@@ -136,6 +135,8 @@ async function loadNative(pkg: string, { wantGpu, forced }: { wantGpu: boolean; 
   const usingGpu = (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice;
   if (usingGpu !== false) return { name: "tensorflow-gpu", extraAttempts: [] };
   const why = `${pkg} loaded but TensorFlow sees no GPU device (needs CUDA 11.2 and cuDNN 8.1)`;
+  // Forced: refuse. The "tensorflow" backend stays active, but a process that asked for a GPU
+  // and got this error is expected to exit, not to carry on.
   if (forced) throw new Error(why);
   return {
     name: "tensorflow",
@@ -146,6 +147,23 @@ async function loadNative(pkg: string, { wantGpu, forced }: { wantGpu: boolean; 
 let wasmPathsSet = false;
 
 async function loadWasm(log: (msg: string) => void): Promise<Loaded> {
+  // The Emscripten module installs process handlers that rethrow every uncaught exception and
+  // unhandled rejection from inside its one-line, 100 kB script (so a crash prints the script).
+  // The process's own error handling is ours to decide: take them off again.
+  const before = {
+    uncaughtException: new Set(process.listeners("uncaughtException")),
+    unhandledRejection: new Set(process.listeners("unhandledRejection")),
+  };
+  try {
+    return await initWasm(log);
+  } finally {
+    for (const event of ["uncaughtException", "unhandledRejection"] as const) {
+      for (const l of process.listeners(event)) if (!before[event].has(l)) process.removeListener(event, l as () => void);
+    }
+  }
+}
+
+async function initWasm(log: (msg: string) => void): Promise<Loaded> {
   const wasm = await import("@tensorflow/tfjs-backend-wasm");
   const dir = wasmBinaryDir();
   if (!wasmPathsSet) {

@@ -6,7 +6,7 @@ export interface StoredModel {
   /** `{ modelTopology, trainingConfig? }` — trainingConfig is present when optimizer state is included. */
   topology: { modelTopology: object; trainingConfig?: object };
   weightSpecs: tf.io.WeightsManifestEntry[];
-  weights: Uint8Array;
+  weights: Uint8Array<ArrayBuffer>;
 }
 
 export async function saveModel(model: tf.LayersModel, includeOptimizer = false): Promise<StoredModel> {

@@ -71,13 +71,13 @@ export function createOptimizer(cfg: OptimizerConfig): tf.Optimizer {
 const EPS = 1e-7;
 
 function lossValue(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => {
-    if (loss === "meanSquaredError") return tf.mean(tf.square(tf.sub(yTrue, yPred)));
+  return tf.tidy((): tf.Scalar => {
+    if (loss === "meanSquaredError") return tf.mean(tf.square(tf.sub(yTrue, yPred))) as tf.Scalar;
     const p = tf.clipByValue(yPred, EPS, 1 - EPS);
     if (loss === "binaryCrossentropy") {
-      return tf.neg(tf.mean(tf.add(tf.mul(yTrue, tf.log(p)), tf.mul(tf.sub(1, yTrue), tf.log(tf.sub(1, p))))));
+      return tf.neg(tf.mean(tf.add(tf.mul(yTrue, tf.log(p)), tf.mul(tf.sub(1, yTrue), tf.log(tf.sub(1, p)))))) as tf.Scalar;
     }
-    return tf.neg(tf.mean(tf.sum(tf.mul(yTrue, tf.log(p)), -1)));
+    return tf.neg(tf.mean(tf.sum(tf.mul(yTrue, tf.log(p)), -1))) as tf.Scalar;
   });
 }
 

@@ -57,7 +57,7 @@ export class PredictService {
     }
     entry = (async () => {
       const row = await this.db.modelVersion.findUniqueOrThrow({ where: { id: versionId } });
-      const model = await loadModel({ topology: row.topology as StoredModel["topology"], weightSpecs: row.weightSpecs as StoredModel["weightSpecs"], weights: row.weights });
+      const model = await loadModel({ topology: row.topology as StoredModel["topology"], weightSpecs: row.weightSpecs as unknown as StoredModel["weightSpecs"], weights: row.weights });
       return { model, inputShape: (row.signature as { inputShape: number[] }).inputShape };
     })();
     entry.catch(() => this.cache.delete(versionId));

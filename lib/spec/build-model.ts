@@ -16,7 +16,7 @@ const LEAKY_RELU_ALPHA = 0.2;
 
 function activationLayer(activation: Activation, name: string, alpha?: number): tf.layers.Layer {
   if (activation === "leakyRelu") return tf.layers.leakyReLU({ alpha: alpha ?? LEAKY_RELU_ALPHA, name });
-  return tf.layers.activation({ activation, name });
+  return tf.layers.activation({ activation: activation as Exclude<Activation, "leakyRelu">, name });
 }
 
 function layersFor(spec: LayerSpec, index: number): tf.layers.Layer[] {
@@ -24,9 +24,10 @@ function layersFor(spec: LayerSpec, index: number): tf.layers.Layer[] {
   switch (spec.type) {
     case "dense": {
       // tfjs has no leakyRelu activation identifier: apply it as a separate layer after a linear dense.
-      const fused = spec.activation !== "leakyRelu";
-      const dense = tf.layers.dense({ units: spec.units, useBias: spec.useBias, activation: fused ? spec.activation : "linear", name });
-      return fused ? [dense] : [dense, activationLayer("leakyRelu", `${name}_act`)];
+      if (spec.activation === "leakyRelu") {
+        return [tf.layers.dense({ units: spec.units, useBias: spec.useBias, name }), activationLayer("leakyRelu", `${name}_act`)];
+      }
+      return [tf.layers.dense({ units: spec.units, useBias: spec.useBias, activation: spec.activation, name })];
     }
     case "dropout":
       return [tf.layers.dropout({ rate: spec.rate, name })];

@@ -10,6 +10,13 @@ import { modelSpecSchema } from "../spec/model-spec.ts";
 import { CANCEL_TTL_SECONDS, cancelKey, TRAIN_JOB, trainJobOptions, type TrainJobPayload } from "../queue/training-queue.ts";
 import type { CreateTrainingJob, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 
+const ENQUEUE_TIMEOUT_MS = 5000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
+}
+
 type JobRow = {
   id: string; status: TrainingJobView["status"]; datasetId: string; hyperparameters: unknown; epoch: number; epochs: number;
   metrics: unknown; error: string | null; cancelRequested: boolean; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
@@ -62,7 +69,9 @@ export class TrainingJobService {
       include: jobInclude,
     });
     try {
-      await this.queue.add(TRAIN_JOB, { jobId: id, tenantId }, trainJobOptions(id));
+      // BullMQ waits for a connection that may never come; a producer must answer now instead.
+      if (this.redis.status !== "ready") throw new Error(`Redis connection is ${this.redis.status}`);
+      await withTimeout(this.queue.add(TRAIN_JOB, { jobId: id, tenantId }, trainJobOptions(id)), ENQUEUE_TIMEOUT_MS, "enqueue timed out");
     } catch (err) {
       // Nothing will ever run this job: remove the row rather than leave a job queued forever.
       await this.db.trainingJob.delete({ where: { id } }).catch(() => {});
@@ -100,7 +109,7 @@ export class TrainingJobService {
     const queued = await this.db.trainingJob.updateMany({ where: { id, tenantId, status: "queued" }, data: { status: "cancelled", finishedAt: now, cancelRequested: true } });
     if (queued.count) {
       // Best effort: a worker that still receives it sees the status and skips it.
-      await this.queue.remove(id).catch(() => 0);
+      await withTimeout(this.queue.remove(id), ENQUEUE_TIMEOUT_MS, "remove timed out").catch(() => 0);
     } else {
       const running = await this.db.trainingJob.updateMany({ where: { id, tenantId, status: "running" }, data: { cancelRequested: true } });
       if (running.count) {

@@ -16,6 +16,8 @@ declare module "fastify" {
   }
 }
 
+const REDIS_CONNECT_GRACE_MS = 3000;
+
 export const infrastructurePlugin = fp<{ config: ApiConfig }>(
   async (app, { config }) => {
     app.decorate("config", config);
@@ -25,6 +27,15 @@ export const infrastructurePlugin = fp<{ config: ApiConfig }>(
     const redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 5000 });
     redis.on("error", (err) => app.log.warn({ err: err.message }, "redis connection problem"));
     app.decorate("redis", redis);
+    // Give Redis a moment to connect so the first requests don't see a cold connection as an
+    // outage; if it is really down, start anyway (readyz says so, producers answer 503).
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, REDIS_CONNECT_GRACE_MS);
+      redis.once("ready", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
     const queue = createTrainingQueue(redis, config.TRAINYARD_QUEUE_PREFIX);
     queue.on("error", (err) => app.log.warn({ err: err.message }, "training queue problem"));
     app.decorate("trainingQueue", queue);

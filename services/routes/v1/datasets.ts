@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
-import { createDatasetCsvQuerySchema, createDatasetJsonSchema, datasetSchema } from "../../../lib/data/dataset-schema.ts";
+import { createDatasetCsvQuerySchema, createDatasetJsonSchema, datasetSchema, type CreateDatasetJson } from "../../../lib/data/dataset-schema.ts";
 import { parseCsvDataset, parseJsonDataset } from "../../../lib/data/dataset-service.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
@@ -28,7 +28,10 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
       response: { 201: datasetSchema, 400: problemSchema, 401: problemSchema, 413: problemSchema, 415: problemSchema },
     },
   }, async (request, reply) => {
-    const parsed = typeof request.body === "string" ? parseCsvDataset(request.body, request.query) : parseJsonDataset(request.body);
+    // The body was validated against the schema of its content type; the type provider cannot
+    // express a per-content-type body, hence the cast.
+    const body = request.body as CreateDatasetJson | string;
+    const parsed = typeof body === "string" ? parseCsvDataset(body, request.query) : parseJsonDataset(body);
     const dataset = await datasets.create(tenantOf(request), parsed);
     return reply.status(201).header("location", `/v1/datasets/${dataset.id}`).send(dataset);
   });
