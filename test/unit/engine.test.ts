@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { before, test } from "node:test";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../../lib/engine/backend.ts";
+import { loadModel, saveModel } from "../../lib/engine/model-io.ts";
+import { deriveSeed, mulberry32, permutation, withSeededRandom } from "../../lib/engine/seeded-random.ts";
+import { compileForTraining, lossFor, splitIndices, train, type TrainData } from "../../lib/engine/trainer.ts";
+import { buildModel } from "../../lib/spec/build-model.ts";
+import { modelSpecSchema } from "../../lib/spec/model-spec.ts";
+
+before(async () => {
+  await initBackend("auto");
+});
+
+test("seeded permutations are permutations, reproducible, and differ between seeds", () => {
+  const a = permutation(100, mulberry32(1));
+  assert.deepEqual([...a].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+  assert.deepEqual(a, permutation(100, mulberry32(1)));
+  assert.notDeepEqual(a, permutation(100, mulberry32(2)));
+  assert.notEqual(deriveSeed(1, 1), deriveSeed(1, 2));
+});
+
+test("withSeededRandom restores Math.random even when the function throws", async () => {
+  const original = Math.random;
+  await assert.rejects(withSeededRandom(1, () => { throw new Error("boom"); }), /boom/);
+  assert.equal(Math.random, original);
+});
+
+test("the validation split takes every class from a sorted file", () => {
+  const { train: t, validation: v } = splitIndices(150, 0.2, 42);
+  assert.equal(v.length, 30);
+  assert.equal(t.length + v.length, 150);
+  const classesInValidation = new Set([...v].map((i) => Math.floor(i / 50)));
+  assert.equal(classesInValidation.size, 3);
+});
+
+test("the loss follows from the dataset and the output, or the mismatch is explained", () => {
+  const cls = { task: "classification" as const, classes: ["a", "b", "c"], targetSize: 1 };
+  assert.equal(lossFor(cls, [3]), "categoricalCrossentropy");
+  assert.equal(lossFor({ ...cls, classes: ["a", "b"] }, [1]), "binaryCrossentropy");
+  assert.equal(lossFor({ task: "regression", classes: [], targetSize: 1 }, [1]), "meanSquaredError");
+  assert.throws(() => lossFor(cls, [2]), /output has 2 units, the dataset has 3 classes/);
+});
+
+const spec = modelSpecSchema.parse({
+  input: { shape: [2] },
+  layers: [{ type: "dense", units: 8, activation: "tanh" }, { type: "batchNormalization" }, { type: "dense", units: 1, activation: "sigmoid" }],
+});
+/** XOR-like blobs: not linearly separable, learnable by a small MLP. */
+function xorData(n = 200): TrainData {
+  const random = mulberry32(9);
+  const x = new Float32Array(n * 2);
+  const y = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const a = random() > 0.5 ? 1 : 0;
+    const b = random() > 0.5 ? 1 : 0;
+    x[2 * i] = a + (random() - 0.5) * 0.2;
+    x[2 * i + 1] = b + (random() - 0.5) * 0.2;
+    y[i] = a ^ b;
+  }
+  return { task: "classification", rows: n, inputShape: [2], classes: ["0", "1"], targetSize: 1, x, y };
+}
+
+test("binary classification learns XOR, and a saved model predicts exactly as the original", async () => {
+  const data = xorData();
+  const model = await withSeededRandom(3, () => buildModel(spec).model);
+  compileForTraining(model, { type: "adam", learningRate: 0.05 }, "binaryCrossentropy");
+  const result = await train(model, data, { epochs: 60, batchSize: 16, optimizer: { type: "adam", learningRate: 0.05 }, validationSplit: 0.25, seed: 1 }, "binaryCrossentropy");
+  assert.ok(result.metrics.val_accuracy >= 0.95, JSON.stringify(result.metrics));
+
+  const stored = await saveModel(model, false);
+  const restored = await loadModel(stored);
+  const x = tf.tensor2d([[0, 0], [0, 1], [1, 0], [1, 1]]);
+  const a = (model.predict(x) as tf.Tensor).dataSync();
+  const b = (restored.predict(x) as tf.Tensor).dataSync();
+  assert.deepEqual([...a], [...b]);
+  tf.dispose([x, model, restored] as unknown as tf.Tensor[]);
+});
+
+test("training stops before the next batch when asked", async () => {
+  const model = await withSeededRandom(3, () => buildModel(spec).model);
+  compileForTraining(model, { type: "sgd", learningRate: 0.1 }, "binaryCrossentropy");
+  let batches = 0;
+  const result = await train(model, xorData(), { epochs: 5, batchSize: 10, optimizer: { type: "sgd", learningRate: 0.1 }, validationSplit: 0, seed: 1 }, "binaryCrossentropy", {
+    shouldStop: () => ++batches > 3,
+  });
+  assert.equal(result.stopped, true);
+  assert.equal(result.lastEpoch, 0);
+  assert.equal(batches, 4, "three batches ran, the fourth check stopped it");
+});

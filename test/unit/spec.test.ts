@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { before, test } from "node:test";
+import { initBackend } from "../../lib/engine/backend.ts";
+import { inspectSpec } from "../../lib/models/model-service.ts";
+import { buildModel } from "../../lib/spec/build-model.ts";
+import { modelSpecSchema } from "../../lib/spec/model-spec.ts";
+
+before(async () => {
+  await initBackend("auto");
+});
+
+const issues = (value: unknown) => {
+  const r = modelSpecSchema.safeParse(value);
+  return r.success ? [] : r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+};
+
+test("every field problem is reported with its path", () => {
+  const got = issues({ input: { shape: [4, 0] }, layers: [{ type: "dense", units: 2.5 }, { type: "dropout", rate: 1 }, { type: "dense", units: 3, activation: "swish" }, { type: "warp" }] });
+  assert.deepEqual(got, [
+    "input.shape.1: expected a positive integer",
+    "layers.0.units: expected a positive integer",
+    "layers.1.rate: must be < 1",
+    "layers.2.activation: must be one of sigmoid, tanh, relu, leakyRelu, softmax, linear",
+    "layers.3.type: unknown layer type; expected one of dense, dropout, batchNormalization, activation",
+  ]);
+  assert.deepEqual(issues({ input: { shape: [4] }, layers: [] }), ["layers: must have at least one layer"]);
+});
+
+test("weight names come from positions, so every process builds the same names", () => {
+  const spec = modelSpecSchema.parse({ input: { shape: [3] }, layers: [{ type: "dense", units: 4, activation: "leakyRelu" }, { type: "batchNormalization" }, { type: "dense", units: 2 }] });
+  const { model, paramCount, outputShape } = buildModel(spec);
+  assert.deepEqual(outputShape, [2]);
+  assert.equal(paramCount, 3 * 4 + 4 + 4 * 4 + 4 * 2 + 2);
+  assert.deepEqual(model.layers.map((l) => l.name), ["input", "l0_dense", "l0_dense_act", "l1_batchNormalization", "l2_dense"]);
+  model.dispose();
+});
+
+test("the parameter limit is enforced", () => {
+  const spec = modelSpecSchema.parse({ input: { shape: [100] }, layers: [{ type: "dense", units: 100 }] });
+  assert.throws(() => inspectSpec(spec, { maxParams: 1000 }), /the model has 10100 parameters, the limit is 1000/);
+  assert.deepEqual(inspectSpec(spec, { maxParams: 20_000 }), { paramCount: 10100, outputShape: [100] });
+});
