@@ -157,9 +157,8 @@ async function loadWasm(log: (msg: string) => void): Promise<Loaded> {
   try {
     return await initWasm(log);
   } finally {
-    for (const event of ["uncaughtException", "unhandledRejection"] as const) {
-      for (const l of process.listeners(event)) if (!before[event].has(l)) process.removeListener(event, l as () => void);
-    }
+    for (const l of process.listeners("uncaughtException")) if (!before.uncaughtException.has(l)) process.removeListener("uncaughtException", l);
+    for (const l of process.listeners("unhandledRejection")) if (!before.unhandledRejection.has(l)) process.removeListener("unhandledRejection", l);
   }
 }
 
