@@ -24,7 +24,6 @@ CREATE TABLE "ApiKey" (
     "prefix" TEXT NOT NULL,
     "hash" TEXT NOT NULL,
     "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    "lastUsedAt" TIMESTAMP(3),
     "revokedAt" TIMESTAMP(3),
 
     CONSTRAINT "ApiKey_pkey" PRIMARY KEY ("id")
