@@ -27,6 +27,10 @@ export const apiConfigSchema = z.object({
   TRAINYARD_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
   /** Largest model a spec may describe, in trainable + non-trainable parameters. */
   TRAINYARD_MAX_PARAMS: z.coerce.number().int().positive().default(50_000_000),
+  /** Most layers (nodes) a spec may have. */
+  TRAINYARD_MAX_LAYERS: z.coerce.number().int().positive().default(1000),
+  /** Most estimated forward FLOPs per sample a spec may need. */
+  TRAINYARD_MAX_FLOPS: z.coerce.number().positive().default(2e10),
   /** Largest number of rows one predict call may send. */
   TRAINYARD_MAX_PREDICT_INSTANCES: z.coerce.number().int().positive().default(10_000),
   /** How many trained model versions the API keeps loaded for inference. */

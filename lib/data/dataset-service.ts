@@ -2,6 +2,7 @@
 // and targets as packed float32 so a worker loads them without parsing anything.
 import { randomUUID } from "node:crypto";
 import type { Db } from "../db/prisma.ts";
+import type { TrainData } from "../engine/trainer.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import { parseCsv } from "./csv.ts";
 import type { CreateDatasetJson, DatasetView } from "./dataset-schema.ts";
@@ -109,6 +110,15 @@ export function parseCsvDataset(text: string, opts: { name?: string; label?: str
   const task: Task = opts.task ?? (numericLabels ? "regression" : "classification");
   const { targets, classes } = encodeTargets(labels, task, (i) => `CSV row ${table.rowNumbers[i]}, column '${labelColumn}'`);
   return { name: opts.name, task, inputShape: [width], featureNames, classes, features, targets, rows: table.rows.length };
+}
+
+/** A dataset as the training engine takes it: one input, class ids or values as targets. */
+export function toTrainData(d: DatasetTensors): TrainData {
+  return {
+    task: d.task, rows: d.rows, classes: d.classes,
+    inputs: [{ data: d.x, shape: d.inputShape }],
+    target: { data: d.y, shape: [d.targetSize] },
+  };
 }
 
 const viewSelect = {

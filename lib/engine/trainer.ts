@@ -3,26 +3,45 @@
 // checks that fail fast on NaN, and a hook after every epoch that stores metrics and a checkpoint.
 import * as tf from "@tensorflow/tfjs";
 import { ValidationError } from "../errors.ts";
+import type { LossName } from "../spec/model-spec.ts";
 import { deriveSeed, mulberry32, permutation, withSeededRandom } from "./seeded-random.ts";
 
 export type Task = "classification" | "regression";
-export type LossName = "categoricalCrossentropy" | "binaryCrossentropy" | "meanSquaredError";
+export type { LossName };
+
+/** One tensor's worth of rows: `rows × prod(shape)` values, row-major. */
+export interface RowTensor {
+  data: Float32Array;
+  /** Shape of one row (without the batch axis). */
+  shape: number[];
+  dtype?: "float32" | "int32";
+}
 
 export interface TrainData {
   task: Task;
   rows: number;
-  inputShape: number[];
   classes: string[];
-  targetSize: number;
-  x: Float32Array;
-  /** Class ids (classification) or targets (regression), targetSize per row. */
-  y: Float32Array;
+  /** One entry per model input, in the model's input order. */
+  inputs: RowTensor[];
+  /** Class ids (classification; one per position of `shape`) or target values (regression). */
+  target: RowTensor;
 }
 
-export interface OptimizerConfig {
-  type: "sgd" | "adam";
+export type OptimizerConfig = {
+  type: "sgd" | "adam" | "rmsprop" | "adagrad";
   learningRate: number;
-}
+  /** sgd and rmsprop. */
+  momentum?: number;
+  /** sgd with momentum. */
+  nesterov?: boolean;
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  /** rmsprop's discounting factor. */
+  rho?: number;
+  /** Decoupled weight decay (as in AdamW): kernels shrink by learningRate·weightDecay each step. */
+  weightDecay?: number;
+};
 
 export interface TrainConfig {
   epochs: number;
@@ -30,6 +49,8 @@ export interface TrainConfig {
   optimizer: OptimizerConfig;
   validationSplit: number;
   seed: number;
+  /** "perceptron": Rosenblatt's rule for a single dense layer with a step activation. */
+  mode?: "backprop" | "perceptron";
 }
 
 export type EpochMetrics = Record<string, number>;
@@ -50,29 +71,55 @@ export interface TrainResult {
 /** Thrown when training itself shows the configuration cannot work (e.g. the loss diverged). */
 export class TrainingDivergedError extends Error {}
 
-/** Picks the loss from the dataset and the model's output, or explains why they do not fit. */
-export function lossFor(data: Pick<TrainData, "task" | "classes" | "targetSize">, outputShape: number[]): LossName {
-  const units = outputShape.reduce((a, b) => a * b, 1);
-  if (outputShape.length !== 1) throw ValidationError.at("model", `output shape [${outputShape.join(", ")}] must be flat for this dataset`);
+const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+const fmt = (s: number[]) => `[${s.join(", ")}]`;
+
+/**
+ * Picks the loss from the dataset and the model's output (or checks the one the spec names), or
+ * explains why they do not fit. Classification targets are class ids, one per output position:
+ * an output [k] takes one id per row, a per-pixel output [H, W, k] takes [H, W] ids.
+ */
+export function lossFor(data: Pick<TrainData, "task" | "classes"> & { targetShape: number[] }, outputShape: (number | null)[], requested?: LossName): LossName {
+  const out = outputShape.map((d) => d ?? -1);
   if (data.task === "regression") {
-    if (units !== data.targetSize) throw ValidationError.at("model", `output has ${units} units, the regression dataset has ${data.targetSize} target(s)`);
+    if (requested && requested !== "meanSquaredError") throw ValidationError.at("spec.loss", `${requested} needs a classification dataset; this one is regression`);
+    const units = out.reduce((a, b) => a * b, 1);
+    const want = data.targetShape.reduce((a, b) => a * b, 1);
+    if (units !== want) throw ValidationError.at("model", `output ${fmt(out)} has ${units} values, the regression dataset has ${want} target(s) per row`);
     return "meanSquaredError";
   }
+  if (requested === "meanSquaredError") throw ValidationError.at("spec.loss", "meanSquaredError needs a regression dataset; this one is classification");
   const k = data.classes.length;
-  if (units === k) return "categoricalCrossentropy";
-  if (units === 1 && k === 2) return "binaryCrossentropy";
-  throw ValidationError.at("model", `output has ${units} units, the dataset has ${k} classes (${data.classes.join(", ")})`);
+  const last = out[out.length - 1];
+  const positions = out.slice(0, -1);
+  const targetPositions = data.targetShape.length === 1 && data.targetShape[0] === 1 ? [] : data.targetShape;
+  if (!sameShape(positions, targetPositions) && !(last === 1 && sameShape(out, data.targetShape))) {
+    throw ValidationError.at("model", `output ${fmt(out)} does not fit targets of shape ${fmt(data.targetShape)} with ${k} classes`);
+  }
+  if (last === k && requested !== "binaryCrossentropy") return requested ?? "categoricalCrossentropy";
+  if (last === 1 && k === 2 && (!requested || requested === "binaryCrossentropy")) return "binaryCrossentropy";
+  throw ValidationError.at("model", `output has ${last} units, the dataset has ${k} classes (${data.classes.join(", ")})`);
 }
 
 export function createOptimizer(cfg: OptimizerConfig): tf.Optimizer {
-  return cfg.type === "adam" ? tf.train.adam(cfg.learningRate) : tf.train.sgd(cfg.learningRate);
+  switch (cfg.type) {
+    case "adam":
+      return tf.train.adam(cfg.learningRate, cfg.beta1 ?? 0.9, cfg.beta2 ?? 0.999, cfg.epsilon ?? 1e-7);
+    case "rmsprop":
+      return tf.train.rmsprop(cfg.learningRate, cfg.rho ?? 0.9, cfg.momentum ?? 0, cfg.epsilon ?? 1e-7);
+    case "adagrad":
+      return tf.train.adagrad(cfg.learningRate);
+    case "sgd":
+      return cfg.momentum ? tf.train.momentum(cfg.learningRate, cfg.momentum, cfg.nesterov ?? false) : tf.train.sgd(cfg.learningRate);
+  }
 }
 
 const EPS = 1e-7;
 
 function lossValue(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor): tf.Scalar {
   return tf.tidy((): tf.Scalar => {
-    if (loss === "meanSquaredError") return tf.mean(tf.square(tf.sub(yTrue, yPred))) as tf.Scalar;
+    // ½(y−ŷ)²: the ½ makes the gradient exactly (ŷ − y).
+    if (loss === "meanSquaredError") return tf.mul(0.5, tf.mean(tf.square(tf.sub(yTrue, yPred)))) as tf.Scalar;
     const p = tf.clipByValue(yPred, EPS, 1 - EPS);
     if (loss === "binaryCrossentropy") {
       return tf.neg(tf.mean(tf.add(tf.mul(yTrue, tf.log(p)), tf.mul(tf.sub(1, yTrue), tf.log(tf.sub(1, p)))))) as tf.Scalar;
@@ -81,7 +128,7 @@ function lossValue(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor): tf.Scala
   });
 }
 
-/** Number of correct predictions in a batch, for classification. */
+/** Correct predictions in a batch (per position for per-pixel outputs), for classification. */
 function correctCount(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
     if (loss === "binaryCrossentropy") return tf.sum(tf.cast(tf.equal(tf.greater(yPred, 0.5), tf.greater(yTrue, 0.5)), "float32"));
@@ -89,12 +136,13 @@ function correctCount(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor): tf.Sc
   });
 }
 
-/** Targets as the loss wants them: one-hot rows for softmax outputs, the stored values otherwise. */
-function targetTensor(data: TrainData, loss: LossName): tf.Tensor2D {
-  if (loss === "categoricalCrossentropy") {
-    return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(data.y), "int32"), data.classes.length), "float32") as tf.Tensor2D);
+/** Targets as the loss wants them: one-hot for softmax outputs, the stored values shaped like the output otherwise. */
+function targetTensor(data: TrainData, loss: LossName, outputShape: number[]): tf.Tensor {
+  if (loss === "categoricalCrossentropy" || loss === "sparseCategoricalCrossentropy") {
+    const positions = outputShape.slice(0, -1);
+    return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor(Int32Array.from(data.target.data), [data.rows * Math.max(1, positions.reduce((a, b) => a * b, 1))], "int32"), data.classes.length), "float32").reshape([data.rows, ...outputShape]));
   }
-  return tf.tensor2d(data.y, [data.rows, data.targetSize]);
+  return tf.tensor(data.target.data, [data.rows, ...outputShape]);
 }
 
 /**
@@ -102,7 +150,8 @@ function targetTensor(data: TrainData, loss: LossName): tf.Tensor2D {
  * both (the trainingConfig a resumed job is rebuilt from).
  */
 export function compileForTraining(model: tf.LayersModel, cfg: OptimizerConfig, loss: LossName): void {
-  model.compile({ optimizer: createOptimizer(cfg), loss });
+  // tfjs has no sparse loss identifier that serializes; the targets are one-hot either way.
+  model.compile({ optimizer: createOptimizer(cfg), loss: loss === "sparseCategoricalCrossentropy" ? "categoricalCrossentropy" : loss });
 }
 
 /** Splits rows into train and validation sets by a seeded permutation (data files are often sorted by class). */
@@ -120,18 +169,24 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   const optimizer = model.optimizer;
   if (!optimizer) throw new Error("train() needs a compiled model (compileForTraining)");
   const classification = loss !== "meanSquaredError";
+  const outputShape = (model.outputs[0].shape as number[]).slice(1);
+  const positionsPerRow = classification ? Math.max(1, outputShape.slice(0, -1).reduce((a, b) => a * b, 1)) : 1;
   const { train: trainIdx, validation: valIdx } = splitIndices(data.rows, cfg.validationSplit, cfg.seed);
   if (trainIdx.length === 0) throw ValidationError.at("validationSplit", `leaves no training rows out of ${data.rows}`);
 
-  const all = { x: tf.tensor(data.x, [data.rows, ...data.inputShape]), y: targetTensor(data, loss) };
+  const allX = data.inputs.map((t) => tf.tensor(t.data, [data.rows, ...t.shape], t.dtype ?? "float32"));
+  const allY = targetTensor(data, loss, outputShape);
   const pick = (idx: Int32Array) => tf.tidy(() => {
     const i = tf.tensor1d(idx, "int32");
-    return { x: tf.gather(all.x, i), y: tf.gather(all.y, i) };
+    return { xs: allX.map((x) => tf.gather(x, i)), y: tf.gather(allY, i) };
   });
   const trainSet = pick(trainIdx);
   const valSet = valIdx.length ? pick(valIdx) : undefined;
-  tf.dispose([all.x, all.y]);
+  tf.dispose([...allX, allY]);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const decayed = cfg.optimizer.weightDecay ? vars.filter((v) => !/(bias|gamma|beta|moving_\w+)(_\d+)?$/.test(v.name)) : [];
+  const perceptron = cfg.mode === "perceptron" ? perceptronParts(model) : undefined;
+  const regularized = model.layers.some((l) => l.losses.length > 0);
 
   let metrics: EpochMetrics = {};
   let lastEpoch = startEpoch;
@@ -151,15 +206,19 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
           const batchIdx = order.subarray(start, Math.min(start + cfg.batchSize, order.length));
           const [batchLoss, batchCorrect] = tf.tidy(() => {
             const i = tf.tensor1d(batchIdx, "int32");
-            const xb = tf.gather(trainSet.x, i);
+            const xb = trainSet.xs.map((x) => tf.gather(x, i));
             const yb = tf.gather(trainSet.y, i);
+            if (perceptron) return perceptronStep(perceptron, xb[0], yb, cfg.optimizer.learningRate);
             let pred: tf.Tensor | undefined;
             const { value, grads } = tf.variableGrads(() => {
               // keep(): the predictions outlive the gradient tape, for the accuracy count below.
-              pred = tf.keep(model.apply(xb, { training: true }) as tf.Tensor);
-              return lossValue(loss, yb, pred);
+              pred = tf.keep(model.apply(xb.length === 1 ? xb[0] : xb, { training: true }) as tf.Tensor);
+              const dataLoss = lossValue(loss, yb, pred);
+              // Regularizers (l1/l2 on kernels) add their penalty to the loss being minimized.
+              return regularized ? (tf.addN([dataLoss, ...(model as unknown as { calculateLosses(): tf.Scalar[] }).calculateLosses()]) as tf.Scalar) : dataLoss;
             }, vars);
             optimizer.applyGradients(grads);
+            for (const v of decayed) v.assign(tf.mul(v, 1 - cfg.optimizer.learningRate * cfg.optimizer.weightDecay!));
             const c = classification ? correctCount(loss, yb, pred!).dataSync()[0] : 0;
             pred!.dispose();
             return [value.dataSync()[0], c];
@@ -176,34 +235,70 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
       if (stopped) return { stopped: true, lastEpoch, metrics };
 
       metrics = { loss: lossSum / order.length };
-      if (classification) metrics.accuracy = correct / order.length;
-      if (valSet) Object.assign(metrics, evaluate(model, valSet.x, valSet.y, loss, cfg.batchSize, "val_"));
+      if (classification) metrics.accuracy = correct / (order.length * positionsPerRow);
+      if (valSet) Object.assign(metrics, evaluate(model, valSet.xs, valSet.y, loss, cfg.batchSize, "val_"));
       lastEpoch = epoch;
       await hooks.onEpochEnd?.(epoch, metrics);
     }
     return { stopped: false, lastEpoch, metrics };
   } finally {
-    tf.dispose([trainSet.x, trainSet.y, ...(valSet ? [valSet.x, valSet.y] : [])]);
+    tf.dispose([...trainSet.xs, trainSet.y, ...(valSet ? [...valSet.xs, valSet.y] : [])]);
   }
 }
 
+interface PerceptronParts {
+  kernel: tf.LayerVariable;
+  bias?: tf.LayerVariable;
+}
+
+function perceptronParts(model: tf.LayersModel): PerceptronParts {
+  const dense = model.layers.find((l) => l.getClassName() === "Dense");
+  if (!dense) throw ValidationError.at("spec.mode", "perceptron mode needs a dense layer");
+  const [kernel, bias] = dense.trainableWeights;
+  return { kernel, bias };
+}
+
+/**
+ * Rosenblatt's rule: for each misclassified example, raise the weights of its active inputs when
+ * the unit should have fired and lower them when it should not: w += lr · xᵀ(y − ŷ). Returns the
+ * batch's 0/1 loss (fraction of wrong outputs) and its correct count.
+ */
+function perceptronStep(p: PerceptronParts, x: tf.Tensor, y: tf.Tensor, lr: number): [number, number] {
+  const flatX = x.reshape([x.shape[0], -1]);
+  const w = p.kernel.read();
+  const b = p.bias?.read();
+  const z = b ? tf.add(tf.matMul(flatX, w), b) : tf.matMul(flatX, w);
+  const fired = tf.cast(tf.greater(z, 0), "float32");
+  const target = y.reshape(fired.shape);
+  const error = tf.sub(target, fired);
+  p.kernel.write(tf.add(w, tf.mul(lr, tf.matMul(flatX, error, true, false))));
+  if (p.bias && b) p.bias.write(tf.add(b, tf.mul(lr, tf.sum(error, 0))));
+  const wrong = tf.sum(tf.abs(error)).dataSync()[0];
+  const units = fired.shape[1] as number;
+  // One-vs-rest for several units: an example is right when every unit is.
+  const correct = tf.sum(tf.cast(tf.equal(tf.sum(tf.abs(error), 1), 0), "float32")).dataSync()[0];
+  return [wrong / (x.shape[0] * units), correct];
+}
+
 /** Loss (and accuracy for classification) over a whole set, in inference mode, batch by batch. */
-export function evaluate(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, loss: LossName, batchSize: number, prefix = ""): EpochMetrics {
-  const n = x.shape[0];
+export function evaluate(model: tf.LayersModel, xs: tf.Tensor[], y: tf.Tensor, loss: LossName, batchSize: number, prefix = ""): EpochMetrics {
+  const n = y.shape[0];
+  const outputShape = (model.outputs[0].shape as number[]).slice(1);
+  const positionsPerRow = loss === "meanSquaredError" ? 1 : Math.max(1, outputShape.slice(0, -1).reduce((a, b) => a * b, 1));
   let lossSum = 0;
   let correct = 0;
   for (let start = 0; start < n; start += batchSize) {
     const size = Math.min(batchSize, n - start);
     const [l, c] = tf.tidy(() => {
-      const xb = tf.slice(x, start, size);
+      const xb = xs.map((x) => tf.slice(x, start, size));
       const yb = tf.slice(y, start, size);
-      const pred = model.apply(xb, { training: false }) as tf.Tensor;
+      const pred = model.apply(xb.length === 1 ? xb[0] : xb, { training: false }) as tf.Tensor;
       return [lossValue(loss, yb, pred).dataSync()[0], loss === "meanSquaredError" ? 0 : correctCount(loss, yb, pred).dataSync()[0]];
     });
     lossSum += l * size;
     correct += c;
   }
   const out: EpochMetrics = { [`${prefix}loss`]: lossSum / n };
-  if (loss !== "meanSquaredError") out[`${prefix}accuracy`] = correct / n;
+  if (loss !== "meanSquaredError") out[`${prefix}accuracy`] = correct / (n * positionsPerRow);
   return out;
 }

@@ -3,44 +3,68 @@
 import { randomUUID } from "node:crypto";
 import { Prisma, type Db } from "../db/prisma.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
-import { buildModel } from "../spec/build-model.ts";
-import { modelSpecSchema, type ModelSpec } from "../spec/model-spec.ts";
+import { buildModel, checkTraining, type ModelSummary } from "../spec/build-model.ts";
+import { modelInputShapes, modelSpecSchema, type ModelSpec } from "../spec/model-spec.ts";
 import type { CreateModel, ModelView } from "./model-schema.ts";
 
 export interface ModelLimits {
   maxParams: number;
+  maxLayers: number;
+  maxFlopsPerSample: number;
 }
 
-type ModelRow = { name: string; spec: unknown; paramCount: number; outputShape: number[]; createdAt: Date; versions: { version: number }[] };
+export interface SpecReport {
+  paramCount: number;
+  inputShapes: (number | null)[][];
+  outputShapes: (number | null)[][];
+  summary: ModelSummary;
+}
+
+type ModelRow = { name: string; spec: unknown; outputShape: number[]; paramCount: number; createdAt: Date; versions: { version: number }[] };
+
+// Postgres int[] holds no nulls: a free output dimension is stored as -1.
+const toStored = (s: (number | null)[]) => s.map((d) => d ?? -1);
+const fromStored = (s: number[]) => s.map((d) => (d < 0 ? null : d));
 
 function toView(row: ModelRow): ModelView {
   const spec = modelSpecSchema.parse(row.spec);
   return {
-    name: row.name, spec, paramCount: row.paramCount, inputShape: spec.input.shape, outputShape: row.outputShape,
+    name: row.name, spec, paramCount: row.paramCount, inputShape: modelInputShapes(spec)[0], outputShape: fromStored(row.outputShape),
     latestVersion: row.versions[0]?.version ?? null, createdAt: row.createdAt.toISOString(),
   };
 }
 
 const withLatest = { versions: { select: { version: true }, orderBy: { version: "desc" }, take: 1 } } as const;
 
-/** Builds the spec to check it; returns its facts and frees the weights at once. */
-export function inspectSpec(spec: ModelSpec, limits: ModelLimits): { paramCount: number; outputShape: number[] } {
-  const { model, paramCount, outputShape } = buildModel(spec);
+/**
+ * Checks a spec completely — builds it (shapes), then training rules and limits — and frees the
+ * weights at once. Returns what a person needs to judge it: shapes, parameters, FLOPs, memory.
+ */
+export function inspectSpec(spec: ModelSpec, limits: ModelLimits): SpecReport {
+  const { model, paramCount, inputShapes, outputShapes, summary } = buildModel(spec);
   model.dispose();
-  if (paramCount > limits.maxParams) {
-    throw ValidationError.at("spec", `the model has ${paramCount} parameters, the limit is ${limits.maxParams}`);
+  const problems = checkTraining(spec);
+  if (summary.layers.length > limits.maxLayers) problems.push({ path: "spec", message: `has ${summary.layers.length} layers, the limit is ${limits.maxLayers}` });
+  if (paramCount > limits.maxParams) problems.push({ path: "spec", message: `the model has ${paramCount} parameters, the limit is ${limits.maxParams}` });
+  if (summary.flopsPerSample > limits.maxFlopsPerSample) {
+    problems.push({ path: "spec", message: `the model needs about ${summary.flopsPerSample.toExponential(2)} FLOPs per sample, the limit is ${limits.maxFlopsPerSample.toExponential(2)}` });
   }
-  return { paramCount, outputShape };
+  if (problems.length) throw new ValidationError(problems);
+  return { paramCount, inputShapes, outputShapes, summary };
 }
 
 export class ModelService {
   constructor(private readonly db: Db, private readonly limits: ModelLimits) {}
 
+  validate(spec: ModelSpec): SpecReport {
+    return inspectSpec(spec, this.limits);
+  }
+
   async create(tenantId: string, body: CreateModel): Promise<ModelView> {
-    const { paramCount, outputShape } = inspectSpec(body.spec, this.limits);
+    const { paramCount, outputShapes } = inspectSpec(body.spec, this.limits);
     try {
       const row = await this.db.model.create({
-        data: { id: randomUUID(), tenantId, name: body.name, spec: body.spec as object, paramCount, outputShape },
+        data: { id: randomUUID(), tenantId, name: body.name, spec: body.spec as object, paramCount, outputShape: toStored(outputShapes[0]) },
         include: withLatest,
       });
       return toView(row);
@@ -58,12 +82,8 @@ export class ModelService {
   }
 
   async get(tenantId: string, name: string): Promise<ModelView> {
-    return toView(await this.findRow(tenantId, name));
-  }
-
-  async findRow(tenantId: string, name: string) {
     const row = await this.db.model.findUnique({ where: { tenantId_name: { tenantId, name } }, include: withLatest });
     if (!row) throw new NotFoundError("model", name);
-    return row;
+    return toView(row);
   }
 }

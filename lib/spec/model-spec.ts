@@ -1,62 +1,180 @@
 // The model spec language: a network described as data. This zod schema is the single source of
 // truth for validation, TypeScript types and the OpenAPI description (a union discriminated by
 // `type`, so clients see every layer's fields).
+//
+// A spec is either sequential — `input` + `layers`, applied in order — or a graph — named
+// `inputs`, named `nodes` that each list their `inputs`, and `outputs`. Every layer type works in
+// both; `inputs` (and `shares`) only mean something in a graph.
 import { z } from "zod";
 
-const positiveInt = (what: string) => z.number({ error: `expected ${what}` }).int(`expected ${what}`).positive(`expected ${what}`);
+const int = (what = "an integer") => z.number({ error: `expected ${what}` }).int(`expected ${what}`);
+const positiveInt = (what = "a positive integer") => int(what).positive(`expected ${what}`);
+const rate = z.number({ error: "expected a number" }).min(0, "must be >= 0").lt(1, "must be < 1");
+/** A size given once for every spatial dimension, or once per dimension. */
+const size = (n: number, what: string) =>
+  z.union([positiveInt(what), z.array(positiveInt(what)).length(n, `expected ${n} values`)], { error: `expected ${what} or an array of ${n}` });
 
-export const ACTIVATIONS = ["sigmoid", "tanh", "relu", "leakyRelu", "softmax", "linear"] as const;
-export const activationSchema = z.enum(ACTIVATIONS, {
-  error: `must be one of ${ACTIVATIONS.join(", ")}`,
-});
+export const ACTIVATIONS = ["sigmoid", "step", "tanh", "relu", "leakyRelu", "elu", "selu", "gelu", "swish", "softmax", "linear"] as const;
+export const activationSchema = z.enum(ACTIVATIONS, { error: `must be one of ${ACTIVATIONS.join(", ")}` });
 export type Activation = z.infer<typeof activationSchema>;
 
-export const denseLayerSchema = z
-  .object({
-    type: z.literal("dense"),
-    units: positiveInt("a positive integer"),
-    activation: activationSchema.default("linear"),
-    useBias: z.boolean().default(true),
-  })
-  .meta({ id: "DenseLayer", description: "Fully connected layer: activation(x·W + b)." });
+export const INITIALIZERS = ["glorotUniform", "glorotNormal", "heNormal", "heUniform", "leCunNormal", "leCunUniform", "zeros", "ones", "randomNormal", "randomUniform", "orthogonal"] as const;
+const initializer = z.enum(INITIALIZERS, { error: `must be one of ${INITIALIZERS.join(", ")}` });
+const regularizer = z
+  .object({ l1: z.number().min(0).default(0), l2: z.number().min(0).default(0) })
+  .meta({ id: "Regularizer", description: "Adds l1·Σ|w| + l2·Σw² of the weights to the loss." });
 
-export const dropoutLayerSchema = z
-  .object({
-    type: z.literal("dropout"),
-    rate: z.number({ error: "expected a number" }).min(0, "must be >= 0").lt(1, "must be < 1"),
-  })
-  .meta({ id: "DropoutLayer", description: "Inverted dropout: zeroes a `rate` fraction of units while training and scales the rest by 1/(1-rate)." });
+/** Fields every layer may carry. */
+const base = {
+  inputs: z.array(z.string().min(1)).min(1).optional().describe("Graph specs: the names of the inputs or nodes this node takes, in order."),
+};
+/** Fields of layers with a kernel. */
+const weighted = {
+  useBias: z.boolean().default(true),
+  kernelInitializer: initializer.optional(),
+  biasInitializer: initializer.optional(),
+  kernelRegularizer: regularizer.optional(),
+  biasRegularizer: regularizer.optional(),
+};
+const activationField = { activation: activationSchema.default("linear"), alpha: z.number().min(0).optional().describe("Slope below zero, for leakyRelu (default 0.2).") };
+const padding = z.enum(["valid", "same"], { error: "must be valid or same" }).default("valid");
 
-export const batchNormalizationLayerSchema = z
-  .object({
-    type: z.literal("batchNormalization"),
-    momentum: z.number().gt(0, "must be > 0").lt(1, "must be < 1").default(0.99),
-    epsilon: z.number().positive("must be > 0").default(1e-3),
-  })
-  .meta({ id: "BatchNormalizationLayer", description: "Normalizes each feature over the batch while training, with moving statistics at inference." });
+const layer = <K extends string, T extends z.ZodRawShape>(type: K, shape: T, description: string) =>
+  z.object({ type: z.literal(type), ...base, ...shape }).strict().meta({ id: `${type[0].toUpperCase()}${type.slice(1)}Layer`, description });
 
-export const activationLayerSchema = z
-  .object({
-    type: z.literal("activation"),
-    activation: activationSchema,
-    alpha: z.number().min(0).optional().describe("Negative slope, for leakyRelu (default 0.2)."),
-  })
-  .meta({ id: "ActivationLayer", description: "Applies an activation function on its own." });
+export const LAYER_SCHEMAS = [
+  // --- dense and activations
+  layer("dense", { units: positiveInt(), ...activationField, ...weighted }, "Fully connected: activation(x·W + b). On a sequence or image it applies to the last axis."),
+  layer("activation", { activation: activationSchema, alpha: z.number().min(0).optional() }, "An activation on its own. `step` is the binary step: forward only, for inference and the perceptron training mode."),
+  // --- regularization and normalization
+  layer("dropout", { rate }, "Inverted dropout: zeroes a `rate` fraction of units while training and scales the rest by 1/(1-rate); identity at inference."),
+  layer("spatialDropout", { rate }, "Dropout of whole channels (feature maps) of an image, inverted like dropout."),
+  layer("batchNormalization", { momentum: z.number().gt(0).lt(1).default(0.99), epsilon: z.number().positive().default(1e-3) }, "Normalizes each channel over the batch while training; uses moving statistics at inference."),
+  layer("layerNormalization", { epsilon: z.number().positive().default(1e-3) }, "Normalizes each example over its last axis."),
+  // --- convolution
+  layer("conv1d", { filters: positiveInt(), kernelSize: positiveInt(), strides: positiveInt().default(1), padding, dilationRate: positiveInt().default(1), ...activationField, ...weighted }, "1-D convolution over [time, channels]."),
+  layer("conv2d", { filters: positiveInt(), kernelSize: size(2, "a positive integer"), strides: size(2, "a positive integer").default(1), padding, dilationRate: size(2, "a positive integer").default(1), ...activationField, ...weighted }, "2-D convolution over [height, width, channels]; kernelSize 1 is a 1×1 (pointwise) convolution."),
+  layer("separableConv2d", { filters: positiveInt(), kernelSize: size(2, "a positive integer"), strides: size(2, "a positive integer").default(1), padding, depthMultiplier: positiveInt().default(1), ...activationField, useBias: z.boolean().default(true) }, "Depthwise convolution per channel followed by a 1×1 convolution."),
+  layer("depthwiseConv2d", { kernelSize: size(2, "a positive integer"), strides: size(2, "a positive integer").default(1), padding, depthMultiplier: positiveInt().default(1), ...activationField, useBias: z.boolean().default(true) }, "One filter per input channel (times depthMultiplier)."),
+  layer("conv2dTranspose", { filters: positiveInt(), kernelSize: size(2, "a positive integer"), strides: size(2, "a positive integer").default(1), padding, ...activationField, ...weighted }, "Transposed (fractionally strided) convolution, often called deconvolution: upsamples by `strides`."),
+  layer("coordConv", { filters: positiveInt(), kernelSize: size(2, "a positive integer"), strides: size(2, "a positive integer").default(1), padding, withRadius: z.boolean().default(false), ...activationField, ...weighted }, "CoordConv (Liu et al. 2018): appends i, j coordinate channels in [-1, 1] before a conv2d, breaking translation equivariance."),
+  layer("upSampling2d", { size: size(2, "a positive integer").default(2), interpolation: z.enum(["nearest", "bilinear"]).default("nearest") }, "Repeats rows and columns (nearest) or interpolates (bilinear)."),
+  // --- pooling
+  layer("maxPooling1d", { poolSize: positiveInt().default(2), strides: positiveInt().optional(), padding }, "Max over windows of time; strides default to poolSize."),
+  layer("averagePooling1d", { poolSize: positiveInt().default(2), strides: positiveInt().optional(), padding }, "Average over windows of time."),
+  layer("maxPooling2d", { poolSize: size(2, "a positive integer").default(2), strides: size(2, "a positive integer").optional(), padding }, "Max over windows; strides default to poolSize."),
+  layer("averagePooling2d", { poolSize: size(2, "a positive integer").default(2), strides: size(2, "a positive integer").optional(), padding }, "Average over windows."),
+  layer("globalMaxPooling1d", {}, "Max over all time steps."),
+  layer("globalAveragePooling1d", {}, "Average over all time steps."),
+  layer("globalMaxPooling2d", {}, "Max over all positions of each channel."),
+  layer("globalAveragePooling2d", {}, "Average over all positions of each channel."),
+  layer("adaptiveAveragePooling2d", { outputSize: size(2, "a positive integer") }, "Averages into a fixed output size whatever the input size (PyTorch's AdaptiveAvgPool2d)."),
+  layer("adaptiveMaxPooling2d", { outputSize: size(2, "a positive integer") }, "Max into a fixed output size whatever the input size."),
+  // --- shape and merging
+  layer("flatten", {}, "Flattens everything but the batch axis."),
+  layer("reshape", { targetShape: z.array(z.number().int().refine((n) => n > 0 || n === -1, "expected a positive integer or -1")).min(1) }, "Reshapes (without the batch axis); one dimension may be -1."),
+  layer("permute", { dims: z.array(positiveInt()).min(1).describe("1-based axes, without the batch axis, e.g. [2, 1].") }, "Reorders axes."),
+  layer("cropping2d", { cropping: z.union([int().min(0), z.array(int().min(0)).length(2), z.array(z.array(int().min(0)).length(2)).length(2)]) }, "Crops rows and columns: n, [rows, cols] or [[top, bottom], [left, right]]."),
+  layer("zeroPadding2d", { padding: z.union([int().min(0), z.array(int().min(0)).length(2), z.array(z.array(int().min(0)).length(2)).length(2)]).default(1) }, "Pads rows and columns with zeros."),
+  layer("concatenate", { axis: z.number().int().default(-1) }, "Graph only: concatenates its inputs along an axis (DenseNet, U-Net skips, Inception branches)."),
+  layer("add", {}, "Graph only: element-wise sum of its inputs (residual connections)."),
+  layer("multiply", {}, "Graph only: element-wise product of its inputs (gating)."),
+  layer("distance", { metric: z.enum(["euclidean", "manhattan", "cosine"]).default("euclidean") }, "Graph only: distance between two vectors, shape [1] (siamese heads)."),
+  // --- sequences
+  layer("embedding", { inputDim: positiveInt(), outputDim: positiveInt(), maskZero: z.boolean().default(false) }, "Maps token ids in [0, inputDim) to learned vectors."),
+  layer("masking", { maskValue: z.number().default(0) }, "Marks time steps whose features all equal maskValue as padding, skipped by recurrent layers."),
+  layer("simpleRNN", { units: positiveInt(), activation: activationSchema.default("tanh"), returnSequences: z.boolean().default(false), dropout: rate.default(0), recurrentDropout: rate.default(0) }, "Elman RNN: h_t = tanh(W·h_{t-1} + W2·x_t + b)."),
+  layer("lstm", { units: positiveInt(), returnSequences: z.boolean().default(false), dropout: rate.default(0), recurrentDropout: rate.default(0) }, "Long short-term memory."),
+  layer("gru", { units: positiveInt(), returnSequences: z.boolean().default(false), dropout: rate.default(0), recurrentDropout: rate.default(0) }, "Gated recurrent unit."),
+  layer("bidirectional", {
+    layer: z.object({ type: z.enum(["simpleRNN", "lstm", "gru"]), units: positiveInt(), returnSequences: z.boolean().default(false) }).strict(),
+    mergeMode: z.enum(["concat", "sum", "mul", "ave"]).default("concat"),
+  }, "Runs a recurrent layer forwards and backwards and merges the two."),
+  layer("positionalEncoding", { maxLength: positiveInt().default(512) }, "Adds the sinusoidal position encoding of Vaswani et al. (2017) to [time, features]."),
+  layer("attention", { score: z.enum(["dot", "additive"]).default("dot"), causal: z.boolean().default(false) }, "Graph only: attention of a query sequence over a value sequence (inputs [query, value] or [query, value, key]); dot is Luong, additive is Bahdanau."),
+  layer("multiHeadSelfAttention", { numHeads: positiveInt(), keyDim: positiveInt(), causal: z.boolean().default(false), dropout: rate.default(0) }, "Multi-head scaled dot-product self-attention; `causal` hides later positions."),
+  layer("transformerEncoder", { numHeads: positiveInt(), keyDim: positiveInt(), ffDim: positiveInt(), dropout: rate.default(0.1), causal: z.boolean().default(false) }, "One transformer encoder block: self-attention and a feed-forward network, each with a residual connection and layer normalization."),
+] as const;
+
+export const LAYER_TYPES = LAYER_SCHEMAS.map((s) => s.shape.type.value);
+export type LayerType = (typeof LAYER_TYPES)[number];
 
 export const layerSpecSchema = z
-  .discriminatedUnion("type", [denseLayerSchema, dropoutLayerSchema, batchNormalizationLayerSchema, activationLayerSchema], {
-    error: (issue) =>
-      issue.code === "invalid_union" ? `unknown layer type; expected one of dense, dropout, batchNormalization, activation` : undefined,
+  .discriminatedUnion("type", LAYER_SCHEMAS, {
+    error: (issue) => (issue.code === "invalid_union" ? `unknown layer type; expected one of ${LAYER_TYPES.join(", ")}` : undefined),
   })
   .meta({ id: "LayerSpec" });
 export type LayerSpec = z.infer<typeof layerSpecSchema>;
+export type LayerOf<T extends LayerType> = Extract<LayerSpec, { type: T }>;
 
+/** A graph node that reuses the weights of another node: the same layer applied again (siamese networks). */
+export const sharedNodeSchema = z
+  .object({ type: z.literal("shared"), of: z.string().min(1).describe("The node whose layer (and weights) this node applies."), inputs: z.array(z.string().min(1)).min(1) })
+  .strict()
+  .meta({ id: "SharedNode" });
+
+export const nodeSpecSchema = z
+  .discriminatedUnion("type", [...LAYER_SCHEMAS, sharedNodeSchema], {
+    error: (issue) => (issue.code === "invalid_union" ? `unknown layer type; expected one of ${LAYER_TYPES.join(", ")}, shared` : undefined),
+  })
+  .meta({ id: "NodeSpec" });
+export type NodeSpec = z.infer<typeof nodeSpecSchema>;
+
+export const LOSSES = ["meanSquaredError", "binaryCrossentropy", "categoricalCrossentropy", "sparseCategoricalCrossentropy"] as const;
+export const lossSchema = z.enum(LOSSES, { error: `must be one of ${LOSSES.join(", ")}` });
+export type LossName = z.infer<typeof lossSchema>;
+
+const shapeSchema = z
+  .array(z.union([positiveInt(), z.null()]), { error: "expected an array of positive integers (null for a free dimension)" })
+  .min(1, "must have at least one dimension")
+  .max(8);
+const inputSchema = z.object({ shape: shapeSchema, dtype: z.enum(["float32", "int32"]).default("float32").describe("int32 for token ids.") }).strict();
+
+const trainingFields = {
+  loss: lossSchema.optional().describe("Default: chosen from the dataset and the output layer."),
+  mode: z.enum(["backprop", "perceptron"]).default("backprop").describe("perceptron: Rosenblatt's update rule for a single dense layer with a step activation."),
+};
+
+const nodeName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,99}$/, "node names are letters, digits, _ . - and start with a letter or _");
+
+// One object rather than a union of the two forms: a union would report a bad layer as "matches
+// neither form" instead of at its path.
 export const modelSpecSchema = z
   .object({
-    input: z.object({
-      shape: z.array(positiveInt("a positive integer"), { error: "expected an array of positive integers" }).min(1, "must have at least one dimension").max(8),
-    }),
-    layers: z.array(layerSpecSchema).min(1, "must have at least one layer").max(1000, "at most 1000 layers"),
+    input: inputSchema.optional().describe("Sequential specs: the input shape, batch axis excluded."),
+    layers: z.array(layerSpecSchema).min(1, "must have at least one layer").max(1000, "at most 1000 layers").optional().describe("Sequential specs: layers applied in order."),
+    inputs: z.record(nodeName, inputSchema).optional().describe("Graph specs: named inputs."),
+    nodes: z.record(nodeName, nodeSpecSchema).optional().describe("Graph specs: named nodes, each listing its inputs."),
+    outputs: z.array(z.string().min(1)).min(1, "must name at least one output").optional().describe("Graph specs: the nodes whose values the model outputs."),
+    ...trainingFields,
   })
-  .meta({ id: "ModelSpec", description: "A network as a stack of layers applied in order to an input of the given shape (batch dimension excluded)." });
+  .strict()
+  .superRefine((spec, ctx) => {
+    const sequential = spec.input !== undefined || spec.layers !== undefined;
+    const graph = spec.inputs !== undefined || spec.nodes !== undefined || spec.outputs !== undefined;
+    if (sequential && graph) ctx.addIssue({ code: "custom", message: "is either sequential (input, layers) or a graph (inputs, nodes, outputs), not both" });
+    else if (sequential) {
+      if (!spec.input) ctx.addIssue({ code: "custom", path: ["input"], message: "is required with layers" });
+      if (!spec.layers) ctx.addIssue({ code: "custom", path: ["layers"], message: "is required with input" });
+    } else if (graph) {
+      for (const k of ["inputs", "nodes", "outputs"] as const) {
+        if (!spec[k]) ctx.addIssue({ code: "custom", path: [k], message: "is required in a graph spec" });
+        else if (k !== "outputs" && Object.keys(spec[k]!).length === 0) ctx.addIssue({ code: "custom", path: [k], message: "must not be empty" });
+      }
+    } else ctx.addIssue({ code: "custom", message: "expected a sequential spec ({input, layers}) or a graph spec ({inputs, nodes, outputs})" });
+  })
+  .meta({
+    id: "ModelSpec",
+    description: "Sequential: `input` + `layers`, applied in order. Graph: named `inputs`, named `nodes` that each list their `inputs`, and `outputs` — for branches, merges, skip connections and shared layers.",
+  });
 export type ModelSpec = z.infer<typeof modelSpecSchema>;
+type InputSpec = z.infer<typeof inputSchema>;
+export type SequentialSpec = ModelSpec & { input: InputSpec; layers: LayerSpec[] };
+export type GraphSpec = ModelSpec & { inputs: Record<string, InputSpec>; nodes: Record<string, NodeSpec>; outputs: string[] };
+
+export const isGraph = (spec: ModelSpec): spec is GraphSpec => spec.nodes !== undefined;
+
+/** The input shapes of a spec, in the model's input order (batch axis excluded). */
+export function modelInputShapes(spec: ModelSpec): (number | null)[][] {
+  return isGraph(spec) ? Object.values(spec.inputs).map((i) => i.shape) : [spec.input!.shape];
+}

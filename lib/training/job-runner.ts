@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import * as tf from "@tensorflow/tfjs";
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { DatasetService } from "../data/dataset-service.ts";
+import { DatasetService, toTrainData } from "../data/dataset-service.ts";
 import { Prisma, type Db } from "../db/prisma.ts";
 import { loadModel, saveModel, type StoredModel } from "../engine/model-io.ts";
 import { deriveSeed, withSeededRandom } from "../engine/seeded-random.ts";
@@ -51,8 +51,9 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
   try {
     const hp = row.hyperparameters as Hyperparameters;
     const spec = parseOrFail(modelSpecSchema, row.model.spec, "model spec");
-    const data = await new DatasetService(db).loadTensors(tenantId, row.datasetId);
-    const loss = lossFor(data, row.model.outputShape);
+    const dataset = await new DatasetService(db).loadTensors(tenantId, row.datasetId);
+    const data = toTrainData(dataset);
+    const loss = lossFor({ ...data, targetShape: data.target.shape }, row.model.outputShape, spec.loss);
 
     const checkpoint = await db.checkpoint.findFirst({ where: { jobId }, orderBy: { epoch: "desc" } });
     let startEpoch = 0;
@@ -69,7 +70,7 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
     }
 
     let lastCancelCheck = 0;
-    const result = await train(model, data, hp, loss, {
+    const result = await train(model, data, { ...hp, mode: spec.mode }, loss, {
       shouldStop: async () => {
         if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId))) === 1) return true;
         // The Redis signal is the fast path; the database flag is the record, checked now and then.
@@ -101,7 +102,7 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
       await markCancelled(db, jobId);
       return "cancelled";
     }
-    await registerVersion(db, row, model, data, metrics);
+    await registerVersion(db, row, model, dataset, metrics);
     return "succeeded";
   } catch (err) {
     if (err instanceof ValidationError || err instanceof TrainingDivergedError || err instanceof PermanentJobError) {

@@ -6,7 +6,7 @@ import type { Redis } from "ioredis";
 import type { Db } from "../db/prisma.ts";
 import { lossFor } from "../engine/trainer.ts";
 import { NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
-import { modelSpecSchema } from "../spec/model-spec.ts";
+import { modelInputShapes, modelSpecSchema } from "../spec/model-spec.ts";
 import { CANCEL_TTL_SECONDS, cancelKey, TRAIN_JOB, trainJobOptions, type TrainJobPayload } from "../queue/training-queue.ts";
 import type { CreateTrainingJob, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 
@@ -28,7 +28,7 @@ const jobInclude = { model: { select: { name: true } }, version: { select: { ver
 function toView(row: JobRow): TrainingJobView {
   return {
     id: row.id, status: row.status, model: row.model.name, dataset: row.datasetId,
-    hyperparameters: row.hyperparameters as Hyperparameters,
+    hyperparameters: row.hyperparameters as TrainingJobView["hyperparameters"],
     progress: { epoch: row.epoch, epochs: row.epochs },
     metrics: (row.metrics as Record<string, number> | null) ?? null,
     error: row.error, cancelRequested: row.cancelRequested, modelVersion: row.version?.version ?? null,
@@ -55,10 +55,13 @@ export class TrainingJobService {
     if (!dataset) throw ValidationError.at("dataset", `no dataset with id '${datasetId}'`);
 
     const spec = modelSpecSchema.parse(model.spec);
-    if (spec.input.shape.join(",") !== dataset.inputShape.join(",")) {
-      throw ValidationError.at("model", `input shape [${spec.input.shape.join(", ")}] does not match the dataset's rows [${dataset.inputShape.join(", ")}]`);
+    const inputs = modelInputShapes(spec);
+    if (inputs.length !== 1) throw ValidationError.at("model", `has ${inputs.length} inputs; a dataset feeds one input`);
+    const fits = inputs[0].length === dataset.inputShape.length && inputs[0].every((d, i) => d === null || d === dataset.inputShape[i]);
+    if (!fits) {
+      throw ValidationError.at("model", `input shape [${inputs[0].join(", ")}] does not match the dataset's rows [${dataset.inputShape.join(", ")}]`);
     }
-    lossFor(dataset, model.outputShape);
+    lossFor({ task: dataset.task, classes: dataset.classes, targetShape: [dataset.targetSize] }, model.outputShape, spec.loss);
     const trainRows = dataset.rowCount - Math.floor(dataset.rowCount * rest.validationSplit);
     if (trainRows < 1) throw ValidationError.at("validationSplit", `leaves no training rows out of ${dataset.rowCount}`);
 

@@ -25,7 +25,7 @@ export const domainPlugin = fp(
     app.decorate("services", {
       apiKeys: new ApiKeyService(db, config.TRAINYARD_ADMIN_KEY),
       datasets: new DatasetService(db),
-      models: new ModelService(db, { maxParams: config.TRAINYARD_MAX_PARAMS }),
+      models: new ModelService(db, { maxParams: config.TRAINYARD_MAX_PARAMS, maxLayers: config.TRAINYARD_MAX_LAYERS, maxFlopsPerSample: config.TRAINYARD_MAX_FLOPS }),
       trainingJobs: new TrainingJobService(db, app.trainingQueue, app.redis, config.TRAINYARD_QUEUE_PREFIX),
       predict,
     });

@@ -35,10 +35,15 @@ test("the validation split takes every class from a sorted file", () => {
 });
 
 test("the loss follows from the dataset and the output, or the mismatch is explained", () => {
-  const cls = { task: "classification" as const, classes: ["a", "b", "c"], targetSize: 1 };
+  const cls = { task: "classification" as const, classes: ["a", "b", "c"], targetShape: [1] };
   assert.equal(lossFor(cls, [3]), "categoricalCrossentropy");
   assert.equal(lossFor({ ...cls, classes: ["a", "b"] }, [1]), "binaryCrossentropy");
-  assert.equal(lossFor({ task: "regression", classes: [], targetSize: 1 }, [1]), "meanSquaredError");
+  assert.equal(lossFor({ task: "regression", classes: [], targetShape: [1] }, [1]), "meanSquaredError");
+  assert.equal(lossFor(cls, [3], "sparseCategoricalCrossentropy"), "sparseCategoricalCrossentropy");
+  assert.throws(() => lossFor(cls, [3], "meanSquaredError"), /meanSquaredError needs a regression dataset/);
+  // Per-pixel classification: an output [H, W, k] takes [H, W] class ids per row.
+  assert.equal(lossFor({ ...cls, targetShape: [8, 8] }, [8, 8, 3]), "categoricalCrossentropy");
+  assert.throws(() => lossFor({ ...cls, targetShape: [8, 8] }, [4, 4, 3]), /does not fit targets of shape \[8, 8\]/);
   assert.throws(() => lossFor(cls, [2]), /output has 2 units, the dataset has 3 classes/);
 });
 
@@ -58,7 +63,7 @@ function xorData(n = 200): TrainData {
     x[2 * i + 1] = b + (random() - 0.5) * 0.2;
     y[i] = a ^ b;
   }
-  return { task: "classification", rows: n, inputShape: [2], classes: ["0", "1"], targetSize: 1, x, y };
+  return { task: "classification", rows: n, classes: ["0", "1"], inputs: [{ data: x, shape: [2] }], target: { data: y, shape: [1] } };
 }
 
 test("binary classification learns XOR, and a saved model predicts exactly as the original", async () => {

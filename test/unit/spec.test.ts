@@ -15,14 +15,14 @@ const issues = (value: unknown) => {
 };
 
 test("every field problem is reported with its path", () => {
-  const got = issues({ input: { shape: [4, 0] }, layers: [{ type: "dense", units: 2.5 }, { type: "dropout", rate: 1 }, { type: "dense", units: 3, activation: "swish" }, { type: "warp" }] });
-  assert.deepEqual(got, [
-    "input.shape.1: expected a positive integer",
-    "layers.0.units: expected a positive integer",
-    "layers.1.rate: must be < 1",
-    "layers.2.activation: must be one of sigmoid, tanh, relu, leakyRelu, softmax, linear",
-    "layers.3.type: unknown layer type; expected one of dense, dropout, batchNormalization, activation",
-  ]);
+  const got = issues({ input: { shape: [4, 0] }, layers: [{ type: "dense", units: 2.5 }, { type: "dropout", rate: 1 }, { type: "dense", units: 3, activation: "softplus" }, { type: "warp" }, { type: "conv2d", filters: 2, kernelSize: [3] }] });
+  assert.equal(got.length, 6, got.join("\n"));
+  assert.match(got[0], /^input\.shape\.1: /);
+  assert.equal(got[1], "layers.0.units: expected a positive integer");
+  assert.equal(got[2], "layers.1.rate: must be < 1");
+  assert.match(got[3], /^layers\.2\.activation: must be one of sigmoid, step, tanh, relu, leakyRelu, elu, selu, gelu, swish, softmax, linear$/);
+  assert.match(got[4], /^layers\.3\.type: unknown layer type; expected one of dense, activation, .*transformerEncoder$/);
+  assert.equal(got[5], "layers.4.kernelSize: expected 2 values");
   assert.deepEqual(issues({ input: { shape: [4] }, layers: [] }), ["layers: must have at least one layer"]);
 });
 
@@ -37,6 +37,11 @@ test("weight names come from positions, so every process builds the same names",
 
 test("the parameter limit is enforced", () => {
   const spec = modelSpecSchema.parse({ input: { shape: [100] }, layers: [{ type: "dense", units: 100 }] });
-  assert.throws(() => inspectSpec(spec, { maxParams: 1000 }), /the model has 10100 parameters, the limit is 1000/);
-  assert.deepEqual(inspectSpec(spec, { maxParams: 20_000 }), { paramCount: 10100, outputShape: [100] });
+  const limits = { maxParams: 1000, maxLayers: 10, maxFlopsPerSample: 1e9 };
+  assert.throws(() => inspectSpec(spec, limits), /the model has 10100 parameters, the limit is 1000/);
+  assert.throws(() => inspectSpec(spec, { ...limits, maxParams: 1e6, maxFlopsPerSample: 1000 }), /FLOPs per sample, the limit is/);
+  const report = inspectSpec(spec, { ...limits, maxParams: 20_000 });
+  assert.equal(report.paramCount, 10100);
+  assert.deepEqual(report.outputShapes, [[100]]);
+  assert.equal(report.summary.flopsPerSample, 2 * 100 * 100);
 });

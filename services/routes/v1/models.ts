@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
-import { createModelSchema, modelNameSchema, modelSchema } from "../../../lib/models/model-schema.ts";
+import { createModelSchema, modelNameSchema, modelSchema, validateModelResponseSchema } from "../../../lib/models/model-schema.ts";
+import { modelSpecSchema } from "../../../lib/spec/model-spec.ts";
 import { predictRequestSchema, predictResponseSchema } from "../../../lib/serving/predict-schema.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
@@ -18,6 +19,16 @@ export const modelRoutes: FastifyPluginAsyncZod = async (app) => {
     const model = await models.create(tenantOf(request), request.body);
     return reply.status(201).header("location", `/v1/models/${model.name}`).send(model);
   });
+
+  // Google's custom-method style, as in :predict: check a spec without storing it.
+  app.post("/v1/models::validate", {
+    schema: {
+      operationId: "validateModel", tags: ["models"], security,
+      summary: "Check a spec fully without storing it: shapes, training rules and limits; answers a per-layer summary",
+      body: z.object({ spec: modelSpecSchema }).meta({ id: "ValidateModel" }),
+      response: { 200: validateModelResponseSchema, 400: problemSchema, 401: problemSchema },
+    },
+  }, async (request) => ({ valid: true as const, ...models.validate(request.body.spec) }));
 
   app.get("/v1/models", {
     schema: { operationId: "listModels", tags: ["models"], security, summary: "List models", response: { 200: z.object({ models: z.array(modelSchema) }), 401: problemSchema } },
