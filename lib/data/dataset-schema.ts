@@ -1,12 +1,19 @@
 // Request/response shapes for datasets: the zod schemas the routes and the OpenAPI file share.
 import { z } from "zod";
 
+type Nested = number | Nested[];
+const nested: z.ZodType<Nested> = z.lazy(() => z.union([z.number(), z.array(nested)]));
+
 export const datasetTaskSchema = z.enum(["classification", "regression"]);
 
 export const createDatasetJsonSchema = z
   .object({
     name: z.string().trim().min(1, "must not be empty").max(200),
-    features: z.array(z.array(z.number({ error: "expected a finite number" })), { error: "expected an array of rows of numbers" }).min(1, "must have at least one row"),
+    features: z
+      .array(z.array(nested), { error: "expected an array of rows" })
+      .min(1, "must have at least one row")
+      .describe("One entry per row: numbers, or nested arrays for images and sequences (e.g. 28×28×1)."),
+    inputShape: z.array(z.number().int().positive()).min(1).optional().describe("Reshapes flat rows, e.g. 784 numbers per row as [28, 28, 1]."),
     labels: z.array(z.union([z.string(), z.number()]), { error: "expected an array of strings or numbers" }),
     task: datasetTaskSchema.optional().describe("Default: classification when labels are strings, regression when numbers."),
     featureNames: z.array(z.string()).optional(),

@@ -5,6 +5,7 @@ import type { Db } from "../db/prisma.ts";
 import type { TrainData } from "../engine/trainer.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import { parseCsv } from "./csv.ts";
+import { flattenInto, shapeOf } from "./nested.ts";
 import type { CreateDatasetJson, DatasetView } from "./dataset-schema.ts";
 
 type Task = "classification" | "regression";
@@ -67,21 +68,24 @@ function encodeTargets(labels: (string | number)[], task: Task, where: (i: numbe
 export function parseJsonDataset(body: CreateDatasetJson): ParsedDataset {
   const rows = body.features.length;
   if (body.labels.length !== rows) throw ValidationError.at("labels", `has ${body.labels.length} entries, features has ${rows} rows`);
-  const width = body.features[0].length;
-  if (width === 0) throw ValidationError.at("features[0]", "is empty");
+  // The first row sets the shape; every other row must match it exactly.
+  const rowShape = shapeOf(body.features[0]);
+  if (rowShape.some((d) => d === 0)) throw ValidationError.at("features[0]", "is empty");
+  const width = rowShape.reduce((a, b) => a * b, 1);
   const features = new Float32Array(rows * width);
-  body.features.forEach((row, i) => {
-    if (row.length !== width) throw ValidationError.at(`features[${i}]`, `expected ${width} numbers, got ${row.length}`);
-    row.forEach((v, j) => {
-      if (!Number.isFinite(v)) throw ValidationError.at(`features[${i}][${j}]`, "expected a finite number");
-      features[i * width + j] = v;
-    });
-  });
+  body.features.forEach((row, i) => flattenInto(row, rowShape, `features[${i}]`, features, i * width));
+  let inputShape = rowShape;
+  if (body.inputShape) {
+    const size = body.inputShape.reduce((a, b) => a * b, 1);
+    if (size !== width) throw ValidationError.at("inputShape", `[${body.inputShape.join(", ")}] holds ${size} values, a row has ${width}`);
+    inputShape = body.inputShape;
+  }
   const task: Task = body.task ?? (body.labels.some((l) => typeof l === "string") ? "classification" : "regression");
-  const featureNames = body.featureNames ?? Array.from({ length: width }, (_, j) => `x${j}`);
-  if (featureNames.length !== width) throw ValidationError.at("featureNames", `has ${featureNames.length} names, rows have ${width} numbers`);
+  // Names only mean something for flat rows of features; images and sequences have none.
+  const featureNames = body.featureNames ?? (inputShape.length === 1 ? Array.from({ length: width }, (_, j) => `x${j}`) : []);
+  if (body.featureNames && featureNames.length !== width) throw ValidationError.at("featureNames", `has ${featureNames.length} names, rows have ${width} numbers`);
   const { targets, classes } = encodeTargets(body.labels, task, (i) => `labels[${i}]`);
-  return { name: body.name, task, inputShape: [width], featureNames, classes, features, targets, rows };
+  return { name: body.name, task, inputShape, featureNames, classes, features, targets, rows };
 }
 
 export function parseCsvDataset(text: string, opts: { name?: string; label?: string; task?: Task }): ParsedDataset {

@@ -3,24 +3,12 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Db } from "../db/prisma.ts";
 import { loadModel, type StoredModel } from "../engine/model-io.ts";
+import { flattenInto } from "../data/nested.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 
 interface Loaded {
   model: tf.LayersModel;
   inputShape: number[];
-}
-
-/** Flattens one instance, checking that it has exactly the model's input shape. */
-function flattenInstance(value: unknown, shape: number[], path: string, out: number[]): void {
-  if (shape.length === 0) {
-    if (typeof value !== "number" || !Number.isFinite(value)) throw ValidationError.at(path, "expected a finite number");
-    out.push(value);
-    return;
-  }
-  const [n, ...rest] = shape;
-  if (!Array.isArray(value)) throw ValidationError.at(path, `expected an array of ${n} ${rest.length ? "arrays" : "numbers"}`);
-  if (value.length !== n) throw ValidationError.at(path, `expected ${n} ${rest.length ? "arrays" : "numbers"}, got ${value.length}`);
-  value.forEach((v, i) => flattenInstance(v, rest, `${path}[${i}]`, out));
 }
 
 export class PredictService {
@@ -37,8 +25,8 @@ export class PredictService {
 
     const loaded = await this.load(latest.id);
     const width = loaded.inputShape.reduce((a, b) => a * b, 1);
-    const flat: number[] = [];
-    instances.forEach((inst, i) => flattenInstance(inst, loaded.inputShape, `instances[${i}]`, flat));
+    const flat = new Float32Array(instances.length * width);
+    instances.forEach((inst, i) => flattenInto(inst, loaded.inputShape, `instances[${i}]`, flat, i * width));
     const predictions = tf.tidy(() => {
       const x = tf.tensor(flat, [flat.length / width, ...loaded.inputShape]);
       const y = loaded.model.predict(x) as tf.Tensor;

@@ -19,7 +19,7 @@ export function sinusoidalEncoding(length: number, dModel: number): Float32Array
   for (let pos = 0; pos < length; pos++) {
     for (let j = 0; j < dModel; j++) {
       const angle = pos / Math.pow(10000, (2 * Math.floor(j / 2)) / dModel);
-      table[pos * dModel + j] = j % 2 === 1 ? Math.sin(angle) : Math.cos(angle);
+      table[pos * dModel + j] = j % 2 === 0 ? Math.sin(angle) : Math.cos(angle);
     }
   }
   return table;

@@ -30,8 +30,9 @@ const ALL: TemplateDef[] = [
 export const TEMPLATES: Record<string, TemplateDef> = Object.fromEntries(ALL.map((t) => [t.name, t]));
 
 export interface TemplateQuery {
-  inputShape?: number[];
-  classes?: number;
+  /** [28, 28, 1], or the query string's "28,28,1". */
+  inputShape?: number[] | string;
+  classes?: number | string;
   /** The template's own params, e.g. `depth` for resnet; numbers and flags may still be strings. */
   [param: string]: unknown;
 }

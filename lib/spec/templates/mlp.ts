@@ -7,7 +7,7 @@ import { classifierHead, defineTemplate, finish, intParam, numberParam, type Lay
 const HIDDEN_ACTIVATIONS = ACTIVATIONS.filter((a) => a !== "step" && a !== "softmax" && a !== "linear");
 
 const hiddenList = z.preprocess(
-  (v) => (typeof v === "string" ? v.split(",").map((s) => (s.trim() === "" ? NaN : Number(s))) : typeof v === "number" ? [v] : v),
+  (v) => (typeof v === "string" && v.trim() === "" ? [] : typeof v === "string" ? v.split(",").map((s) => (s.trim() === "" ? NaN : Number(s))) : typeof v === "number" ? [v] : v),
   z.array(z.number().int("expected integers").positive("expected positive integers").max(4096, "at most 4096 units"), { error: "expected a comma-separated list of layer sizes, e.g. 64,32" })
     .max(16, "at most 16 hidden layers"),
 );
@@ -22,7 +22,7 @@ export const mlp = defineTemplate({
   defaultInputShape: [4],
   defaultClasses: 3,
   params: z.object({
-    hidden: hiddenList.default([64, 32]).describe("Units of each hidden layer, comma-separated; empty for logistic/softmax regression."),
+    hidden: hiddenList.default([64, 32]).describe("Units of each hidden layer, comma-separated; empty for none (softmax regression)."),
     activation: z.enum(HIDDEN_ACTIVATIONS).default("relu").describe("Activation of the hidden layers."),
     dropout: numberParam(0, 0.9).default(0).describe("Dropout rate after each hidden layer; 0 for none."),
   }),

@@ -32,7 +32,7 @@ function recurrentTemplate(cell: Cell): TemplateDef {
       embeddingDim: intParam(1, 1024).default(32).describe("Embedding size; only for [time] input."),
     }),
     build({ inputShape, classes, params }) {
-      const { features } = sequenceShape(inputShape, true);
+      const { features } = sequenceShape(inputShape);
       const tokens = features === undefined;
       const layers: LayerInput[] = tokens ? [{ type: "embedding", inputDim: params.vocabSize, outputDim: params.embeddingDim }] : [];
       for (let i = 0; i < params.layers; i++) {

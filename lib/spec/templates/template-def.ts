@@ -62,10 +62,10 @@ export function imageShape(shape: number[], minSide: number, why: string): { hei
 }
 
 /** A sequence: [time] of int32 token ids or [time, features] of floats. */
-export function sequenceShape(shape: number[], allowTokens: boolean): { time: number; features?: number } {
+export function sequenceShape(shape: number[]): { time: number; features?: number } {
   if (shape.length === 2) return { time: shape[0], features: shape[1] };
-  if (shape.length === 1 && allowTokens) return { time: shape[0] };
-  throw shapeError(allowTokens ? `expected [time] (token ids) or [time, features]; got ${show(shape)}` : `expected [time, features]; got ${show(shape)}`);
+  if (shape.length === 1) return { time: shape[0] };
+  throw shapeError(`expected [time] (int32 token ids) or [time, features]; got ${show(shape)}`);
 }
 
 // --- heads

@@ -23,7 +23,7 @@ export const transformer = defineTemplate({
     dropout: numberParam(0, 0.9).default(0.1).describe("Dropout inside the blocks and before the output."),
   }),
   build({ inputShape, classes, params }) {
-    const { time, features } = sequenceShape(inputShape, true);
+    const { time, features } = sequenceShape(inputShape);
     if (params.dModel % params.numHeads !== 0) throw ValidationError.at("querystring.numHeads", `must divide dModel (${params.dModel})`);
     const tokens = features === undefined;
     const layers: LayerInput[] = [

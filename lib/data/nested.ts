@@ -1,0 +1,27 @@
+// Nested arrays of numbers (an image as rows of pixels of channels) checked against a shape and
+// flattened row-major, with the exact place of the first mismatch.
+import { ValidationError } from "../errors.ts";
+
+export type Nested = number | Nested[];
+
+/** The shape of a nested array, following first elements (checked in full by flattenInto). */
+export function shapeOf(value: unknown): number[] {
+  const shape: number[] = [];
+  for (let v = value; Array.isArray(v); v = v[0]) shape.push(v.length);
+  return shape;
+}
+
+/** Appends the values of `value` to `out`, checking that it has exactly `shape`. */
+export function flattenInto(value: unknown, shape: readonly number[], path: string, out: number[] | Float32Array, offset = 0): number {
+  if (shape.length === 0) {
+    if (typeof value !== "number" || !Number.isFinite(value)) throw ValidationError.at(path, "expected a finite number");
+    out[offset] = value;
+    return offset + 1;
+  }
+  const [n, ...rest] = shape;
+  const what = rest.length ? "arrays" : "numbers";
+  if (!Array.isArray(value)) throw ValidationError.at(path, `expected an array of ${n} ${what}`);
+  if (value.length !== n) throw ValidationError.at(path, `expected ${n} ${what}, got ${value.length}`);
+  for (let i = 0; i < n; i++) offset = flattenInto(value[i], rest, `${path}[${i}]`, out, offset);
+  return offset;
+}
