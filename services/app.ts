@@ -13,6 +13,7 @@ import { apiKeyRoutes } from "./routes/v1/api-keys.ts";
 import { datasetRoutes } from "./routes/v1/datasets.ts";
 import { infoRoutes } from "./routes/v1/info.ts";
 import { modelRoutes } from "./routes/v1/models.ts";
+import { templateRoutes } from "./routes/v1/templates.ts";
 import { trainingJobRoutes } from "./routes/v1/training-jobs.ts";
 import { SERVICE_VERSION } from "./version.ts";
 
@@ -40,6 +41,7 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(datasetRoutes);
   await app.register(modelRoutes);
   await app.register(trainingJobRoutes);
+  await app.register(templateRoutes);
   return app;
 }
 

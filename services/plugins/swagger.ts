@@ -18,7 +18,7 @@ export const swaggerPlugin = fp(
         },
         components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", description: "A tenant API key, or the admin key for /v1/api-keys" } } },
         tags: [
-          { name: "datasets" }, { name: "models" }, { name: "training" }, { name: "inference" }, { name: "api-keys" }, { name: "info" }, { name: "health" },
+          { name: "datasets" }, { name: "models" }, { name: "training" }, { name: "templates" }, { name: "inference" }, { name: "api-keys" }, { name: "info" }, { name: "health" },
         ],
       },
       transform: (args) => {

@@ -262,23 +262,25 @@ function batchFor(model: tf.LayersModel, spec: ModelSpec, outputShape: number[],
   return { xs, y: tf.oneHot(tf.randomUniform(yShape.slice(0, -1), 0, last, "int32"), last).toFloat(), loss: "categoricalCrossentropy" };
 }
 
-test("every template builds, has the expected output shape, and trains one batch", async () => {
+test("every template builds, has the expected output shape, and trains one batch", async (t) => {
   for (const name of NAMES) {
-    const def = TEMPLATES[name];
-    const spec = renderTemplate(name, {});
-    const { model, outputShape } = buildModel(spec);
-    try {
-      assert.deepEqual(outputShape, expectedOutput(name, def.defaultInputShape, def.defaultClasses), name);
-      assert.deepEqual(checkTraining(spec), [], name);
-      if (spec.mode === "perceptron") continue; // trained by the perceptron rule, not by tfjs
-      const { xs, y, loss } = batchFor(model, spec, outputShape, 2);
-      model.compile({ optimizer: "adam", loss });
-      const value = await model.trainOnBatch(xs.length === 1 ? xs[0] : xs, y);
-      assert.ok(Number.isFinite(value as number), `${name}: loss ${value}`);
-      tf.dispose([...xs, y]);
-    } finally {
-      model.dispose();
-    }
+    await t.test(name, async () => {
+      const def = TEMPLATES[name];
+      const spec = renderTemplate(name, {});
+      const { model, outputShape } = buildModel(spec);
+      try {
+        assert.deepEqual(outputShape, expectedOutput(name, def.defaultInputShape, def.defaultClasses));
+        assert.deepEqual(checkTraining(spec), []);
+        if (spec.mode === "perceptron") return; // trained by the perceptron rule, not by tfjs
+        const { xs, y, loss } = batchFor(model, spec, outputShape, 2);
+        model.compile({ optimizer: "adam", loss });
+        const value = await model.trainOnBatch(xs.length === 1 ? xs[0] : xs, y);
+        assert.ok(Number.isFinite(value as number), `loss ${value}`);
+        tf.dispose([...xs, y]);
+      } finally {
+        model.dispose();
+      }
+    });
   }
 });
 

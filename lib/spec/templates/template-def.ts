@@ -31,7 +31,7 @@ export interface TemplateDef<P extends z.ZodObject = z.ZodObject> {
 }
 
 /** Keeps each family's build() typed by its own params while the registry holds them all alike. */
-export const defineTemplate = <P extends z.ZodObject>(def: TemplateDef<P>): TemplateDef => def as unknown as TemplateDef;
+export const defineTemplate = <P extends z.ZodObject>(def: TemplateDef<P>): TemplateDef => def;
 
 /** Fills in the schema's defaults; a template that writes an invalid spec is a bug and throws as one. */
 export const finish = (spec: SpecInput): ModelSpec => modelSpecSchema.parse(spec);
