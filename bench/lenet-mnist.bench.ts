@@ -11,12 +11,13 @@ import { renderTemplate } from "../lib/spec/templates/index.ts";
 
 const arg = (name: string, d: number) => (process.argv.includes(`--${name}`) ? Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) : d);
 const nTrain = arg("train", 8000);
-const nTest = arg("test", 2000);
-const epochs = arg("epochs", 3);
+// The package holds 10,000 digits; set() may return a few less test images than asked for.
+const askedTest = arg("test", 2000);
+const epochs = arg("epochs", 6);
 const backend = await initBackend((process.env.TRAINYARD_BACKEND as "auto") ?? "auto");
 
 const mnist = createRequire(import.meta.url)("mnist");
-const sets = mnist.set(nTrain, nTest) as { training: { input: number[]; output: number[] }[]; test: { input: number[]; output: number[] }[] };
+const sets = mnist.set(nTrain, askedTest) as { training: { input: number[]; output: number[] }[]; test: { input: number[]; output: number[] }[] };
 const toData = (rows: { input: number[]; output: number[] }[]): TrainData => {
   const x = new Float32Array(rows.length * 784);
   rows.forEach((r, i) => x.set(r.input, i * 784));
@@ -25,12 +26,13 @@ const toData = (rows: { input: number[]; output: number[] }[]): TrainData => {
     inputs: [{ data: x, shape: [28, 28, 1] }], target: { data: Float32Array.from(rows, (r) => r.output.indexOf(1)), shape: [1] },
   };
 };
+const nTest = sets.test.length;
 const trainData = toData(sets.training);
 const testData = toData(sets.test);
 
 const spec = renderTemplate("lenet5", { inputShape: [28, 28, 1], classes: 10 });
 const { model } = await withSeededRandom(1, () => buildModel(spec));
-const optimizer = { type: "adam" as const, learningRate: 0.002 };
+const optimizer = { type: "adam" as const, learningRate: arg("lr", 0.003) };
 compileForTraining(model, optimizer, "categoricalCrossentropy");
 const started = performance.now();
 await train(model, trainData, { epochs, batchSize: 64, optimizer, validationSplit: 0, seed: 1 }, "categoricalCrossentropy", {

@@ -60,7 +60,7 @@ export const efficientnet = defineTemplate({
     "seven stages of MBConv blocks (1×1 expand conv ×6, depthwise k×k conv, squeeze-and-excitation by global average pooling → dense → dense sigmoid → reshape to [1, 1, C] → upSampling2d to the map's size → multiply, " +
     "1×1 linear projection, residual `add` when stride 1 and channels match), a 1×1 conv to 1280 × width, global average pooling, dropout 0.2 and softmax. " +
     "The stem has stride 2 from 64 px (as in the paper, total stride 32) and stride 1 below (total 16). Stochastic depth is left out. " +
-    "Default width 0.5, depth 0.5 (10 blocks); width 1, depth 1 is B0. Needs at least 16×16 (64×64 with the stride-2 stem).",
+    "Default width 0.5, depth 0.5 (10 blocks); width 1, depth 1 is B0. Needs at least 16×16.",
   inputShapeMeaning: "[height, width, channels]",
   defaultInputShape: [32, 32, 3],
   defaultClasses: 10,

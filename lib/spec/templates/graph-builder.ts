@@ -4,8 +4,10 @@
 import type { LayerInput, NodeInput, SpecInput } from "./template-def.ts";
 
 type InputDef = { shape: number[]; dtype?: "float32" | "int32" };
+/** Omit over each member of a union, so each layer type keeps its own fields. */
+type WithoutInputs<T> = T extends unknown ? Omit<T, "inputs"> : never;
 /** A layer as a template writes it: the builder adds `inputs`. */
-type LayerFields = LayerInput extends infer L ? (L extends unknown ? Omit<L, "inputs"> : never) : never;
+type LayerFields = WithoutInputs<LayerInput>;
 
 export class GraphBuilder {
   private readonly nodes: Record<string, NodeInput> = {};

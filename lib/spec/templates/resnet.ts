@@ -20,7 +20,7 @@ export const resnet = defineTemplate({
     "CIFAR-style residual network of depth 6n+2 (8, 14, 20, 32, 44, 56, 110): a 3×3 convolution, three stages of n basic blocks " +
     "(two 3×3 conv + batch norm, identity shortcut, `add`, relu) with width, 2×width, 4×width filters, the second and third stage starting at stride 2 " +
     "with a 1×1 projection shortcut; then global average pooling and softmax. From 128 px the ImageNet stem (7×7/2 conv, 3×3/2 max pool) is used instead. " +
-    "Default depth 20, width 16 (ResNet-20, 0.27 M parameters). Needs at least 8×8 (32×32 with the ImageNet stem).",
+    "Default depth 20, width 16 (ResNet-20, 0.27 M parameters). Needs at least 8×8.",
   inputShapeMeaning: "[height, width, channels]",
   defaultInputShape: [32, 32, 3],
   defaultClasses: 10,

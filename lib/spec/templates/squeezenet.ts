@@ -20,7 +20,7 @@ export const squeezenet = defineTemplate({
     "SqueezeNet 1.1: 3×3 conv of 64, then fire modules 2-9 (squeeze 1×1 of 16…64 filters, expand 1×1 and 3×3 of 64…256 each, concatenated) " +
     "with 3×3/2 max pools after conv1, fire3 and fire5, dropout 0.5, a 1×1 convolution to `classes` channels, global average pooling and softmax (no fully connected layer). " +
     "The first convolution has stride 2 from 64 px and stride 1 below; all convolutions and pools are 'same'. " +
-    "The final convolution is linear (the paper's relu there would pin a sigmoid output at ≥ 0.5). Needs at least 8×8 (16×16 from 64 px).",
+    "The final convolution is linear (the paper's relu there would pin a sigmoid output at ≥ 0.5). Needs at least 8×8.",
   inputShapeMeaning: "[height, width, channels]",
   defaultInputShape: [32, 32, 3],
   defaultClasses: 10,
