@@ -1,6 +1,8 @@
 // Models as bytes, for Postgres: TensorFlow.js's own artifact format (topology JSON + weight specs
 // + one weight buffer), so what we store loads in any TensorFlow.js, in Node or a browser.
 import * as tf from "@tensorflow/tfjs";
+// Custom layers register themselves on import; they must be known before a model using them loads.
+import "../spec/layers/index.ts";
 
 export interface StoredModel {
   /** `{ modelTopology, trainingConfig? }` — trainingConfig is present when optimizer state is included. */

@@ -7,7 +7,7 @@
 // by one worker resume in another.
 import * as tf from "@tensorflow/tfjs";
 import { ValidationError, type FieldProblem } from "../errors.ts";
-import { AdaptivePooling2D, AddCoords2D, Attention, Distance, MultiHeadSelfAttention, PositionalEncoding, SpatialDropout2D, StepActivation, TransformerEncoder } from "./layers/index.ts";
+import { AdaptivePooling2D, AddCoords2D, Attention, DilatedConv2D, Distance, MultiHeadSelfAttention, PositionalEncoding, SpatialDropout2D, StepActivation, TransformerEncoder } from "./layers/index.ts";
 import { isGraph, type Activation, type GraphSpec, type LayerOf, type LayerSpec, type ModelSpec, type NodeSpec } from "./model-spec.ts";
 
 type Shape = (number | null)[];
@@ -158,6 +158,27 @@ function weightArgs(l: { useBias?: boolean; kernelInitializer?: string; biasInit
   };
 }
 
+/**
+ * A dilated convolution that can be trained (tfjs cannot differentiate its own): a conv2d, or a
+ * conv1d viewed as [time, 1, channels], followed by its activation.
+ */
+function dilatedConv(spec: LayerOf<"conv2d"> | LayerOf<"conv1d">, name: string): tf.layers.Layer[] {
+  const oneD = spec.type === "conv1d";
+  const conv = new DilatedConv2D({
+    filters: spec.filters,
+    kernelSize: oneD ? [spec.kernelSize, 1] : pair(spec.kernelSize),
+    dilationRate: oneD ? [spec.dilationRate, 1] : pair(spec.dilationRate),
+    strides: oneD ? [spec.strides, 1] : pair(spec.strides),
+    padding: spec.padding,
+    useBias: spec.useBias,
+    kernelInitializer: spec.kernelInitializer ?? "glorotUniform",
+    biasInitializer: spec.biasInitializer ?? "zeros",
+    kernelRegularizer: spec.kernelRegularizer ?? null,
+    name,
+  });
+  return [conv, ...activationLayers(spec.activation, `${name}_act`, spec.alpha)];
+}
+
 /** The tfjs layers for one spec layer, applied in sequence (one for most; two for coordConv or a separate activation). */
 function layersFor(spec: LayerSpec, name: string): tf.layers.Layer[] {
   const withActivation = (main: tf.layers.Layer, activation: Activation, alpha?: number) =>
@@ -178,11 +199,13 @@ function layersFor(spec: LayerSpec, name: string): tf.layers.Layer[] {
     case "layerNormalization":
       return [tf.layers.layerNormalization({ epsilon: spec.epsilon, name })];
     case "conv1d":
+      if (spec.dilationRate > 1) return dilatedConv(spec, name);
       return withActivation(
         tf.layers.conv1d({ filters: spec.filters, kernelSize: spec.kernelSize, strides: spec.strides, padding: spec.padding, dilationRate: spec.dilationRate, activation: fused(spec.activation).inner as "linear", ...weightArgs(spec), name }),
         spec.activation, spec.alpha,
       );
     case "conv2d":
+      if (pair(spec.dilationRate).some((d) => d > 1)) return dilatedConv(spec, name);
       return withActivation(
         tf.layers.conv2d({ filters: spec.filters, kernelSize: spec.kernelSize, strides: spec.strides, padding: spec.padding, dilationRate: pair(spec.dilationRate), activation: fused(spec.activation).inner as "linear", ...weightArgs(spec), name }),
         spec.activation, spec.alpha,
@@ -290,8 +313,10 @@ function checkMerge(spec: LayerSpec, shapes: Shape[], path: string) {
   const shown = shapes.map(fmt).join(" and ");
   if (spec.type === "add" || spec.type === "multiply") {
     const first = shapes[0];
-    const same = shapes.every((s) => s.length === first.length && s.every((d, i) => d === null || first[i] === null || d === first[i]));
-    if (!same) throw ValidationError.at(path, `inputs have shapes ${shown}; ${spec.type} needs equal shapes`);
+    // Equal, free, or 1 (broadcast, e.g. a squeeze-and-excitation gate [1, 1, C] over [H, W, C]).
+    const fits = (d: number | null, e: number | null) => d === null || e === null || d === e || d === 1 || e === 1;
+    const same = shapes.every((s) => s.length === first.length && s.every((d, i) => fits(d, first[i])));
+    if (!same) throw ValidationError.at(path, `inputs have shapes ${shown}; ${spec.type} needs equal shapes (or 1 to broadcast)`);
   }
   if (spec.type === "concatenate") {
     const rank = shapes[0].length;

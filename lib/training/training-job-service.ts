@@ -6,7 +6,7 @@ import type { Redis } from "ioredis";
 import type { Db } from "../db/prisma.ts";
 import { lossFor } from "../engine/trainer.ts";
 import { NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
-import { modelInputShapes, modelSpecSchema } from "../spec/model-spec.ts";
+import { isGraph, modelInputShapes, modelSpecSchema } from "../spec/model-spec.ts";
 import { CANCEL_TTL_SECONDS, cancelKey, TRAIN_JOB, trainJobOptions, type TrainJobPayload } from "../queue/training-queue.ts";
 import type { CreateTrainingJob, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 
@@ -55,6 +55,9 @@ export class TrainingJobService {
     if (!dataset) throw ValidationError.at("dataset", `no dataset with id '${datasetId}'`);
 
     const spec = modelSpecSchema.parse(model.spec);
+    if (isGraph(spec) && spec.outputs.length > 1) {
+      throw ValidationError.at("model", `has ${spec.outputs.length} outputs; training takes a model with one output (several-output models can be validated and built)`);
+    }
     const inputs = modelInputShapes(spec);
     if (inputs.length !== 1) throw ValidationError.at("model", `has ${inputs.length} inputs; a dataset feeds one input`);
     const fits = inputs[0].length === dataset.inputShape.length && inputs[0].every((d, i) => d === null || d === dataset.inputShape[i]);

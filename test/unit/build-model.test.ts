@@ -190,7 +190,7 @@ describe("every family of layers trains and round-trips", () => {
       parse({
         input: { shape: [6], dtype: "int32" },
         layers: [
-          { type: "embedding", inputDim: 10, outputDim: 8 },
+          { type: "embedding", inputDim: 10, outputDim: 8, maskZero: false },
           { type: "positionalEncoding", maxLength: 16 },
           { type: "multiHeadSelfAttention", numHeads: 2, keyDim: 4, causal: true },
           { type: "transformerEncoder", numHeads: 2, keyDim: 4, ffDim: 16, dropout: 0.1 },
@@ -202,6 +202,19 @@ describe("every family of layers trains and round-trips", () => {
       }),
       randomData([[6]], 3, 8, [1], "int32"),
     );
+  });
+
+  test("masking skips padded time steps in recurrent layers", async () => {
+    await trainsAndRoundTrips(
+      parse({ input: { shape: [6, 3] }, layers: [{ type: "masking", maskValue: 0 }, { type: "lstm", units: 4 }, { type: "dense", units: 2, activation: "softmax" }] }),
+      randomData([[6, 3]], 2),
+    );
+    // A sequence padded with masked steps gives the same output as the unpadded prefix.
+    const { model } = buildModel(parse({ input: { shape: [null, 2] }, layers: [{ type: "masking", maskValue: 0 }, { type: "simpleRNN", units: 3 }] }));
+    const short = model.predict(tf.tensor3d([[[1, 2], [3, 4]]])) as tf.Tensor;
+    const padded = model.predict(tf.tensor3d([[[1, 2], [3, 4], [0, 0], [0, 0]]])) as tf.Tensor;
+    assert.ok(tf.max(tf.abs(tf.sub(short, padded))).dataSync()[0] < 1e-6);
+    model.dispose();
   });
 
   test("graphs: concatenate, multiply, attention over two sequences", async () => {
@@ -226,6 +239,35 @@ describe("every family of layers trains and round-trips", () => {
     await trainsAndRoundTrips(
       parse({ input: { shape: [8, 8, 1] }, layers: [{ type: "conv2d", filters: 4, kernelSize: 3, padding: "same", activation: "relu" }, { type: "conv2d", filters: 3, kernelSize: 1, activation: "softmax" }] }),
       randomData([[8, 8, 1]], 3, 8, [8, 8]),
+    );
+  });
+});
+
+describe("dilated convolutions", () => {
+  test("equal tfjs's own dilated conv forward, and train (tfjs cannot differentiate its own)", async () => {
+    for (const [shape, layer] of [
+      [[11, 11, 2], { type: "conv2d", filters: 3, kernelSize: 3, dilationRate: 2, padding: "same" }],
+      [[11, 9, 2], { type: "conv2d", filters: 3, kernelSize: [2, 3], dilationRate: [3, 2], padding: "valid" }],
+      [[12, 2], { type: "conv1d", filters: 3, kernelSize: 3, dilationRate: 2, padding: "same" }],
+    ] as const) {
+      const spec = parse({ input: { shape }, layers: [layer] });
+      const { model } = buildModel(spec);
+      const x = tf.randomNormal([2, ...shape]);
+      const [kernel, bias] = model.getWeights();
+      const l = layer as unknown as { kernelSize: number | number[]; dilationRate: number | number[]; strides?: number; padding: "same" | "valid" };
+      const expected = shape.length === 3
+        ? tf.add(tf.conv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, l.strides ?? 1, l.padding, "NHWC", l.dilationRate as [number, number]), bias)
+        : tf.add(tf.conv1d(x as tf.Tensor3D, kernel.squeeze([1]) as tf.Tensor3D, 1, l.padding, "NWC", l.dilationRate as number), bias);
+      const got = model.predict(x) as tf.Tensor;
+      assert.deepEqual(got.shape, expected.shape);
+      const diff = tf.max(tf.abs(tf.sub(got, expected))).dataSync()[0];
+      assert.ok(diff < 1e-4, `${JSON.stringify(layer)}: max difference ${diff}`);
+      model.dispose();
+    }
+    // Strides with dilation too, which tfjs's own conv2d refuses even forward.
+    await trainsAndRoundTrips(
+      parse({ input: { shape: [10, 10, 1] }, layers: [{ type: "conv2d", filters: 2, kernelSize: 3, dilationRate: 2, strides: 2, activation: "relu" }, { type: "flatten" }, { type: "dense", units: 2, activation: "softmax" }] }),
+      randomData([[10, 10, 1]], 2),
     );
   });
 });

@@ -34,6 +34,9 @@ export {
 };
 
 /** Registered class names (the `className` in a saved model's topology), all prefixed "Trainyard". */
+export { DilatedConv2D } from "./dilated-conv.ts";
+export type { DilatedConv2DConfig } from "./dilated-conv.ts";
+
 export const CUSTOM_LAYER_CLASS_NAMES: string[] = [
   AddCoords2D,
   AdaptivePooling2D,
