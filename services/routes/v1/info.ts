@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
 import { currentBackend } from "../../../lib/engine/backend.ts";
 import { SERVICE_VERSION } from "../../version.ts";
-import { ACTIVATIONS, layerSpecSchema } from "../../../lib/spec/model-spec.ts";
+import { ACTIVATIONS, LAYER_TYPES } from "../../../lib/spec/model-spec.ts";
 
 const infoSchema = z
   .object({
@@ -15,8 +15,6 @@ const infoSchema = z
   })
   .meta({ id: "Info" });
 
-const layerTypes = layerSpecSchema.options.map((o) => o.shape.type.value);
-
 export const infoRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get("/v1/info", {
     config: { auth: "public" },
@@ -27,7 +25,7 @@ export const infoRoutes: FastifyPluginAsyncZod = async (app) => {
       service: "trainyard" as const,
       version: SERVICE_VERSION,
       backend: { name: backend?.name ?? "uninitialized", tfjsVersion: backend?.tfjsVersion ?? "" },
-      layers: layerTypes,
+      layers: [...LAYER_TYPES],
       activations: [...ACTIVATIONS],
       limits: {
         maxUploadBytes: app.config.TRAINYARD_MAX_UPLOAD_BYTES,
