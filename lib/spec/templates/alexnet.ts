@@ -1,7 +1,7 @@
 // AlexNet (Krizhevsky et al. 2012), scaled to the input: the 11×11 stride-4 stem and three
 // overlapping poolings only make sense on ImageNet-sized images; on 32×32 they would leave nothing.
 import { z } from "zod";
-import { classifierHead, defineTemplate, finish, imageShape, numberParam, scaled, type LayerInput } from "./template-def.ts";
+import { fullyConnectedHead, defineTemplate, finish, imageShape, numberParam, scaled, type LayerInput } from "./template-def.ts";
 
 /** The stem by image size: kernel and stride shrink with the image. */
 function stemFor(side: number): { kernelSize: number; strides: number } {
@@ -39,15 +39,7 @@ export const alexnet = defineTemplate({
       layers.push({ type: "conv2d", filters: f, kernelSize: kernels[i], strides: i === 0 ? stem.strides : 1, padding: "same", activation: "relu" });
       if (poolAfter.has(i)) layers.push({ type: "maxPooling2d", poolSize: 3, strides: 2 });
     });
-    const units = scaled(4096, params.width, 16);
-    layers.push(
-      { type: "flatten" },
-      { type: "dense", units, activation: "relu" },
-      { type: "dropout", rate: 0.5 },
-      { type: "dense", units, activation: "relu" },
-      { type: "dropout", rate: 0.5 },
-      classifierHead(classes),
-    );
+    layers.push(...fullyConnectedHead(params.width, classes));
     return finish({ input: { shape: inputShape }, layers });
   },
 });

@@ -73,6 +73,19 @@ export function sequenceShape(shape: number[]): { time: number; features?: numbe
 export const classifierHead = (classes: number): LayerInput =>
   classes === 1 ? { type: "dense", units: 1, activation: "sigmoid" } : { type: "dense", units: classes, activation: "softmax" };
 
+/** AlexNet's and VGG's head: two dropout-regularized 4096-unit layers (scaled by `width`), then the classifier. */
+export const fullyConnectedHead = (width: number, classes: number): LayerInput[] => {
+  const units = scaled(4096, width, 16);
+  return [
+    { type: "flatten" },
+    { type: "dense", units, activation: "relu" },
+    { type: "dropout", rate: 0.5 },
+    { type: "dense", units, activation: "relu" },
+    { type: "dropout", rate: 0.5 },
+    classifierHead(classes),
+  ];
+};
+
 /** The activation that turns `classes` per-position scores into probabilities. */
 export const outputActivation = (classes: number) => (classes === 1 ? ("sigmoid" as const) : ("softmax" as const));
 

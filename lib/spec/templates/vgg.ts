@@ -1,6 +1,6 @@
 // VGG (Simonyan & Zisserman 2014): only 3×3 convolutions and 2×2 max pooling, deepened by blocks.
 import { z } from "zod";
-import { classifierHead, defineTemplate, finish, flagParam, imageShape, intParam, numberParam, scaled, shapeError, type LayerInput } from "./template-def.ts";
+import { fullyConnectedHead, defineTemplate, finish, flagParam, imageShape, intParam, numberParam, scaled, shapeError, type LayerInput } from "./template-def.ts";
 
 /** Convolutions per block of each configuration in the paper (A, B, D, E). */
 const VARIANTS = { vgg11: [1, 1, 2, 2, 2], vgg13: [2, 2, 2, 2, 2], vgg16: [2, 2, 3, 3, 3], vgg19: [2, 2, 4, 4, 4] } as const;
@@ -37,15 +37,7 @@ export const vgg = defineTemplate({
       }
       layers.push({ type: "maxPooling2d", poolSize: 2, strides: 2 });
     }
-    const units = scaled(4096, params.width, 16);
-    layers.push(
-      { type: "flatten" },
-      { type: "dense", units, activation: "relu" },
-      { type: "dropout", rate: 0.5 },
-      { type: "dense", units, activation: "relu" },
-      { type: "dropout", rate: 0.5 },
-      classifierHead(classes),
-    );
+    layers.push(...fullyConnectedHead(params.width, classes));
     return finish({ input: { shape: inputShape }, layers });
   },
 });
