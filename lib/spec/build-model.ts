@@ -141,18 +141,13 @@ function fused(activation: Activation): { inner: string; separate: boolean } {
   return TFJS_ACTIVATIONS.has(activation) ? { inner: activation, separate: false } : { inner: "linear", separate: true };
 }
 
-const INITIALIZER_NAMES: Record<string, string> = {
-  glorotUniform: "glorotUniform", glorotNormal: "glorotNormal", heNormal: "heNormal", heUniform: "heUniform",
-  leCunNormal: "leCunNormal", leCunUniform: "leCunUniform", zeros: "zeros", ones: "ones",
-  randomNormal: "randomNormal", randomUniform: "randomUniform", orthogonal: "orthogonal",
-};
-
 function weightArgs(l: { useBias?: boolean; kernelInitializer?: string; biasInitializer?: string; kernelRegularizer?: { l1: number; l2: number }; biasRegularizer?: { l1: number; l2: number } }) {
   const reg = (r?: { l1: number; l2: number }) => (r && (r.l1 || r.l2) ? tf.regularizers.l1l2({ l1: r.l1, l2: r.l2 }) : undefined);
   return {
     useBias: l.useBias ?? true,
-    ...(l.kernelInitializer ? { kernelInitializer: INITIALIZER_NAMES[l.kernelInitializer] as "glorotUniform" } : {}),
-    ...(l.biasInitializer ? { biasInitializer: INITIALIZER_NAMES[l.biasInitializer] as "zeros" } : {}),
+    // The spec's initializer names are tfjs's own identifiers.
+    ...(l.kernelInitializer ? { kernelInitializer: l.kernelInitializer as "glorotUniform" } : {}),
+    ...(l.biasInitializer ? { biasInitializer: l.biasInitializer as "zeros" } : {}),
     ...(reg(l.kernelRegularizer) ? { kernelRegularizer: reg(l.kernelRegularizer) } : {}),
     ...(reg(l.biasRegularizer) ? { biasRegularizer: reg(l.biasRegularizer) } : {}),
   };
