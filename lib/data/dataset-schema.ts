@@ -3,19 +3,32 @@ import { z } from "zod";
 
 type Nested = number | Nested[];
 const nested: z.ZodType<Nested> = z.lazy(() => z.union([z.number(), z.array(nested)]));
+type NestedLabel = string | number | NestedLabel[];
+const nestedLabel: z.ZodType<NestedLabel> = z.lazy(() => z.union([z.string(), z.number(), z.array(nestedLabel)]));
 
 export const datasetTaskSchema = z.enum(["classification", "regression"]);
+
+/** Names of inputs: the names a graph spec gives its `inputs`. */
+export const inputNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, "must be a name like left_image (letters, digits, _)");
+
+const rowsSchema = (what: string) =>
+  z.array(z.array(nested), { error: `expected an array of rows${what}` }).min(1, "must have at least one row");
 
 export const createDatasetJsonSchema = z
   .object({
     name: z.string().trim().min(1, "must not be empty").max(200),
-    features: z
-      .array(z.array(nested), { error: "expected an array of rows" })
-      .min(1, "must have at least one row")
-      .describe("One entry per row: numbers, or nested arrays for images and sequences (e.g. 28×28×1)."),
-    inputShape: z.array(z.number().int().positive()).min(1).optional().describe("Reshapes flat rows, e.g. 784 numbers per row as [28, 28, 1]."),
-    labels: z.array(z.union([z.string(), z.number()]), { error: "expected an array of strings or numbers" }),
-    task: datasetTaskSchema.optional().describe("Default: classification when labels are strings, regression when numbers."),
+    features: rowsSchema("")
+      .optional()
+      .describe("One input: one entry per row, numbers or nested arrays for images and sequences (e.g. 28×28×1). Give `features` or `inputs`."),
+    inputs: z
+      .record(inputNameSchema, rowsSchema(" for this input"))
+      .optional()
+      .describe("Several inputs (a siamese pair, an image with metadata): rows per input name, matched to the names of a graph spec's `inputs`. Give `features` or `inputs`."),
+    inputShape: z.array(z.number().int().positive()).min(1).optional().describe("Reshapes flat `features` rows, e.g. 784 numbers per row as [28, 28, 1]."),
+    labels: z
+      .array(z.union([z.string(), z.number(), z.array(nestedLabel)]), { error: "expected an array of labels, one per row" })
+      .describe("One label per row: a class name or id, a value, or nested arrays of them for shaped targets (an [H, W] mask of class ids per image for segmentation, k values for k regression outputs)."),
+    task: datasetTaskSchema.optional().describe("Default: classification when labels are strings, regression when numbers (say classification for masks of class ids)."),
     featureNames: z.array(z.string()).optional(),
   })
   .meta({ id: "CreateDataset" });
@@ -33,10 +46,12 @@ export const datasetSchema = z
     name: z.string(),
     task: datasetTaskSchema,
     rows: z.number().int(),
-    inputShape: z.array(z.number().int()),
+    inputShape: z.array(z.number().int()).describe("Shape of one row of the first (usually the only) input."),
+    inputs: z.array(z.object({ name: z.string(), shape: z.array(z.number().int()) })).describe("Every input a row feeds, in order."),
     classes: z.array(z.string()),
     featureNames: z.array(z.string()),
     targetSize: z.number().int(),
+    targetShape: z.array(z.number().int()).describe("Shape of one row's target: [1] for a class or a value, [H, W] for a per-pixel mask."),
     createdAt: z.iso.datetime(),
   })
   .meta({ id: "Dataset" });

@@ -5,19 +5,30 @@ import type { Db } from "../db/prisma.ts";
 import type { TrainData } from "../engine/trainer.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import { parseCsv } from "./csv.ts";
-import { flattenInto, shapeOf } from "./nested.ts";
+import { flattenInto, flattenLabelsInto, indexPath, shapeOf } from "./nested.ts";
 import type { CreateDatasetJson, DatasetView } from "./dataset-schema.ts";
 
 type Task = "classification" | "regression";
 
+/** One named input of a dataset and the shape of one of its rows. */
+export interface DatasetInput {
+  name: string;
+  shape: number[];
+}
+
+/** Name of the input of a dataset uploaded as plain `features` or CSV. */
+export const DEFAULT_INPUT = "input";
+
 interface ParsedDataset {
   name: string;
   task: Task;
-  inputShape: number[];
+  inputs: DatasetInput[];
   featureNames: string[];
   classes: string[];
+  /** Input after input, each rows × prod(shape) values. */
   features: Float32Array<ArrayBuffer>;
   targets: Float32Array<ArrayBuffer>;
+  targetShape: number[];
   rows: number;
 }
 
@@ -25,13 +36,15 @@ interface ParsedDataset {
 export interface DatasetTensors {
   task: Task;
   rows: number;
-  inputShape: number[];
+  inputs: DatasetInput[];
   classes: string[];
-  targetSize: number;
+  targetShape: number[];
+  /** Input after input, as stored. */
   x: Float32Array;
   y: Float32Array;
 }
 
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const toBytes = (a: Float32Array<ArrayBuffer>) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const toFloats = (b: Uint8Array) => {
   // Prisma hands back a view that may not be 4-byte aligned: copy into a fresh buffer.
@@ -66,26 +79,60 @@ function encodeTargets(labels: (string | number)[], task: Task, where: (i: numbe
 }
 
 export function parseJsonDataset(body: CreateDatasetJson): ParsedDataset {
-  const rows = body.features.length;
-  if (body.labels.length !== rows) throw ValidationError.at("labels", `has ${body.labels.length} entries, features has ${rows} rows`);
-  // The first row sets the shape; every other row must match it exactly.
-  const rowShape = shapeOf(body.features[0]);
-  if (rowShape.some((d) => d === 0)) throw ValidationError.at("features[0]", "is empty");
-  const width = rowShape.reduce((a, b) => a * b, 1);
-  const features = new Float32Array(rows * width);
-  body.features.forEach((row, i) => flattenInto(row, rowShape, `features[${i}]`, features, i * width));
-  let inputShape = rowShape;
-  if (body.inputShape) {
-    const size = body.inputShape.reduce((a, b) => a * b, 1);
-    if (size !== width) throw ValidationError.at("inputShape", `[${body.inputShape.join(", ")}] holds ${size} values, a row has ${width}`);
-    inputShape = body.inputShape;
+  if ((body.features === undefined) === (body.inputs === undefined)) {
+    throw ValidationError.at(body.features ? "inputs" : "features", "give either `features` (one input) or `inputs` (several named inputs), not both");
   }
-  const task: Task = body.task ?? (body.labels.some((l) => typeof l === "string") ? "classification" : "regression");
-  // Names only mean something for flat rows of features; images and sequences have none.
-  const featureNames = body.featureNames ?? (inputShape.length === 1 ? Array.from({ length: width }, (_, j) => `x${j}`) : []);
+  const named = body.inputs !== undefined;
+  if (named && body.inputShape) throw ValidationError.at("inputShape", "reshapes plain `features`; nest each of the named `inputs` to its shape instead");
+  if (named && body.featureNames) throw ValidationError.at("featureNames", "names the columns of plain `features`; named `inputs` have none");
+  const entries = named ? Object.entries(body.inputs!) : [[DEFAULT_INPUT, body.features!] as const];
+  if (entries.length === 0) throw ValidationError.at("inputs", "must name at least one input");
+  const rows = entries[0][1].length;
+
+  // The first row of each input sets its shape; every other row must match it exactly.
+  const inputs: DatasetInput[] = [];
+  const widths = entries.map(([name, rowsOf]) => {
+    const where = named ? `inputs.${name}` : "features";
+    if (rowsOf.length !== rows) throw ValidationError.at(where, `has ${rowsOf.length} rows, inputs.${entries[0][0]} has ${rows}`);
+    const shape = shapeOf(rowsOf[0]);
+    if (shape.some((d) => d === 0)) throw ValidationError.at(`${where}[0]`, "is empty");
+    inputs.push({ name, shape });
+    return size(shape);
+  });
+  const features = new Float32Array(rows * widths.reduce((a, b) => a + b, 0));
+  let offset = 0;
+  entries.forEach(([, rowsOf], k) => {
+    const where = named ? `inputs.${inputs[k].name}` : "features";
+    rowsOf.forEach((row, i) => flattenInto(row, inputs[k].shape, `${where}[${i}]`, features, offset + i * widths[k]));
+    offset += rows * widths[k];
+  });
+  if (body.inputShape) {
+    const want = size(body.inputShape);
+    if (want !== widths[0]) throw ValidationError.at("inputShape", `[${body.inputShape.join(", ")}] holds ${want} values, a row has ${widths[0]}`);
+    inputs[0].shape = body.inputShape;
+  }
+
+  if (body.labels.length !== rows) throw ValidationError.at("labels", `has ${body.labels.length} entries, ${named ? "the inputs have" : "features has"} ${rows} rows`);
+  // Plain labels are one per row; nested ones (masks, vectors) take their shape from the first row.
+  const nestedLabels = Array.isArray(body.labels[0]);
+  const targetShape = nestedLabels ? shapeOf(body.labels[0]) : [1];
+  if (targetShape.some((d) => d === 0)) throw ValidationError.at("labels[0]", "is empty");
+  const flat: (string | number)[] = [];
+  body.labels.forEach((l, i) => {
+    if (nestedLabels) flattenLabelsInto(l, targetShape, `labels[${i}]`, flat);
+    else if (Array.isArray(l)) throw ValidationError.at(`labels[${i}]`, "is an array, labels[0] is not: every row's label has the same shape");
+    else flat.push(l);
+  });
+  const perRow = size(targetShape);
+  const where = (k: number) => `labels[${Math.floor(k / perRow)}]${nestedLabels ? indexPath(k % perRow, targetShape) : ""}`;
+
+  const task: Task = body.task ?? (flat.some((l) => typeof l === "string") ? "classification" : "regression");
+  // Names only mean something for flat rows of one input; images and sequences have none.
+  const width = widths[0];
+  const featureNames = body.featureNames ?? (!named && inputs[0].shape.length === 1 ? Array.from({ length: width }, (_, j) => `x${j}`) : []);
   if (body.featureNames && featureNames.length !== width) throw ValidationError.at("featureNames", `has ${featureNames.length} names, rows have ${width} numbers`);
-  const { targets, classes } = encodeTargets(body.labels, task, (i) => `labels[${i}]`);
-  return { name: body.name, task, inputShape, featureNames, classes, features, targets, rows };
+  const { targets, classes } = encodeTargets(flat, task, where);
+  return { name: body.name, task, inputs, featureNames, classes, features, targets, targetShape, rows };
 }
 
 export function parseCsvDataset(text: string, opts: { name?: string; label?: string; task?: Task }): ParsedDataset {
@@ -113,26 +160,70 @@ export function parseCsvDataset(text: string, opts: { name?: string; label?: str
   const numericLabels = labels.every((l) => l.trim() !== "" && Number.isFinite(Number(l)));
   const task: Task = opts.task ?? (numericLabels ? "regression" : "classification");
   const { targets, classes } = encodeTargets(labels, task, (i) => `CSV row ${table.rowNumbers[i]}, column '${labelColumn}'`);
-  return { name: opts.name, task, inputShape: [width], featureNames, classes, features, targets, rows: table.rows.length };
-}
-
-/** A dataset as the training engine takes it: one input, class ids or values as targets. */
-export function toTrainData(d: DatasetTensors): TrainData {
   return {
-    task: d.task, rows: d.rows, classes: d.classes,
-    inputs: [{ data: d.x, shape: d.inputShape }],
-    target: { data: d.y, shape: [d.targetSize] },
+    name: opts.name, task, inputs: [{ name: DEFAULT_INPUT, shape: [width] }], featureNames, classes, features, targets, targetShape: [1], rows: table.rows.length,
   };
 }
 
+/**
+ * A dataset as the training engine takes it: its inputs in the order given (a model's input
+ * names; omitted, the dataset's own order), class ids or values as targets.
+ */
+export function toTrainData(d: DatasetTensors, inputOrder: string[] = d.inputs.map((i) => i.name)): TrainData {
+  const blocks = new Map<string, { data: Float32Array; shape: number[] }>();
+  let offset = 0;
+  for (const input of d.inputs) {
+    const n = d.rows * size(input.shape);
+    blocks.set(input.name, { data: d.x.subarray(offset, offset + n), shape: input.shape });
+    offset += n;
+  }
+  return {
+    task: d.task, rows: d.rows, classes: d.classes,
+    inputs: inputOrder.map((name) => {
+      const block = blocks.get(name);
+      if (!block) throw ValidationError.at("dataset", `has no input named '${name}' (it has ${[...blocks.keys()].join(", ")})`);
+      return block;
+    }),
+    target: { data: d.y, shape: d.targetShape },
+  };
+}
+
+/**
+ * Pairs a model's inputs with a dataset's: a one-input model takes a one-input dataset whatever
+ * the names; otherwise by name. Returns the dataset input names in the model's order, or throws
+ * a 400 that says which input is missing or does not fit.
+ */
+export function matchInputs(model: { name: string; shape: (number | null)[] }[], dataset: DatasetInput[]): string[] {
+  const fmt = (s: (number | null)[]) => `[${s.map((d) => d ?? "null").join(", ")}]`;
+  const byName = new Map(dataset.map((i) => [i.name, i]));
+  return model.map((m) => {
+    const d = model.length === 1 && dataset.length === 1 ? dataset[0] : byName.get(m.name);
+    if (!d) {
+      throw ValidationError.at("dataset", `has no input named '${m.name}' for the model's input of that name (the dataset's inputs: ${dataset.map((i) => i.name).join(", ")})`);
+    }
+    const fits = m.shape.length === d.shape.length && m.shape.every((dim, i) => dim === null || dim === d.shape[i]);
+    if (!fits) {
+      const which = model.length === 1 ? "input shape" : `input '${m.name}' shape`;
+      throw ValidationError.at("model", `${which} ${fmt(m.shape)} does not match the dataset's rows ${fmt(d.shape)}`);
+    }
+    return d.name;
+  });
+}
+
 const viewSelect = {
-  id: true, name: true, task: true, rowCount: true, inputShape: true, classes: true, featureNames: true, targetSize: true, createdAt: true,
+  id: true, name: true, task: true, rowCount: true, inputShape: true, inputs: true, classes: true, featureNames: true, targetSize: true, targetShape: true,
+  createdAt: true,
 } as const;
 
-function toView(d: { id: string; name: string; task: Task; rowCount: number; inputShape: number[]; classes: string[]; featureNames: string[]; targetSize: number; createdAt: Date }): DatasetView {
+type DatasetRow = {
+  id: string; name: string; task: Task; rowCount: number; inputShape: number[]; inputs: unknown; classes: string[]; featureNames: string[];
+  targetSize: number; targetShape: number[]; createdAt: Date;
+};
+
+function toView(d: DatasetRow): DatasetView {
   return {
-    id: d.id, name: d.name, task: d.task, rows: d.rowCount, inputShape: d.inputShape, classes: d.classes,
-    featureNames: d.featureNames, targetSize: d.targetSize, createdAt: d.createdAt.toISOString(),
+    id: d.id, name: d.name, task: d.task, rows: d.rowCount, inputShape: d.inputShape, inputs: d.inputs as DatasetInput[], classes: d.classes,
+    featureNames: d.featureNames, targetSize: d.targetSize, targetShape: d.targetShape, createdAt: d.createdAt.toISOString(),
   };
 }
 
@@ -142,8 +233,9 @@ export class DatasetService {
   async create(tenantId: string, parsed: ParsedDataset): Promise<DatasetView> {
     const row = await this.db.dataset.create({
       data: {
-        id: randomUUID(), tenantId, name: parsed.name, task: parsed.task, rowCount: parsed.rows, inputShape: parsed.inputShape,
-        classes: parsed.classes, featureNames: parsed.featureNames, targetSize: 1,
+        id: randomUUID(), tenantId, name: parsed.name, task: parsed.task, rowCount: parsed.rows,
+        inputShape: parsed.inputs[0].shape, inputs: parsed.inputs as object[], classes: parsed.classes, featureNames: parsed.featureNames,
+        targetSize: size(parsed.targetShape), targetShape: parsed.targetShape,
         features: toBytes(parsed.features), targets: toBytes(parsed.targets),
       },
       select: viewSelect,
@@ -166,7 +258,7 @@ export class DatasetService {
     const row = await this.db.dataset.findFirst({ where: { id, tenantId } });
     if (!row) throw new NotFoundError("dataset", id);
     return {
-      task: row.task, rows: row.rowCount, inputShape: row.inputShape, classes: row.classes, targetSize: row.targetSize,
+      task: row.task, rows: row.rowCount, inputs: row.inputs as unknown as DatasetInput[], classes: row.classes, targetShape: row.targetShape,
       x: toFloats(row.features), y: toFloats(row.targets),
     };
   }

@@ -25,3 +25,27 @@ export function flattenInto(value: unknown, shape: readonly number[], path: stri
   for (let i = 0; i < n; i++) offset = flattenInto(value[i], rest, `${path}[${i}]`, out, offset);
   return offset;
 }
+
+/** Like flattenInto, for labels: the leaves may be class names (strings) as well as numbers. */
+export function flattenLabelsInto(value: unknown, shape: readonly number[], path: string, out: (string | number)[]): void {
+  if (shape.length === 0) {
+    if (typeof value === "string" || (typeof value === "number" && Number.isFinite(value))) out.push(value);
+    else throw ValidationError.at(path, "expected a class name or a finite number");
+    return;
+  }
+  const [n, ...rest] = shape;
+  const what = rest.length ? "arrays" : "labels";
+  if (!Array.isArray(value)) throw ValidationError.at(path, `expected an array of ${n} ${what}`);
+  if (value.length !== n) throw ValidationError.at(path, `expected ${n} ${what}, got ${value.length}`);
+  for (let i = 0; i < n; i++) flattenLabelsInto(value[i], rest, `${path}[${i}]`, out);
+}
+
+/** The path of the k-th value (row-major) of a row of `shape`, e.g. "[3][7]". */
+export function indexPath(k: number, shape: readonly number[]): string {
+  const idx: number[] = [];
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx.unshift(k % shape[d]);
+    k = Math.floor(k / shape[d]);
+  }
+  return idx.map((i) => `[${i}]`).join("");
+}

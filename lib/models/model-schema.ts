@@ -40,6 +40,7 @@ export const modelSchema = z
     spec: modelSpecSchema,
     paramCount: z.number().int(),
     inputShape: shape.describe("Shape of the (first) input."),
+    inputs: z.array(z.object({ name: z.string(), shape })).describe("Every input, in order; a dataset feeds them by name (a one-input model takes any one-input dataset)."),
     outputShape: shape.describe("Shape of the (first) output."),
     latestVersion: z.number().int().nullable().describe("Version served by :predict; null until a training job succeeds."),
     createdAt: z.iso.datetime(),

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { Prisma, type Db } from "../db/prisma.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import { buildModel, checkTraining, type ModelSummary } from "../spec/build-model.ts";
-import { modelInputShapes, modelSpecSchema, type ModelSpec } from "../spec/model-spec.ts";
+import { modelInputs, modelSpecSchema, type ModelSpec } from "../spec/model-spec.ts";
 import type { CreateModel, ModelView } from "./model-schema.ts";
 
 export interface ModelLimits {
@@ -28,8 +28,9 @@ const fromStored = (s: number[]) => s.map((d) => (d < 0 ? null : d));
 
 function toView(row: ModelRow): ModelView {
   const spec = modelSpecSchema.parse(row.spec);
+  const inputs = modelInputs(spec);
   return {
-    name: row.name, spec, paramCount: row.paramCount, inputShape: modelInputShapes(spec)[0], outputShape: fromStored(row.outputShape),
+    name: row.name, spec, paramCount: row.paramCount, inputShape: inputs[0].shape, inputs, outputShape: fromStored(row.outputShape),
     latestVersion: row.versions[0]?.version ?? null, createdAt: row.createdAt.toISOString(),
   };
 }

@@ -6,10 +6,13 @@ const nested: z.ZodType<Nested> = z.lazy(() => z.union([z.number(), z.array(nest
 
 export const predictRequestSchema = z
   .object({
-    instances: z.array(z.array(nested)).min(1, "must hold at least one instance"),
+    instances: z
+      .array(z.union([z.array(nested), z.record(z.string(), nested)]))
+      .min(1, "must hold at least one instance")
+      .describe("One entry per instance: nested arrays shaped like the model's input, or, for a model with several inputs, an object of them by input name ({\"left\": [...], \"right\": [...]})."),
   })
-  .meta({ id: "PredictRequest", description: "TensorFlow Serving's row format: one entry per instance, shaped like the model's input." });
+  .meta({ id: "PredictRequest", description: "TensorFlow Serving's row format." });
 
 export const predictResponseSchema = z
-  .object({ predictions: z.array(z.array(z.number())) })
-  .meta({ id: "PredictResponse", description: "One row of outputs per instance (class probabilities for a softmax model)." });
+  .object({ predictions: z.array(z.array(nested)) })
+  .meta({ id: "PredictResponse", description: "One output per instance, shaped like the model's output: class probabilities for a softmax model, [H, W, classes] for a per-pixel one." });

@@ -8,8 +8,17 @@ import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 
 interface Loaded {
   model: tf.LayersModel;
-  inputShape: number[];
+  /** The model's inputs in order, with the row shapes it was trained on. */
+  inputs: { name: string; shape: number[] }[];
 }
+
+/** What training recorded about a version; versions from before named inputs have only inputShape. */
+interface Signature {
+  inputShape: number[];
+  inputs?: { name: string; shape: number[] }[];
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 export class PredictService {
   private readonly cache = new Map<string, Promise<Loaded>>();
@@ -24,15 +33,36 @@ export class PredictService {
     if (instances.length > this.maxInstances) throw ValidationError.at("instances", `at most ${this.maxInstances} instances per call, got ${instances.length}`);
 
     const loaded = await this.load(latest.id);
-    const width = loaded.inputShape.reduce((a, b) => a * b, 1);
-    const flat = new Float32Array(instances.length * width);
-    instances.forEach((inst, i) => flattenInto(inst, loaded.inputShape, `instances[${i}]`, flat, i * width));
+    const xs = this.readInstances(loaded.inputs, instances);
     const predictions = tf.tidy(() => {
-      const x = tf.tensor(flat, [flat.length / width, ...loaded.inputShape]);
-      const y = loaded.model.predict(x) as tf.Tensor;
-      return y.reshape([y.shape[0], -1]).arraySync() as number[][];
+      const x = xs.map((flat, k) => tf.tensor(flat, [instances.length, ...loaded.inputs[k].shape]));
+      const y = loaded.model.predict(x.length === 1 ? x[0] : x) as tf.Tensor;
+      return y.arraySync() as number[][];
     });
     return { predictions, version: latest.version };
+  }
+
+  /**
+   * Checks every instance against the model's inputs and packs them, one buffer per input. An
+   * instance is the input itself (one-input models) or an object of inputs by name.
+   */
+  private readInstances(inputs: Loaded["inputs"], instances: unknown[]): Float32Array[] {
+    const widths = inputs.map((i) => i.shape.reduce((a, b) => a * b, 1));
+    const xs = widths.map((w) => new Float32Array(instances.length * w));
+    const names = inputs.map((i) => i.name);
+    instances.forEach((inst, i) => {
+      if (Array.isArray(inst) && inputs.length === 1) return flattenInto(inst, inputs[0].shape, `instances[${i}]`, xs[0], i * widths[0]);
+      if (!isRecord(inst)) {
+        throw ValidationError.at(`instances[${i}]`, `the model has ${inputs.length} inputs (${names.join(", ")}): expected an object of them by name`);
+      }
+      const unknown = Object.keys(inst).filter((k) => !names.includes(k));
+      if (unknown.length) throw ValidationError.at(`instances[${i}].${unknown[0]}`, `is not an input of the model (its inputs: ${names.join(", ")})`);
+      inputs.forEach((input, k) => {
+        if (!(input.name in inst)) throw ValidationError.at(`instances[${i}]`, `lacks input '${input.name}'`);
+        flattenInto(inst[input.name], input.shape, `instances[${i}].${input.name}`, xs[k], i * widths[k]);
+      });
+    });
+    return xs;
   }
 
   private load(versionId: string): Promise<Loaded> {
@@ -46,7 +76,8 @@ export class PredictService {
     entry = (async () => {
       const row = await this.db.modelVersion.findUniqueOrThrow({ where: { id: versionId } });
       const model = await loadModel({ topology: row.topology as StoredModel["topology"], weightSpecs: row.weightSpecs as unknown as StoredModel["weightSpecs"], weights: row.weights });
-      return { model, inputShape: (row.signature as { inputShape: number[] }).inputShape };
+      const signature = row.signature as unknown as Signature;
+      return { model, inputs: signature.inputs ?? [{ name: "input", shape: signature.inputShape }] };
     })();
     entry.catch(() => this.cache.delete(versionId));
     this.cache.set(versionId, entry);

@@ -174,7 +174,7 @@ export type GraphSpec = ModelSpec & { inputs: Record<string, InputSpec>; nodes: 
 
 export const isGraph = (spec: ModelSpec): spec is GraphSpec => spec.nodes !== undefined;
 
-/** The input shapes of a spec, in the model's input order (batch axis excluded). */
-export function modelInputShapes(spec: ModelSpec): (number | null)[][] {
-  return isGraph(spec) ? Object.values(spec.inputs).map((i) => i.shape) : [spec.input!.shape];
+/** The inputs of a spec (shapes without the batch axis), in the model's input order. A sequential spec's one input is named "input". */
+export function modelInputs(spec: ModelSpec): { name: string; shape: (number | null)[] }[] {
+  return isGraph(spec) ? Object.entries(spec.inputs).map(([name, i]) => ({ name, shape: i.shape })) : [{ name: "input", shape: spec.input!.shape }];
 }

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import * as tf from "@tensorflow/tfjs";
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { DatasetService, toTrainData } from "../data/dataset-service.ts";
+import { DatasetService, matchInputs, toTrainData } from "../data/dataset-service.ts";
 import { Prisma, type Db } from "../db/prisma.ts";
 import { loadModel, saveModel, type StoredModel } from "../engine/model-io.ts";
 import { deriveSeed, withSeededRandom } from "../engine/seeded-random.ts";
@@ -13,7 +13,7 @@ import { compileForTraining, lossFor, train, TrainingDivergedError, type EpochMe
 import { ValidationError } from "../errors.ts";
 import { cancelKey } from "../queue/training-queue.ts";
 import { buildModel } from "../spec/build-model.ts";
-import { modelSpecSchema } from "../spec/model-spec.ts";
+import { modelInputs, modelSpecSchema } from "../spec/model-spec.ts";
 import type { Hyperparameters } from "./training-job-schema.ts";
 
 /** Checkpoints kept per job: enough to resume, without keeping every epoch's weights forever. */
@@ -52,7 +52,8 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
     const hp = row.hyperparameters as Hyperparameters;
     const spec = parseOrFail(modelSpecSchema, row.model.spec, "model spec");
     const dataset = await new DatasetService(db).loadTensors(tenantId, row.datasetId);
-    const data = toTrainData(dataset);
+    const inputs = modelInputs(spec);
+    const data = toTrainData(dataset, matchInputs(inputs, dataset.inputs));
     const loss = lossFor({ ...data, targetShape: data.target.shape }, row.model.outputShape, spec.loss);
 
     const checkpoint = await db.checkpoint.findFirst({ where: { jobId }, orderBy: { epoch: "desc" } });
@@ -102,7 +103,7 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
       await markCancelled(db, jobId);
       return "cancelled";
     }
-    await registerVersion(db, row, model, dataset, metrics);
+    await registerVersion(db, row, model, { ...dataset, inputs: inputs.map((i, k) => ({ name: i.name, shape: data.inputs[k].shape })) }, metrics);
     return "succeeded";
   } catch (err) {
     if (err instanceof ValidationError || err instanceof TrainingDivergedError || err instanceof PermanentJobError) {
@@ -128,11 +129,12 @@ async function registerVersion(
   db: Db,
   row: { id: string; tenantId: string; modelId: string },
   model: tf.LayersModel,
-  data: { inputShape: number[]; classes: string[]; task: string },
+  data: { inputs: { name: string; shape: number[] }[]; classes: string[]; task: string; targetShape: number[] },
   metrics: EpochMetrics,
 ) {
   const saved = await saveModel(model, false);
-  const signature = { inputShape: data.inputShape, classes: data.classes, task: data.task };
+  // What serving needs to read requests: the model's input names with the shapes it was trained on.
+  const signature = { inputs: data.inputs, inputShape: data.inputs[0].shape, classes: data.classes, task: data.task, targetShape: data.targetShape };
   // Two jobs of one model may finish together; the unique (model, version) decides, and the loser retries.
   for (let attempt = 0; ; attempt++) {
     try {

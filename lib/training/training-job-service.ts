@@ -4,9 +4,10 @@ import { randomInt, randomUUID } from "node:crypto";
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Db } from "../db/prisma.ts";
+import { matchInputs, type DatasetInput } from "../data/dataset-service.ts";
 import { lossFor } from "../engine/trainer.ts";
 import { NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
-import { isGraph, modelInputShapes, modelSpecSchema } from "../spec/model-spec.ts";
+import { isGraph, modelInputs, modelSpecSchema } from "../spec/model-spec.ts";
 import { CANCEL_TTL_SECONDS, cancelKey, TRAIN_JOB, trainJobOptions, type TrainJobPayload } from "../queue/training-queue.ts";
 import type { CreateTrainingJob, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 
@@ -50,7 +51,7 @@ export class TrainingJobService {
     if (!model) throw ValidationError.at("model", `no model named '${modelName}'`);
     const dataset = await this.db.dataset.findFirst({
       where: { id: datasetId, tenantId },
-      select: { id: true, task: true, classes: true, targetSize: true, inputShape: true, rowCount: true },
+      select: { id: true, task: true, classes: true, targetShape: true, inputs: true, rowCount: true },
     });
     if (!dataset) throw ValidationError.at("dataset", `no dataset with id '${datasetId}'`);
 
@@ -58,13 +59,8 @@ export class TrainingJobService {
     if (isGraph(spec) && spec.outputs.length > 1) {
       throw ValidationError.at("model", `has ${spec.outputs.length} outputs; training takes a model with one output (several-output models can be validated and built)`);
     }
-    const inputs = modelInputShapes(spec);
-    if (inputs.length !== 1) throw ValidationError.at("model", `has ${inputs.length} inputs; a dataset feeds one input`);
-    const fits = inputs[0].length === dataset.inputShape.length && inputs[0].every((d, i) => d === null || d === dataset.inputShape[i]);
-    if (!fits) {
-      throw ValidationError.at("model", `input shape [${inputs[0].join(", ")}] does not match the dataset's rows [${dataset.inputShape.join(", ")}]`);
-    }
-    lossFor({ task: dataset.task, classes: dataset.classes, targetShape: [dataset.targetSize] }, model.outputShape, spec.loss);
+    matchInputs(modelInputs(spec), dataset.inputs as unknown as DatasetInput[]);
+    lossFor({ task: dataset.task, classes: dataset.classes, targetShape: dataset.targetShape }, model.outputShape, spec.loss);
     const trainRows = dataset.rowCount - Math.floor(dataset.rowCount * rest.validationSplit);
     if (trainRows < 1) throw ValidationError.at("validationSplit", `leaves no training rows out of ${dataset.rowCount}`);
 

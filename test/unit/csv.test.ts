@@ -41,11 +41,11 @@ test("CSV datasets: label column, classes, numeric checks", () => {
 test("JSON datasets take images as nested arrays, or flat rows with an inputShape", () => {
   const img = (v: number) => [[[v], [v]], [[v], [v]]];
   const d = parseJsonDataset({ name: "imgs", features: [img(0), img(1)], labels: ["a", "b"] });
-  assert.deepEqual(d.inputShape, [2, 2, 1]);
+  assert.deepEqual(d.inputs, [{ name: "input", shape: [2, 2, 1] }]);
   assert.deepEqual([...d.features], [0, 0, 0, 0, 1, 1, 1, 1]);
   assert.throws(() => parseJsonDataset({ name: "imgs", features: [img(0), [[[1], [1]], [[1]]]], labels: ["a", "b"] }), /features\[1\]\[1\]: expected 2 arrays, got 1/);
   const flat = parseJsonDataset({ name: "flat", features: [[1, 2, 3, 4], [5, 6, 7, 8]], labels: ["a", "b"], inputShape: [2, 2, 1] });
-  assert.deepEqual(flat.inputShape, [2, 2, 1]);
+  assert.deepEqual(flat.inputs[0].shape, [2, 2, 1]);
   assert.throws(() => parseJsonDataset({ name: "flat", features: [[1, 2, 3]], labels: ["a"], inputShape: [2, 2] }), /inputShape: \[2, 2\] holds 4 values, a row has 3/);
 });
 

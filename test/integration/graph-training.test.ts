@@ -1,0 +1,204 @@
+// Graph models trained through the API by a real worker: a siamese network on pairs (a dataset with
+// two named inputs) and a U-Net on per-pixel masks (nested labels), then served by :predict.
+import assert from "node:assert/strict";
+import type { InjectOptions } from "fastify";
+import { after, before, describe, test } from "node:test";
+import { parseCsv } from "../../lib/data/csv.ts";
+import { createTrainingWorker, type TrainingWorker } from "../../workers/training-worker.ts";
+import { createTestEnv, type TestEnv } from "../helpers/app.ts";
+import { IRIS_CSV, waitForJob } from "../helpers/training.ts";
+
+let env: TestEnv;
+let worker: TrainingWorker;
+let auth: Record<string, string>;
+
+before(async () => {
+  env = await createTestEnv();
+  worker = createTrainingWorker(env.workerConfig, () => {});
+  auth = await env.tenant("acme");
+});
+after(async () => {
+  await worker?.close();
+  await env?.close();
+});
+
+/** A small deterministic generator (tests must not depend on Math.random). */
+function lcg(seed: number) {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+const inject = (opts: InjectOptions) => env.app.inject(opts);
+const wait = (id: string, timeoutMs?: number) => waitForJob(env.app.inject.bind(env.app), auth, id, undefined, timeoutMs);
+
+async function template(name: string, query: string) {
+  const res = await inject({ url: `/v1/templates/${name}?${query}` });
+  assert.equal(res.statusCode, 200, res.body);
+  return res.json().spec;
+}
+
+async function post(url: string, payload: object, status: number) {
+  const res = await inject({ method: "POST", url, headers: auth, payload });
+  assert.equal(res.statusCode, status, res.body);
+  return res.json();
+}
+
+/** Iris as [features, species] pairs, in file order. */
+function irisRows(): { x: number[]; species: string }[] {
+  const t = parseCsv(IRIS_CSV);
+  return t.rows.map((r) => ({ x: r.slice(0, 4).map(Number), species: r[4] }));
+}
+
+/** Pairs of Iris flowers: target 0 when both are the same species, 1 when not; half of each. */
+function irisPairs(n: number, seed: number) {
+  const rows = irisRows();
+  const rand = lcg(seed);
+  const left: number[][] = [];
+  const right: number[][] = [];
+  const labels: number[] = [];
+  while (labels.length < n) {
+    const a = rows[Math.floor(rand() * rows.length)];
+    const b = rows[Math.floor(rand() * rows.length)];
+    const same = a.species === b.species;
+    if (same !== (labels.length % 2 === 0)) continue;
+    left.push(a.x);
+    right.push(b.x);
+    labels.push(same ? 0 : 1);
+  }
+  return { left, right, labels };
+}
+
+/** 16×16 grey images with one bright square on dim noise; the mask marks the square's pixels. */
+function squares(n: number, seed: number) {
+  const rand = lcg(seed);
+  const images: number[][][][] = [];
+  const masks: number[][][] = [];
+  for (let k = 0; k < n; k++) {
+    const size = 3 + Math.floor(rand() * 5);
+    const top = Math.floor(rand() * (16 - size));
+    const left = Math.floor(rand() * (16 - size));
+    const inside = (i: number, j: number) => i >= top && i < top + size && j >= left && j < left + size;
+    images.push(Array.from({ length: 16 }, (_, i) => Array.from({ length: 16 }, (_, j) => [inside(i, j) ? 0.6 + 0.4 * rand() : 0.35 * rand()])));
+    masks.push(Array.from({ length: 16 }, (_, i) => Array.from({ length: 16 }, (_, j) => (inside(i, j) ? 1 : 0))));
+  }
+  return { images, masks };
+}
+
+describe("graph models train through the API", () => {
+  test("a siamese network learns from a two-input dataset of Iris pairs and serves {left, right} instances", async (t) => {
+    const train = irisPairs(240, 1);
+    const ds = await post("/v1/datasets", { name: "iris-pairs", inputs: { left: train.left, right: train.right }, labels: train.labels }, 201);
+    assert.deepEqual(ds.inputs, [{ name: "left", shape: [4] }, { name: "right", shape: [4] }]);
+    assert.equal(ds.task, "regression");
+    assert.deepEqual(ds.targetShape, [1]);
+
+    const spec = await template("siamese", "inputShape=4&embeddingSize=8");
+    const model = await post("/v1/models", { name: "iris-siamese", spec }, 201);
+    assert.deepEqual(model.inputs.map((i: { name: string }) => i.name), ["left", "right"]);
+
+    const job = await post("/v1/training-jobs", { model: "iris-siamese", dataset: ds.id, epochs: 30, batchSize: 16, optimizer: { type: "adam", learningRate: 0.01 }, validationSplit: 0.2, seed: 3 }, 202);
+    const done = await wait(job.id);
+    assert.equal(done.status, "succeeded", JSON.stringify(done));
+    const metrics = (await inject({ url: `/v1/training-jobs/${job.id}/metrics`, headers: auth })).json().epochs;
+    assert.ok(metrics.at(-1).metrics.loss < metrics[0].metrics.loss / 2, `loss falls: ${JSON.stringify([metrics[0], metrics.at(-1)])}`);
+
+    // Unseen pairs: a same-species pair should come out closer than 0.5, a different one farther.
+    const test = irisPairs(100, 99);
+    const pred = await post("/v1/models/iris-siamese:predict", { instances: test.left.map((l, i) => ({ left: l, right: test.right[i] })) }, 200);
+    assert.equal(pred.predictions.length, 100);
+    const right = pred.predictions.filter((p: number[], i: number) => (p[0] < 0.5 ? 0 : 1) === test.labels[i]).length;
+    t.diagnostic(`siamese: loss ${metrics[0].metrics.loss.toFixed(3)} → ${metrics.at(-1).metrics.loss.toFixed(3)}, ${right}/100 held-out pairs right`);
+    assert.ok(right >= 85, `${right}/100 held-out pairs judged right`);
+
+    // A pair without its right half, or a plain array for a two-input model, answers 400 and says why.
+    const missing = await post("/v1/models/iris-siamese:predict", { instances: [{ left: [5, 3, 1, 0.2] }] }, 400);
+    assert.match(missing.detail, /instances\[0\]: lacks input 'right'/);
+    const plain = await post("/v1/models/iris-siamese:predict", { instances: [[5, 3, 1, 0.2]] }, 400);
+    assert.match(plain.detail, /instances\[0\]: the model has 2 inputs \(left, right\): expected an object of them by name/);
+    const extra = await post("/v1/models/iris-siamese:predict", { instances: [{ left: [5, 3, 1, 0.2], right: [5, 3, 1, 0.2], middle: [1] }] }, 400);
+    assert.match(extra.detail, /instances\[0\]\.middle: is not an input of the model/);
+  });
+
+  test("a U-Net learns per-pixel masks (nested labels) and predicts [H, W, classes] per image", async (t) => {
+    const { images, masks } = squares(96, 7);
+    const ds = await post("/v1/datasets", { name: "squares", features: images, labels: masks, task: "classification" }, 201);
+    assert.deepEqual(ds.targetShape, [16, 16]);
+    assert.deepEqual(ds.classes, ["0", "1"]);
+
+    const spec = await template("unet", "inputShape=16,16,1&classes=2&depth=2&filters=8");
+    await post("/v1/models", { name: "squares-unet", spec }, 201);
+    const job = await post("/v1/training-jobs", { model: "squares-unet", dataset: ds.id, epochs: 12, batchSize: 8, optimizer: { type: "adam", learningRate: 0.01 }, validationSplit: 0.25, seed: 5 }, 202);
+    const done = await wait(job.id, 300_000);
+    assert.equal(done.status, "succeeded", JSON.stringify(done));
+    // The background alone is ~85% of the pixels: per-pixel accuracy must beat that by far.
+    const background = masks.flat(2).filter((v) => v === 0).length / masks.flat(2).length;
+    assert.ok(done.metrics.val_accuracy >= 0.97 && done.metrics.val_accuracy > background + 0.05, `val_accuracy ${done.metrics.val_accuracy}, background ${background}`);
+
+    // SegNet (no skip connections; max-unpooling by upsampling) trains on the same masks.
+    await post("/v1/models", { name: "squares-segnet", spec: await template("segnet", "inputShape=16,16,1&classes=2&depth=2&filters=8") }, 201);
+    const segJob = await post("/v1/training-jobs", { model: "squares-segnet", dataset: ds.id, epochs: 4, batchSize: 16, optimizer: { type: "adam", learningRate: 0.01 }, validationSplit: 0.25, seed: 5 }, 202);
+    const seg = await wait(segJob.id, 300_000);
+    assert.equal(seg.status, "succeeded", JSON.stringify(seg));
+    // Its batch norms' moving statistics need hundreds of steps to settle, so after a few dozen the
+    // inference-mode val_accuracy says little; the training accuracy shows it learns the masks.
+    assert.ok(Number.isFinite(seg.metrics.val_loss) && seg.metrics.accuracy > background, JSON.stringify(seg.metrics));
+
+    const fresh = squares(4, 1234);
+    const pred = await post("/v1/models/squares-unet:predict", { instances: fresh.images }, 200);
+    assert.equal(pred.predictions.length, 4);
+    assert.equal(pred.predictions[0].length, 16);
+    assert.equal(pred.predictions[0][0].length, 16);
+    assert.equal(pred.predictions[0][0][0].length, 2, "two class probabilities per pixel");
+    let right = 0;
+    pred.predictions.forEach((img: number[][][], k: number) =>
+      img.forEach((row, i) => row.forEach((p, j) => (right += Number((p[1] > p[0] ? 1 : 0) === fresh.masks[k][i][j])))),
+    );
+    t.diagnostic(`U-Net: val_accuracy ${done.metrics.val_accuracy.toFixed(4)} (background ${background.toFixed(3)}), ${right}/1024 fresh pixels right`);
+    assert.ok(right / (4 * 256) >= 0.95, `${right}/1024 fresh pixels right`);
+  });
+
+  test("vector labels train a model with several regression outputs", async () => {
+    const rand = lcg(11);
+    const features = Array.from({ length: 120 }, () => [rand() * 2 - 1, rand() * 2 - 1]);
+    const labels = features.map(([a, b]) => [a + b, a - 2 * b]);
+    const ds = await post("/v1/datasets", { name: "two-targets", features, labels }, 201);
+    assert.equal(ds.task, "regression");
+    assert.deepEqual(ds.targetShape, [2]);
+    await post("/v1/models", { name: "linear2", spec: { input: { shape: [2] }, layers: [{ type: "dense", units: 2 }] } }, 201);
+    const job = await post("/v1/training-jobs", { model: "linear2", dataset: ds.id, epochs: 40, batchSize: 8, optimizer: { type: "sgd", learningRate: 0.1 }, validationSplit: 0.2, seed: 1 }, 202);
+    const done = await wait(job.id);
+    assert.equal(done.status, "succeeded", JSON.stringify(done));
+    assert.ok(done.metrics.val_loss < 1e-3, JSON.stringify(done.metrics));
+    const pred = await post("/v1/models/linear2:predict", { instances: [[0.5, 0.25]] }, 200);
+    assert.ok(Math.abs(pred.predictions[0][0] - 0.75) < 0.05 && Math.abs(pred.predictions[0][1] - 0) < 0.05, JSON.stringify(pred));
+  });
+
+  test("datasets and jobs that do not fit say where", async () => {
+    const pairs = irisPairs(10, 5);
+    const both = await post("/v1/datasets", { name: "x", features: pairs.left, inputs: { left: pairs.left }, labels: pairs.labels }, 400);
+    assert.match(both.detail, /give either `features` \(one input\) or `inputs`/);
+    const short = await post("/v1/datasets", { name: "x", inputs: { left: pairs.left, right: pairs.right.slice(1) }, labels: pairs.labels }, 400);
+    assert.match(short.detail, /inputs\.right: has 9 rows, inputs\.left has 10/);
+    const badName = await post("/v1/datasets", { name: "x", inputs: { "left image": pairs.left }, labels: pairs.labels }, 400);
+    assert.match(badName.detail, /inputs/);
+
+    const { images, masks } = squares(3, 2);
+    masks[2][5] = masks[2][5].slice(1);
+    const ragged = await post("/v1/datasets", { name: "x", features: images, labels: masks, task: "classification" }, 400);
+    assert.match(ragged.detail, /labels\[2\]\[5\]: expected 16 labels, got 15/);
+    const mixed = await post("/v1/datasets", { name: "x", features: images, labels: [masks[0], 1, masks[1]], task: "classification" }, 400);
+    assert.match(mixed.detail, /labels\[1\]: expected an array of 16 arrays/);
+    const notNumber = await post("/v1/datasets", { name: "x", features: [[1], [2]], labels: [[1, 2], [3, "a"]], task: "regression" }, 400);
+    assert.match(notNumber.detail, /labels\[1\]\[1\]: label 'a' is not a number/);
+
+    // A two-input model needs both inputs, by name; a per-pixel model needs per-pixel labels.
+    const leftOnly = await post("/v1/datasets", { name: "left-only", inputs: { left: pairs.left, other: pairs.right }, labels: pairs.labels }, 201);
+    await post("/v1/models", { name: "pairs", spec: await template("siamese", "inputShape=4") }, 201);
+    const noRight = await post("/v1/training-jobs", { model: "pairs", dataset: leftOnly.id, epochs: 1, batchSize: 4, optimizer: { type: "sgd", learningRate: 0.1 }, validationSplit: 0 }, 400);
+    assert.match(noRight.detail, /dataset: has no input named 'right' for the model's input of that name \(the dataset's inputs: left, other\)/);
+    const flatLabels = await post("/v1/datasets", { name: "flat-labels", features: images, labels: ["a", "b", "a"] }, 201);
+    await post("/v1/models", { name: "seg", spec: await template("unet", "inputShape=16,16,1&classes=2&depth=1&filters=2") }, 201);
+    const perImage = await post("/v1/training-jobs", { model: "seg", dataset: flatLabels.id, epochs: 1, batchSize: 4, optimizer: { type: "sgd", learningRate: 0.1 }, validationSplit: 0 }, 400);
+    assert.match(perImage.detail, /model: output \[16, 16, 2\] does not fit targets of shape \[1\] with 2 classes/);
+  });
+});
