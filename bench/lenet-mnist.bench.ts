@@ -22,8 +22,8 @@ const toData = (rows: { input: number[]; output: number[] }[]): TrainData => {
   const x = new Float32Array(rows.length * 784);
   rows.forEach((r, i) => x.set(r.input, i * 784));
   return {
-    task: "classification", rows: rows.length, classes: Array.from({ length: 10 }, (_, i) => String(i)),
-    inputs: [{ data: x, shape: [28, 28, 1] }], target: { data: Float32Array.from(rows, (r) => r.output.indexOf(1)), shape: [1] },
+    rows: rows.length, inputs: [{ data: x, shape: [28, 28, 1] }],
+    targets: [{ name: "output", task: "classification", classes: Array.from({ length: 10 }, (_, i) => String(i)), data: Float32Array.from(rows, (r) => r.output.indexOf(1)), shape: [1] }],
   };
 };
 const nTest = sets.test.length;
@@ -40,7 +40,7 @@ await train(model, trainData, { epochs, batchSize: 64, optimizer, validationSpli
 });
 const seconds = (performance.now() - started) / 1000;
 const x = tf.tensor(testData.inputs[0].data, [nTest, 28, 28, 1]);
-const y = tf.oneHot(tf.tensor1d(Int32Array.from(testData.target.data), "int32"), 10).toFloat();
+const y = tf.oneHot(tf.tensor1d(Int32Array.from(testData.targets[0].data), "int32"), 10).toFloat();
 const test = evaluate(model, [x], y, "categoricalCrossentropy", 256);
 console.log(`\n| backend | training images | epochs | test images | test accuracy | training samples/s |`);
 console.log(`|---|---:|---:|---:|---:|---:|`);

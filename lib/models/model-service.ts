@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { Prisma, type Db } from "../db/prisma.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import { buildModel, checkTraining, type ModelSummary } from "../spec/build-model.ts";
-import { modelInputs, modelSpecSchema, type ModelSpec } from "../spec/model-spec.ts";
+import { modelInputs, modelOutputNames, modelSpecSchema, type ModelSpec } from "../spec/model-spec.ts";
 import type { CreateModel, ModelView } from "./model-schema.ts";
 
 export interface ModelLimits {
@@ -20,7 +20,7 @@ export interface SpecReport {
   summary: ModelSummary;
 }
 
-type ModelRow = { name: string; spec: unknown; outputShape: number[]; paramCount: number; createdAt: Date; versions: { version: number }[] };
+type ModelRow = { name: string; spec: unknown; outputShape: number[]; outputs: unknown; paramCount: number; createdAt: Date; versions: { version: number }[] };
 
 // Postgres int[] holds no nulls: a free output dimension is stored as -1.
 const toStored = (s: (number | null)[]) => s.map((d) => d ?? -1);
@@ -31,6 +31,7 @@ function toView(row: ModelRow): ModelView {
   const inputs = modelInputs(spec);
   return {
     name: row.name, spec, paramCount: row.paramCount, inputShape: inputs[0].shape, inputs, outputShape: fromStored(row.outputShape),
+    outputs: row.outputs as ModelView["outputs"],
     latestVersion: row.versions[0]?.version ?? null, createdAt: row.createdAt.toISOString(),
   };
 }
@@ -63,9 +64,10 @@ export class ModelService {
 
   async create(tenantId: string, body: CreateModel): Promise<ModelView> {
     const { paramCount, outputShapes } = inspectSpec(body.spec, this.limits);
+    const outputs = modelOutputNames(body.spec).map((name, k) => ({ name, shape: outputShapes[k] }));
     try {
       const row = await this.db.model.create({
-        data: { id: randomUUID(), tenantId, name: body.name, spec: body.spec as object, paramCount, outputShape: toStored(outputShapes[0]) },
+        data: { id: randomUUID(), tenantId, name: body.name, spec: body.spec as object, paramCount, outputShape: toStored(outputShapes[0]), outputs },
         include: withLatest,
       });
       return toView(row);

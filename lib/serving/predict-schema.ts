@@ -14,5 +14,8 @@ export const predictRequestSchema = z
   .meta({ id: "PredictRequest", description: "TensorFlow Serving's row format." });
 
 export const predictResponseSchema = z
-  .object({ predictions: z.array(z.array(nested)) })
-  .meta({ id: "PredictResponse", description: "One output per instance, shaped like the model's output: class probabilities for a softmax model, [H, W, classes] for a per-pixel one." });
+  .object({ predictions: z.array(z.union([z.array(nested), z.record(z.string(), nested)])) })
+  .meta({
+    id: "PredictResponse",
+    description: "One prediction per instance, shaped like the model's output: class probabilities for a softmax model, [H, W, classes] for a per-pixel one; for a model with several outputs, an object of them by output name.",
+  });

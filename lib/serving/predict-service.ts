@@ -5,18 +5,16 @@ import type { Db } from "../db/prisma.ts";
 import { loadModel, type StoredModel } from "../engine/model-io.ts";
 import { flattenInto } from "../data/nested.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
+import { readSignature, type Signature } from "./signature.ts";
 
 interface Loaded {
   model: tf.LayersModel;
-  /** The model's inputs in order, with the row shapes it was trained on. */
-  inputs: { name: string; shape: number[] }[];
+  signature: Signature;
 }
 
-/** What training recorded about a version; versions from before named inputs have only inputShape. */
-interface Signature {
-  inputShape: number[];
-  inputs?: { name: string; shape: number[] }[];
-}
+type Nested = number | Nested[];
+/** One instance's outputs: the output itself, or for a model with several outputs, an object of them by name (TensorFlow Serving's row format). */
+export type Prediction = Nested[] | Record<string, Nested>;
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -25,7 +23,7 @@ export class PredictService {
 
   constructor(private readonly db: Db, private readonly cacheSize: number, private readonly maxInstances: number) {}
 
-  async predict(tenantId: string, name: string, instances: unknown[]): Promise<{ predictions: number[][]; version: number }> {
+  async predict(tenantId: string, name: string, instances: unknown[]): Promise<{ predictions: Prediction[]; version: number }> {
     const model = await this.db.model.findUnique({ where: { tenantId_name: { tenantId, name } }, select: { id: true } });
     if (!model) throw new NotFoundError("model", name);
     const latest = await this.db.modelVersion.findFirst({ where: { modelId: model.id }, orderBy: { version: "desc" }, select: { id: true, version: true } });
@@ -33,11 +31,14 @@ export class PredictService {
     if (instances.length > this.maxInstances) throw ValidationError.at("instances", `at most ${this.maxInstances} instances per call, got ${instances.length}`);
 
     const loaded = await this.load(latest.id);
-    const xs = this.readInstances(loaded.inputs, instances);
-    const predictions = tf.tidy(() => {
-      const x = xs.map((flat, k) => tf.tensor(flat, [instances.length, ...loaded.inputs[k].shape]));
-      const y = loaded.model.predict(x.length === 1 ? x[0] : x) as tf.Tensor;
-      return y.arraySync() as number[][];
+    const { inputs, outputs } = loaded.signature;
+    const xs = this.readInstances(inputs, instances);
+    const predictions = tf.tidy((): Prediction[] => {
+      const x = xs.map((flat, k) => tf.tensor(flat, [instances.length, ...inputs[k].shape]));
+      const y = loaded.model.predict(x.length === 1 ? x[0] : x) as tf.Tensor | tf.Tensor[];
+      if (!Array.isArray(y)) return y.arraySync() as Nested[][];
+      const perOutput = y.map((t) => t.arraySync() as Nested[]);
+      return instances.map((_, i) => Object.fromEntries(outputs.map((o, k) => [o.name, perOutput[k][i]])));
     });
     return { predictions, version: latest.version };
   }
@@ -46,7 +47,7 @@ export class PredictService {
    * Checks every instance against the model's inputs and packs them, one buffer per input. An
    * instance is the input itself (one-input models) or an object of inputs by name.
    */
-  private readInstances(inputs: Loaded["inputs"], instances: unknown[]): Float32Array[] {
+  private readInstances(inputs: Signature["inputs"], instances: unknown[]): Float32Array[] {
     const widths = inputs.map((i) => i.shape.reduce((a, b) => a * b, 1));
     const xs = widths.map((w) => new Float32Array(instances.length * w));
     const names = inputs.map((i) => i.name);
@@ -76,8 +77,7 @@ export class PredictService {
     entry = (async () => {
       const row = await this.db.modelVersion.findUniqueOrThrow({ where: { id: versionId } });
       const model = await loadModel({ topology: row.topology as StoredModel["topology"], weightSpecs: row.weightSpecs as unknown as StoredModel["weightSpecs"], weights: row.weights });
-      const signature = row.signature as unknown as Signature;
-      return { model, inputs: signature.inputs ?? [{ name: "input", shape: signature.inputShape }] };
+      return { model, signature: readSignature(row.signature) };
     })();
     entry.catch(() => this.cache.delete(versionId));
     this.cache.set(versionId, entry);

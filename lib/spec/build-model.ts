@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { ValidationError, type FieldProblem } from "../errors.ts";
 import { AdaptivePooling2D, AddCoords2D, Attention, DilatedConv2D, Distance, MultiHeadSelfAttention, PositionalEncoding, SpatialDropout2D, StepActivation, TransformerEncoder } from "./layers/index.ts";
-import { isGraph, type Activation, type GraphSpec, type LayerOf, type LayerSpec, type ModelSpec, type NodeSpec } from "./model-spec.ts";
+import { isGraph, modelOutputNames, outputLoss, type Activation, type GraphSpec, type LayerOf, type LayerSpec, type ModelSpec, type NodeSpec } from "./model-spec.ts";
 
 type Shape = (number | null)[];
 type Sym = tf.SymbolicTensor;
@@ -489,12 +489,14 @@ export function checkTraining(spec: ModelSpec): FieldProblem[] {
       }
     }
   }
-  if (spec.loss) {
-    const { activation, path } = finalActivation(spec);
-    const needs: Record<string, Activation> = { categoricalCrossentropy: "softmax", sparseCategoricalCrossentropy: "softmax", binaryCrossentropy: "sigmoid" };
-    const want = needs[spec.loss];
-    if (want && activation !== want) {
-      problems.push({ path: "spec.loss", message: `${spec.loss} needs a ${want} output; the output (${path}) ends in ${activation === "none" ? "no activation" : activation}` });
+  const needs: Record<string, Activation> = { categoricalCrossentropy: "softmax", sparseCategoricalCrossentropy: "softmax", binaryCrossentropy: "sigmoid" };
+  for (const output of modelOutputNames(spec)) {
+    const { loss, path: lossPath } = outputLoss(spec, output);
+    const want = loss && needs[loss];
+    if (!want) continue;
+    const { activation, path } = finalActivation(spec, isGraph(spec) ? output : undefined);
+    if (activation !== want) {
+      problems.push({ path: lossPath, message: `${loss} needs a ${want} output; the output (${path}) ends in ${activation === "none" ? "no activation" : activation}` });
     }
   }
   return problems;

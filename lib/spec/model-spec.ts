@@ -131,7 +131,12 @@ const shapeSchema = z
 const inputSchema = z.object({ shape: shapeSchema, dtype: z.enum(["float32", "int32"]).default("float32").describe("int32 for token ids.") }).strict();
 
 const trainingFields = {
-  loss: lossSchema.optional().describe("Default: chosen from the dataset and the output layer."),
+  loss: lossSchema.optional().describe("Default: chosen from the dataset and the output layer. With several outputs, the loss of each output not named in `losses`."),
+  losses: z.record(z.string(), lossSchema).optional().describe("Graph specs with several outputs: the loss of an output, by output name."),
+  lossWeights: z
+    .record(z.string(), z.number().nonnegative().max(1e6))
+    .optional()
+    .describe("Graph specs with several outputs: each output's weight in the total loss, by output name (default 1)."),
   mode: z.enum(["backprop", "perceptron"]).default("backprop").describe("perceptron: Rosenblatt's update rule for a single dense layer with a step activation."),
 };
 
@@ -162,6 +167,13 @@ export const modelSpecSchema = z
         else if (k !== "outputs" && Object.keys(spec[k]!).length === 0) ctx.addIssue({ code: "custom", path: [k], message: "must not be empty" });
       }
     } else ctx.addIssue({ code: "custom", message: "expected a sequential spec ({input, layers}) or a graph spec ({inputs, nodes, outputs})" });
+    for (const k of ["losses", "lossWeights"] as const) {
+      for (const name of Object.keys(spec[k] ?? {})) {
+        if (!spec.outputs?.includes(name)) {
+          ctx.addIssue({ code: "custom", path: [k, name], message: `is not an output of the spec (${spec.outputs ? `outputs: ${spec.outputs.join(", ")}` : "only graph specs name their outputs"})` });
+        }
+      }
+    }
   })
   .meta({
     id: "ModelSpec",
@@ -173,6 +185,21 @@ export type SequentialSpec = ModelSpec & { input: InputSpec; layers: LayerSpec[]
 export type GraphSpec = ModelSpec & { inputs: Record<string, InputSpec>; nodes: Record<string, NodeSpec>; outputs: string[] };
 
 export const isGraph = (spec: ModelSpec): spec is GraphSpec => spec.nodes !== undefined;
+
+/** The output names of a spec, in the model's output order. A sequential spec's one output is named "output". */
+export function modelOutputNames(spec: ModelSpec): string[] {
+  return isGraph(spec) ? spec.outputs : ["output"];
+}
+
+/** The loss the spec asks for at an output (undefined: chosen from the dataset), and its weight in the total. */
+export function outputLoss(spec: ModelSpec, output: string): { loss?: LossName; weight: number; path: string } {
+  const named = spec.losses?.[output];
+  return {
+    loss: named ?? spec.loss,
+    weight: spec.lossWeights?.[output] ?? 1,
+    path: named ? `spec.losses.${output}` : "spec.loss",
+  };
+}
 
 /** The inputs of a spec (shapes without the batch axis), in the model's input order. A sequential spec's one input is named "input". */
 export function modelInputs(spec: ModelSpec): { name: string; shape: (number | null)[] }[] {

@@ -5,15 +5,17 @@ import { randomUUID } from "node:crypto";
 import * as tf from "@tensorflow/tfjs";
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { DatasetService, matchInputs, toTrainData } from "../data/dataset-service.ts";
+import { DatasetService, toTrainData } from "../data/dataset-service.ts";
 import { Prisma, type Db } from "../db/prisma.ts";
 import { loadModel, saveModel, type StoredModel } from "../engine/model-io.ts";
 import { deriveSeed, withSeededRandom } from "../engine/seeded-random.ts";
-import { compileForTraining, lossFor, train, TrainingDivergedError, type EpochMetrics } from "../engine/trainer.ts";
+import { compileForTraining, train, TrainingDivergedError, type EpochMetrics } from "../engine/trainer.ts";
+import type { Signature } from "../serving/signature.ts";
 import { ValidationError } from "../errors.ts";
 import { cancelKey } from "../queue/training-queue.ts";
 import { buildModel } from "../spec/build-model.ts";
 import { modelInputs, modelSpecSchema } from "../spec/model-spec.ts";
+import { fitModelToDataset } from "./fit.ts";
 import type { Hyperparameters } from "./training-job-schema.ts";
 
 /** Checkpoints kept per job: enough to resume, without keeping every epoch's weights forever. */
@@ -52,9 +54,11 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
     const hp = row.hyperparameters as Hyperparameters;
     const spec = parseOrFail(modelSpecSchema, row.model.spec, "model spec");
     const dataset = await new DatasetService(db).loadTensors(tenantId, row.datasetId);
-    const inputs = modelInputs(spec);
-    const data = toTrainData(dataset, matchInputs(inputs, dataset.inputs));
-    const loss = lossFor({ ...data, targetShape: data.target.shape }, row.model.outputShape, spec.loss);
+    // The job's model is built (or loaded) below; its stored output shapes are the same, and
+    // deciding the fit first fails a job that cannot train before any work.
+    const outputShapes = (row.model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape);
+    const fit = fitModelToDataset(spec, outputShapes, dataset);
+    const data = toTrainData(dataset, fit.inputOrder, fit.outputOrder);
 
     const checkpoint = await db.checkpoint.findFirst({ where: { jobId }, orderBy: { epoch: "desc" } });
     let startEpoch = 0;
@@ -67,11 +71,11 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
       ctx.log?.(`job ${jobId}: resuming from the checkpoint of epoch ${startEpoch}`);
     } else {
       model = await withSeededRandom(deriveSeed(hp.seed, 0), () => buildModel(spec).model);
-      compileForTraining(model, hp.optimizer, loss);
+      compileForTraining(model, hp.optimizer, fit.objectives);
     }
 
     let lastCancelCheck = 0;
-    const result = await train(model, data, { ...hp, mode: spec.mode }, loss, {
+    const result = await train(model, data, { ...hp, mode: spec.mode }, fit.objectives, {
       shouldStop: async () => {
         if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId))) === 1) return true;
         // The Redis signal is the fast path; the database flag is the record, checked now and then.
@@ -103,7 +107,11 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
       await markCancelled(db, jobId);
       return "cancelled";
     }
-    await registerVersion(db, row, model, { ...dataset, inputs: inputs.map((i, k) => ({ name: i.name, shape: data.inputs[k].shape })) }, metrics);
+    const signature: Signature = {
+      inputs: modelInputs(spec).map((i, k) => ({ name: i.name, shape: data.inputs[k].shape })),
+      outputs: fit.objectives.map((o, k) => ({ name: o.name, task: data.targets[k].task, classes: data.targets[k].classes })),
+    };
+    await registerVersion(db, row, model, signature, metrics);
     return "succeeded";
   } catch (err) {
     if (err instanceof ValidationError || err instanceof TrainingDivergedError || err instanceof PermanentJobError) {
@@ -129,12 +137,10 @@ async function registerVersion(
   db: Db,
   row: { id: string; tenantId: string; modelId: string },
   model: tf.LayersModel,
-  data: { inputs: { name: string; shape: number[] }[]; classes: string[]; task: string; targetShape: number[] },
+  signature: Signature,
   metrics: EpochMetrics,
 ) {
   const saved = await saveModel(model, false);
-  // What serving needs to read requests: the model's input names with the shapes it was trained on.
-  const signature = { inputs: data.inputs, inputShape: data.inputs[0].shape, classes: data.classes, task: data.task, targetShape: data.targetShape };
   // Two jobs of one model may finish together; the unique (model, version) decides, and the loser retries.
   for (let attempt = 0; ; attempt++) {
     try {
@@ -145,7 +151,7 @@ async function registerVersion(
           await tx.modelVersion.create({
             data: {
               id: randomUUID(), tenantId: row.tenantId, modelId: row.modelId, version: (last?.version ?? 0) + 1, jobId: row.id,
-              signature, topology: saved.topology, weightSpecs: saved.weightSpecs as object[], weights: saved.weights, metrics,
+              signature: signature as object, topology: saved.topology, weightSpecs: saved.weightSpecs as object[], weights: saved.weights, metrics,
             },
           });
         }

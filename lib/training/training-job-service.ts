@@ -4,10 +4,10 @@ import { randomInt, randomUUID } from "node:crypto";
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Db } from "../db/prisma.ts";
-import { matchInputs, type DatasetInput } from "../data/dataset-service.ts";
-import { lossFor } from "../engine/trainer.ts";
+import type { DatasetInput, DatasetOutput } from "../data/dataset-service.ts";
 import { NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
-import { isGraph, modelInputs, modelSpecSchema } from "../spec/model-spec.ts";
+import { modelSpecSchema } from "../spec/model-spec.ts";
+import { fitModelToDataset } from "./fit.ts";
 import { CANCEL_TTL_SECONDS, cancelKey, TRAIN_JOB, trainJobOptions, type TrainJobPayload } from "../queue/training-queue.ts";
 import type { CreateTrainingJob, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 
@@ -51,16 +51,13 @@ export class TrainingJobService {
     if (!model) throw ValidationError.at("model", `no model named '${modelName}'`);
     const dataset = await this.db.dataset.findFirst({
       where: { id: datasetId, tenantId },
-      select: { id: true, task: true, classes: true, targetShape: true, inputs: true, rowCount: true },
+      select: { id: true, inputs: true, outputs: true, rowCount: true },
     });
     if (!dataset) throw ValidationError.at("dataset", `no dataset with id '${datasetId}'`);
 
     const spec = modelSpecSchema.parse(model.spec);
-    if (isGraph(spec) && spec.outputs.length > 1) {
-      throw ValidationError.at("model", `has ${spec.outputs.length} outputs; training takes a model with one output (several-output models can be validated and built)`);
-    }
-    matchInputs(modelInputs(spec), dataset.inputs as unknown as DatasetInput[]);
-    lossFor({ task: dataset.task, classes: dataset.classes, targetShape: dataset.targetShape }, model.outputShape, spec.loss);
+    const outputShapes = (model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape);
+    fitModelToDataset(spec, outputShapes, { inputs: dataset.inputs as unknown as DatasetInput[], outputs: dataset.outputs as unknown as DatasetOutput[] });
     const trainRows = dataset.rowCount - Math.floor(dataset.rowCount * rest.validationSplit);
     if (trainRows < 1) throw ValidationError.at("validationSplit", `leaves no training rows out of ${dataset.rowCount}`);
 

@@ -173,6 +173,58 @@ describe("graph models train through the API", () => {
     assert.ok(Math.abs(pred.predictions[0][0] - 0.75) < 0.05 && Math.abs(pred.predictions[0][1] - 0) < 0.05, JSON.stringify(pred));
   });
 
+  test("a two-headed model trains on two named sets of labels, weighted, and predicts both by name", async (t) => {
+    // One trunk, two heads: the species (classification) and the petal width (regression) from
+    // the other three measurements.
+    const rows = irisRows();
+    const ds = await post("/v1/datasets", {
+      name: "iris-two-heads",
+      features: rows.map((r) => r.x.slice(0, 3)),
+      outputs: { species: rows.map((r) => r.species), petal_width: rows.map((r) => r.x[3]) },
+    }, 201);
+    assert.deepEqual(ds.outputs, [
+      { name: "species", task: "classification", classes: ["setosa", "versicolor", "virginica"], shape: [1] },
+      { name: "petal_width", task: "regression", classes: [], shape: [1] },
+    ]);
+    const spec = {
+      inputs: { x: { shape: [3] } },
+      nodes: {
+        trunk: { type: "dense", units: 16, activation: "relu", inputs: ["x"] },
+        species: { type: "dense", units: 3, activation: "softmax", inputs: ["trunk"] },
+        petal_width: { type: "dense", units: 1, inputs: ["trunk"] },
+      },
+      outputs: ["species", "petal_width"],
+      lossWeights: { petal_width: 2 },
+    };
+    const model = await post("/v1/models", { name: "iris-two-heads", spec }, 201);
+    assert.deepEqual(model.outputs, [{ name: "species", shape: [3] }, { name: "petal_width", shape: [1] }]);
+    const job = await post("/v1/training-jobs", { model: "iris-two-heads", dataset: ds.id, epochs: 60, batchSize: 16, optimizer: { type: "adam", learningRate: 0.02 }, validationSplit: 0.2, seed: 4 }, 202);
+    const done = await wait(job.id);
+    assert.equal(done.status, "succeeded", JSON.stringify(done));
+    const m = done.metrics;
+    t.diagnostic(`two heads: ${JSON.stringify(m)}`);
+    assert.deepEqual(Object.keys(m).sort(), ["loss", "petal_width_loss", "species_accuracy", "species_loss", "val_loss", "val_petal_width_loss", "val_species_accuracy", "val_species_loss"]);
+    assert.ok(Math.abs(m.loss - (m.species_loss + 2 * m.petal_width_loss)) < 1e-4, "the total is the weighted sum");
+    assert.ok(m.val_species_accuracy >= 0.9, `species ${m.val_species_accuracy}`);
+    // Petal width spans 0.1–2.5 cm; ½·MSE of 0.05 is an RMS error of about 0.3 cm.
+    assert.ok(m.val_petal_width_loss < 0.05, `petal width ½MSE ${m.val_petal_width_loss}`);
+
+    const pred = await post("/v1/models/iris-two-heads:predict", { instances: [[5.1, 3.5, 1.4], [7.7, 3.8, 6.7]] }, 200);
+    assert.deepEqual(Object.keys(pred.predictions[0]), ["species", "petal_width"]);
+    assert.equal(pred.predictions[0].species.length, 3);
+    assert.ok(pred.predictions[0].species[0] > 0.8 && pred.predictions[1].species[2] > 0.5, JSON.stringify(pred.predictions));
+    assert.ok(Math.abs(pred.predictions[0].petal_width[0] - 0.2) < 0.4 && Math.abs(pred.predictions[1].petal_width[0] - 2.2) < 0.6, JSON.stringify(pred.predictions));
+
+    // Labels for only one of the heads, or a loss the spec gives an output it does not have.
+    const oneHead = await post("/v1/datasets", { name: "species-only", features: rows.map((r) => r.x.slice(0, 3)), outputs: { species: rows.map((r) => r.species), sepal: rows.map((r) => r.x[0]) } }, 201);
+    const missing = await post("/v1/training-jobs", { model: "iris-two-heads", dataset: oneHead.id, epochs: 1, batchSize: 8, optimizer: { type: "sgd", learningRate: 0.1 }, validationSplit: 0 }, 400);
+    assert.match(missing.detail, /dataset: has no labels for the model's output 'petal_width' \(the model's outputs: species, petal_width; the dataset's: species, sepal\)/);
+    const badLoss = await post("/v1/models:validate", { spec: { ...spec, losses: { petal: "meanSquaredError", species: "binaryCrossentropy" } } }, 400);
+    assert.match(badLoss.detail, /spec\.losses\.petal: is not an output of the spec \(outputs: species, petal_width\)/);
+    const wrongAct = await post("/v1/models:validate", { spec: { ...spec, losses: { species: "binaryCrossentropy" } } }, 400);
+    assert.match(wrongAct.detail, /spec\.losses\.species: binaryCrossentropy needs a sigmoid output; the output \(spec\.nodes\.species\.activation\) ends in softmax/);
+  });
+
   test("datasets and jobs that do not fit say where", async () => {
     const pairs = irisPairs(10, 5);
     const both = await post("/v1/datasets", { name: "x", features: pairs.left, inputs: { left: pairs.left }, labels: pairs.labels }, 400);
@@ -200,5 +252,17 @@ describe("graph models train through the API", () => {
     await post("/v1/models", { name: "seg", spec: await template("unet", "inputShape=16,16,1&classes=2&depth=1&filters=2") }, 201);
     const perImage = await post("/v1/training-jobs", { model: "seg", dataset: flatLabels.id, epochs: 1, batchSize: 4, optimizer: { type: "sgd", learningRate: 0.1 }, validationSplit: 0 }, 400);
     assert.match(perImage.detail, /model: output \[16, 16, 2\] does not fit targets of shape \[1\] with 2 classes/);
+
+    // Classes need a softmax (or, for two, a sigmoid) output: a linear one is refused before queueing.
+    const iris = await post("/v1/datasets", { name: "iris-rows", features: irisRows().map((r) => r.x), labels: irisRows().map((r) => r.species) }, 201);
+    await post("/v1/models", { name: "linear-head", spec: { input: { shape: [4] }, layers: [{ type: "dense", units: 3 }] } }, 201);
+    const linear = await post("/v1/training-jobs", { model: "linear-head", dataset: iris.id, epochs: 1, batchSize: 4, optimizer: { type: "sgd", learningRate: 0.1 }, validationSplit: 0 }, 400);
+    assert.match(linear.detail, /model: 3 classes train with categoricalCrossentropy, which needs a softmax output; the output \(spec\.layers\[0\]\.activation\) ends in linear/);
+
+    // Plain labels and named outputs do not mix; a task per name only goes with named outputs.
+    const bothLabels = await post("/v1/datasets", { name: "x", features: [[1], [2]], labels: ["a", "b"], outputs: { y: ["a", "b"] } }, 400);
+    assert.match(bothLabels.detail, /give either `labels` \(one output\) or `outputs`/);
+    const taskFor = await post("/v1/datasets", { name: "x", features: [[1], [2]], outputs: { y: [1, 2] }, task: { z: "classification" } }, 400);
+    assert.match(taskFor.detail, /task\.z: is not one of the outputs \(y\)/);
   });
 });

@@ -116,13 +116,13 @@ function randomData(inputShapes: number[][], k: number, rows = 8, targetShape = 
   });
   const t = rows * targetShape.reduce((a, b) => a * b, 1);
   const target = Float32Array.from({ length: t }, (_, i) => i % k);
-  return { task: "classification", rows, classes: Array.from({ length: k }, (_, i) => String(i)), inputs, target: { data: target, shape: targetShape } };
+  return { rows, inputs, targets: [{ name: "output", task: "classification", classes: Array.from({ length: k }, (_, i) => String(i)), data: target, shape: targetShape }] };
 }
 
 /** Builds, trains two epochs, and checks the weights moved and a save/load round trip predicts the same. */
 async function trainsAndRoundTrips(spec: ModelSpec, data: TrainData) {
   const built = await withSeededRandom(1, () => buildModel(spec));
-  const loss = lossFor({ ...data, targetShape: data.target.shape }, built.outputShape, spec.loss);
+  const loss = lossFor({ ...data.targets[0], targetShape: data.targets[0].shape }, built.outputShape, spec.loss);
   compileForTraining(built.model, { type: "adam", learningRate: 0.01 }, loss);
   const before = built.model.getWeights().map((w) => w.dataSync().slice());
   const result = await train(built.model, data, { epochs: 2, batchSize: 4, optimizer: { type: "adam", learningRate: 0.01 }, validationSplit: 0, seed: 1 }, loss);
@@ -277,7 +277,8 @@ describe("losses and optimizers", () => {
     const spec = parse({ input: { shape: [1] }, layers: [{ type: "dense", units: 1, kernelInitializer: "zeros", biasInitializer: "zeros" }] });
     const { model } = buildModel(spec);
     compileForTraining(model, { type: "sgd", learningRate: 0 }, "meanSquaredError");
-    const data: TrainData = { task: "regression", rows: 2, classes: [], inputs: [{ data: new Float32Array([1, 2]), shape: [1] }], target: { data: new Float32Array([2, 4]), shape: [1] } };
+    const data: TrainData = { rows: 2, inputs: [{ data: new Float32Array([1, 2]), shape: [1] }],
+    targets: [{ name: "output", task: "regression", classes: [], data: new Float32Array([2, 4]), shape: [1] }] };
     const r = await train(model, data, { epochs: 1, batchSize: 2, optimizer: { type: "sgd", learningRate: 0 }, validationSplit: 0, seed: 1 }, "meanSquaredError");
     assert.ok(Math.abs(r.metrics.loss - 0.5 * (4 + 16) / 2) < 1e-6, String(r.metrics.loss));
   });
@@ -296,7 +297,8 @@ describe("losses and optimizers", () => {
       const n = 64;
       const x = Float32Array.from({ length: n * 4 }, (_, i) => Math.sin(i * 1.3));
       const y = Float32Array.from({ length: n }, (_, r) => (x[r * 4] + x[r * 4 + 1] > 0 ? 1 : 0));
-      const data: TrainData = { task: "classification", rows: n, classes: ["0", "1"], inputs: [{ data: x, shape: [4] }], target: { data: y, shape: [1] } };
+      const data: TrainData = { rows: n, inputs: [{ data: x, shape: [4] }],
+    targets: [{ name: "output", task: "classification", classes: ["0", "1"], data: y, shape: [1] }] };
       const losses: number[] = [];
       await train(model, data, { epochs: 15, batchSize: 16, optimizer, validationSplit: 0, seed: 1 }, "categoricalCrossentropy", { onEpochEnd: async (_e, m) => void losses.push(m.loss) });
       assert.ok(losses[losses.length - 1] < losses[0] * 0.9, losses.join(", "));
@@ -311,7 +313,8 @@ describe("losses and optimizers", () => {
     const n = 100;
     const x = Float32Array.from({ length: 2 * n }, (_, i) => Math.sin(i * 2.7) * 2);
     const y = Float32Array.from({ length: n }, (_, r) => (x[2 * r] - 0.5 * x[2 * r + 1] > 0.1 ? 1 : 0));
-    const data: TrainData = { task: "classification", rows: n, classes: ["0", "1"], inputs: [{ data: x, shape: [2] }], target: { data: y, shape: [1] } };
+    const data: TrainData = { rows: n, inputs: [{ data: x, shape: [2] }],
+    targets: [{ name: "output", task: "classification", classes: ["0", "1"], data: y, shape: [1] }] };
     const r = await train(model, data, { epochs: 40, batchSize: 1, optimizer: { type: "sgd", learningRate: 0.1 }, validationSplit: 0, seed: 1, mode: "perceptron" }, "binaryCrossentropy");
     assert.ok(r.metrics.accuracy >= 0.95, JSON.stringify(r.metrics));
     const out = (model.predict(tf.tensor2d([[3, 0], [-3, 0]])) as tf.Tensor).dataSync();

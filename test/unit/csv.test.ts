@@ -27,12 +27,11 @@ test("problems are named by row as a spreadsheet numbers it", () => {
 
 test("CSV datasets: label column, classes, numeric checks", () => {
   const d = parseCsvDataset("x,y,label\n1,2,b\n3,4,a\n5,6,b\n", { name: "t", label: "label" });
-  assert.deepEqual(d.classes, ["a", "b"]);
+  assert.deepEqual(d.outputs, [{ name: "output", task: "classification", classes: ["a", "b"], shape: [1] }]);
   assert.deepEqual([...d.targets], [1, 0, 1]);
   assert.deepEqual([...d.features], [1, 2, 3, 4, 5, 6]);
-  assert.equal(d.task, "classification");
   const r = parseCsvDataset("x,t\n1,0.5\n2,1.5\n", { name: "r" });
-  assert.equal(r.task, "regression");
+  assert.equal(r.outputs[0].task, "regression");
   assert.throws(() => parseCsvDataset("x,label\n,a\n", { name: "t", label: "label" }), /CSV row 2: column 'x': '' is not a number/);
   assert.throws(() => parseCsvDataset("x,label\n1,a\n", { label: "label" }), /querystring.name: is required/);
   assert.throws(() => parseCsvDataset("x,label\n1,a\n2,a\n", { name: "t", label: "label" }), /at least 2 classes/);
@@ -54,5 +53,5 @@ test("JSON datasets check every row and value", () => {
   assert.throws(() => parseJsonDataset({ name: "j", features: [[1, 2]], labels: ["a", "b"] }), /labels: has 2 entries, features has 1 rows/);
   assert.throws(() => parseJsonDataset({ name: "j", features: [[1], [2]], labels: ["a", "x"], task: "regression" }), /labels\[0\]: label 'a' is not a number/);
   const d = parseJsonDataset({ name: "j", features: [[1], [2], [3]], labels: [10, 2, 10], task: "classification" });
-  assert.deepEqual(d.classes, ["2", "10"], "numeric class names sort numerically");
+  assert.deepEqual(d.outputs[0].classes, ["2", "10"], "numeric class names sort numerically");
 });

@@ -63,7 +63,8 @@ function xorData(n = 200): TrainData {
     x[2 * i + 1] = b + (random() - 0.5) * 0.2;
     y[i] = a ^ b;
   }
-  return { task: "classification", rows: n, classes: ["0", "1"], inputs: [{ data: x, shape: [2] }], target: { data: y, shape: [1] } };
+  return { rows: n, inputs: [{ data: x, shape: [2] }],
+    targets: [{ name: "output", task: "classification", classes: ["0", "1"], data: y, shape: [1] }] };
 }
 
 test("binary classification learns XOR, and a saved model predicts exactly as the original", async () => {
@@ -92,4 +93,40 @@ test("training stops before the next batch when asked", async () => {
   assert.equal(result.stopped, true);
   assert.equal(result.lastEpoch, 0);
   assert.equal(batches, 4, "three batches ran, the fourth check stopped it");
+});
+
+test("several outputs: weighted losses, metrics per output, and a weight of 0 leaves that head alone; resumes from a checkpoint", async () => {
+  const twoHeads = modelSpecSchema.parse({
+    inputs: { x: { shape: [2] } },
+    nodes: {
+      trunk: { type: "dense", units: 8, activation: "tanh", inputs: ["x"] },
+      xor: { type: "dense", units: 1, activation: "sigmoid", inputs: ["trunk"] },
+      sum: { type: "dense", units: 1, inputs: ["trunk"] },
+    },
+    outputs: ["xor", "sum"],
+  });
+  const base = xorData(64);
+  const x = base.inputs[0].data;
+  const data: TrainData = {
+    rows: base.rows, inputs: base.inputs,
+    targets: [base.targets[0], { name: "sum", task: "regression", classes: [], data: Float32Array.from({ length: base.rows }, (_, i) => x[2 * i] + x[2 * i + 1]), shape: [1] }],
+  };
+  const objectives = [{ name: "xor", loss: "binaryCrossentropy" as const, weight: 1 }, { name: "sum", loss: "meanSquaredError" as const, weight: 0 }];
+  const model = await withSeededRandom(3, () => buildModel(twoHeads).model);
+  compileForTraining(model, { type: "sgd", learningRate: 0.1 }, objectives);
+  const sumKernel = () => model.getLayer("sum").getWeights()[0].dataSync().slice();
+  const before = sumKernel();
+  const cfg = { epochs: 2, batchSize: 16, optimizer: { type: "sgd" as const, learningRate: 0.1 }, validationSplit: 0.25, seed: 1 };
+  const r = await train(model, data, cfg, objectives);
+  assert.deepEqual(Object.keys(r.metrics).sort(), ["loss", "sum_loss", "val_loss", "val_sum_loss", "val_xor_accuracy", "val_xor_loss", "xor_accuracy", "xor_loss"]);
+  assert.ok(Math.abs(r.metrics.val_loss - r.metrics.val_xor_loss) < 1e-6, "a weight of 0 counts nothing in the total");
+  assert.deepEqual(sumKernel(), before, "no gradient reaches a head of weight 0");
+
+  // A checkpoint (with the optimizer) of a two-output model loads and trains on, like one-output ones.
+  const restored = await loadModel(await saveModel(model, true));
+  assert.ok(restored.optimizer, "the optimizer comes back with the checkpoint");
+  const more = await train(restored, data, { ...cfg, epochs: 3 }, objectives, {}, 2);
+  assert.equal(more.lastEpoch, 3);
+  assert.ok(Number.isFinite(more.metrics.loss));
+  tf.dispose([model, restored] as unknown as tf.Tensor[]);
 });

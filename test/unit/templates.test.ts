@@ -4,7 +4,8 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/engine/backend.ts";
 import { NotFoundError, ValidationError } from "../../lib/errors.ts";
 import { buildModel, checkTraining } from "../../lib/spec/build-model.ts";
-import { isGraph, modelSpecSchema, type GraphSpec, type LayerSpec, type ModelSpec, type NodeSpec } from "../../lib/spec/model-spec.ts";
+import { fitModelToDataset } from "../../lib/training/fit.ts";
+import { isGraph, modelInputs, modelSpecSchema, type GraphSpec, type LayerSpec, type ModelSpec, type NodeSpec } from "../../lib/spec/model-spec.ts";
 import { renderTemplate, TEMPLATES } from "../../lib/spec/templates/index.ts";
 
 before(async () => {
@@ -281,6 +282,21 @@ test("every template builds, has the expected output shape, and trains one batch
         model.dispose();
       }
     });
+  }
+});
+
+test("every template fits a dataset of its kind, as a training job checks before it is queued", () => {
+  for (const name of NAMES) {
+    const spec = renderTemplate(name, {});
+    const { model, outputShape } = buildModel(spec);
+    model.dispose();
+    const inputs = modelInputs(spec).map((i) => ({ name: i.name, shape: i.shape.map((d) => d ?? 8) }));
+    const last = outputShape.at(-1)!;
+    const output = spec.loss === "meanSquaredError"
+      ? { name: "output", task: "regression" as const, classes: [], shape: [outputShape.reduce((a, b) => a * b, 1)] }
+      : { name: "output", task: "classification" as const, classes: Array.from({ length: last === 1 ? 2 : last }, (_, i) => String(i)), shape: outputShape.length > 1 ? outputShape.slice(0, -1) : [1] };
+    const fit = fitModelToDataset(spec, [outputShape], { inputs, outputs: [output] });
+    assert.equal(fit.objectives.length, 1, name);
   }
 });
 

@@ -1,0 +1,17 @@
+// What a model version records about how to call it, written by the worker when it registers the
+// version and read by serving: the inputs (names, and the row shapes it was trained on) and the
+// outputs (names, and what their numbers mean).
+
+export interface Signature {
+  inputs: { name: string; shape: number[] }[];
+  outputs: { name: string; task: "classification" | "regression"; classes: string[] }[];
+}
+
+/** Reads a stored signature; versions from before named inputs and outputs kept one input's shape and one output's task. */
+export function readSignature(raw: unknown): Signature {
+  const s = raw as Partial<Signature> & { inputShape?: number[]; task?: Signature["outputs"][number]["task"]; classes?: string[] };
+  return {
+    inputs: s.inputs ?? [{ name: "input", shape: s.inputShape ?? [] }],
+    outputs: s.outputs ?? [{ name: "output", task: s.task ?? "regression", classes: s.classes ?? [] }],
+  };
+}
