@@ -1,5 +1,6 @@
 // Request/response shapes for datasets: the zod schemas the routes and the OpenAPI file share.
 import { z } from "zod";
+import { nodeName } from "../spec/model-spec.ts";
 
 type Nested = number | Nested[];
 const nested: z.ZodType<Nested> = z.lazy(() => z.union([z.number(), z.array(nested)]));
@@ -8,8 +9,8 @@ const nestedLabel: z.ZodType<NestedLabel> = z.lazy(() => z.union([z.string(), z.
 
 export const datasetTaskSchema = z.enum(["classification", "regression"]);
 
-/** Names of inputs: the names a graph spec gives its `inputs`. */
-export const inputNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, "must be a name like left_image (letters, digits, _)");
+/** Names of inputs and outputs: the names a graph spec gives its `inputs` and output nodes. */
+const inputNameSchema = nodeName;
 
 const labelsSchema = z.array(z.union([z.string(), z.number(), z.array(nestedLabel)]), { error: "expected an array of labels, one per row" });
 

@@ -140,7 +140,8 @@ const trainingFields = {
   mode: z.enum(["backprop", "perceptron"]).default("backprop").describe("perceptron: Rosenblatt's update rule for a single dense layer with a step activation."),
 };
 
-const nodeName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,99}$/, "node names are letters, digits, _ . - and start with a letter or _");
+/** Names of a graph's inputs, nodes and outputs (and so of a dataset's named inputs and outputs). */
+export const nodeName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,99}$/, "node names are letters, digits, _ . - and start with a letter or _");
 
 // One object rather than a union of the two forms: a union would report a bad layer as "matches
 // neither form" instead of at its path.
