@@ -6,6 +6,26 @@ import swaggerUi from "@fastify/swagger-ui";
 import { jsonSchemaTransform, jsonSchemaTransformObject } from "@fastify/type-provider-zod";
 import { z } from "zod";
 
+type JsonSchema = { oneOf?: { $ref?: string }[]; properties?: { type?: { const?: unknown } }; discriminator?: object };
+
+/**
+ * zod emits a discriminated union as a plain oneOf; adding OpenAPI's discriminator (by `type`,
+ * with the mapping) lets generated clients pick the variant without trying each one.
+ */
+function addDiscriminators(schemas: Record<string, JsonSchema>): void {
+  const tagOf = (ref?: string) => {
+    const target = ref?.startsWith("#/components/schemas/") ? schemas[ref.slice("#/components/schemas/".length)] : undefined;
+    const tag = target?.properties?.type?.const;
+    return typeof tag === "string" ? tag : undefined;
+  };
+  for (const schema of Object.values(schemas)) {
+    const tags = schema.oneOf?.map((o) => tagOf(o.$ref));
+    // Only a union whose every option is a named schema with its own `type` constant.
+    if (!tags?.length || tags.some((t) => t === undefined) || new Set(tags).size !== tags.length) continue;
+    schema.discriminator = { propertyName: "type", mapping: Object.fromEntries(tags.map((t, i) => [t, schema.oneOf![i].$ref!])) };
+  }
+}
+
 export const swaggerPlugin = fp(
   async (app, opts: { version: string }) => {
     await app.register(swagger, {
@@ -39,7 +59,8 @@ export const swaggerPlugin = fp(
         return { ...out, schema: { ...out.schema, body: { content } } };
       },
       transformObject: (doc) => {
-        const out = jsonSchemaTransformObject(doc) as { paths?: Record<string, unknown> };
+        const out = jsonSchemaTransformObject(doc) as { paths?: Record<string, unknown>; components?: { schemas?: Record<string, JsonSchema> } };
+        if (out.components?.schemas) addDiscriminators(out.components.schemas);
         // swagger reads the escaped colon of `/v1/models/:name(...)::predict` as a second
         // parameter; restore TF Serving's `{name}:predict`.
         if (out.paths) out.paths = Object.fromEntries(Object.entries(out.paths).map(([k, v]) => [k.replace(/\}:\{(\w+)\}/, "}:$1"), v]));

@@ -13,6 +13,10 @@ test("the OpenAPI document shows the spec language as a union discriminated by t
   const doc = JSON.parse(await generateOpenApi());
   const layer = doc.components.schemas.LayerSpec;
   assert.ok(Array.isArray(layer.oneOf) && layer.oneOf.length >= 4, JSON.stringify(layer));
+  assert.equal(layer.discriminator.propertyName, "type");
+  assert.equal(layer.discriminator.mapping.conv2d, "#/components/schemas/Conv2dLayer");
+  assert.equal(Object.keys(layer.discriminator.mapping).length, layer.oneOf.length, "every option is mapped");
+  assert.equal(doc.components.schemas.NodeSpec.discriminator.mapping.shared, "#/components/schemas/SharedNode");
   const dense = doc.components.schemas.DenseLayer;
   assert.deepEqual(dense.properties.type, { type: "string", const: "dense" });
   assert.ok(doc.paths["/v1/models/{name}:predict"], "TF Serving style predict path");
