@@ -87,10 +87,26 @@ function encodeTargets(labels: (string | number)[], task: Task, where: (i: numbe
   return { targets: Float32Array.from(names, (n) => index.get(n)!), classes };
 }
 
+/** `one` or `several`, exactly one of the two: the 400 says which is missing or extra. */
+function eitherOf(body: object, one: string, several: string, what: string): void {
+  const has = (k: string) => (body as Record<string, unknown>)[k] !== undefined;
+  if (has(one) && has(several)) throw ValidationError.at(several, `give either \`${one}\` (${what}) or \`${several}\`, not both`);
+  if (!has(one) && !has(several)) throw ValidationError.at(one, `is required: give \`${one}\` (${what}) or \`${several}\``);
+}
+
 export function parseJsonDataset(body: CreateDatasetJson): ParsedDataset {
-  if ((body.features === undefined) === (body.inputs === undefined)) {
-    throw ValidationError.at(body.features ? "inputs" : "features", "give either `features` (one input) or `inputs` (several named inputs), not both");
-  }
+  const { inputs, features, rows, named } = parseInputs(body);
+  const { outputs, targets } = parseOutputs(body, rows, named ? "the inputs have" : "features has");
+  // Names only mean something for flat rows of one input; images and sequences have none.
+  const width = size(inputs[0].shape);
+  const featureNames = body.featureNames ?? (!named && inputs[0].shape.length === 1 ? Array.from({ length: width }, (_, j) => `x${j}`) : []);
+  if (body.featureNames && featureNames.length !== width) throw ValidationError.at("featureNames", `has ${featureNames.length} names, rows have ${width} numbers`);
+  return { name: body.name, inputs, outputs, featureNames, features, targets, rows };
+}
+
+/** Plain `features` (one input) or named `inputs`, packed input after input. */
+function parseInputs(body: CreateDatasetJson) {
+  eitherOf(body, "features", "inputs", "one input");
   const named = body.inputs !== undefined;
   if (named && body.inputShape) throw ValidationError.at("inputShape", "reshapes plain `features`; nest each of the named `inputs` to its shape instead");
   if (named && body.featureNames) throw ValidationError.at("featureNames", "names the columns of plain `features`; named `inputs` have none");
@@ -120,36 +136,31 @@ export function parseJsonDataset(body: CreateDatasetJson): ParsedDataset {
     if (want !== widths[0]) throw ValidationError.at("inputShape", `[${body.inputShape.join(", ")}] holds ${want} values, a row has ${widths[0]}`);
     inputs[0].shape = body.inputShape;
   }
+  return { inputs, features, rows, named };
+}
 
-  if ((body.labels === undefined) === (body.outputs === undefined)) {
-    throw ValidationError.at(body.labels ? "outputs" : "labels", "give either `labels` (one output) or `outputs` (labels for several named outputs), not both");
-  }
-  const namedOutputs = body.outputs !== undefined;
-  if (!namedOutputs && typeof body.task === "object") throw ValidationError.at("task", "is one task for plain `labels`; a task per name goes with `outputs`");
-  const labelSets = namedOutputs ? Object.entries(body.outputs!) : [[DEFAULT_OUTPUT, body.labels!] as const];
-  if (labelSets.length === 0) throw ValidationError.at("outputs", "must name at least one output");
-  const rowsWhere = named ? "the inputs have" : "features has";
-  const parsedOutputs = labelSets.map(([name, labels]) => {
-    const path = namedOutputs ? `outputs.${name}` : "labels";
-    if (labels.length !== rows) throw ValidationError.at(path, `has ${labels.length} entries, ${rowsWhere} ${rows} rows`);
-    const task = typeof body.task === "object" ? body.task[name] : body.task;
-    return parseLabels(labels, path, name, task);
-  });
+/** Plain `labels` (one output) or named `outputs`, encoded and packed output after output. */
+function parseOutputs(body: CreateDatasetJson, rows: number, rowsWhere: string) {
+  eitherOf(body, "labels", "outputs", "one output");
+  const named = body.outputs !== undefined;
+  if (!named && typeof body.task === "object") throw ValidationError.at("task", "is one task for plain `labels`; a task per name goes with `outputs`");
   for (const name of typeof body.task === "object" ? Object.keys(body.task) : []) {
     if (!body.outputs![name]) throw ValidationError.at(`task.${name}`, `is not one of the outputs (${Object.keys(body.outputs!).join(", ")})`);
   }
-  const targets = new Float32Array(parsedOutputs.reduce((a, o) => a + o.targets.length, 0));
+  const labelSets = named ? Object.entries(body.outputs!) : [[DEFAULT_OUTPUT, body.labels!] as const];
+  if (labelSets.length === 0) throw ValidationError.at("outputs", "must name at least one output");
+  const parsed = labelSets.map(([name, labels]) => {
+    const path = named ? `outputs.${name}` : "labels";
+    if (labels.length !== rows) throw ValidationError.at(path, `has ${labels.length} entries, ${rowsWhere} ${rows} rows`);
+    return parseLabels(labels, path, name, typeof body.task === "object" ? body.task[name] : body.task);
+  });
+  const targets = new Float32Array(parsed.reduce((a, o) => a + o.targets.length, 0));
   let at = 0;
-  for (const o of parsedOutputs) {
+  for (const o of parsed) {
     targets.set(o.targets, at);
     at += o.targets.length;
   }
-
-  // Names only mean something for flat rows of one input; images and sequences have none.
-  const width = widths[0];
-  const featureNames = body.featureNames ?? (!named && inputs[0].shape.length === 1 ? Array.from({ length: width }, (_, j) => `x${j}`) : []);
-  if (body.featureNames && featureNames.length !== width) throw ValidationError.at("featureNames", `has ${featureNames.length} names, rows have ${width} numbers`);
-  return { name: body.name, inputs, outputs: parsedOutputs.map((o) => o.output), featureNames, features, targets, rows };
+  return { outputs: parsed.map((o) => o.output), targets };
 }
 
 /**

@@ -229,6 +229,10 @@ describe("graph models train through the API", () => {
     const pairs = irisPairs(10, 5);
     const both = await post("/v1/datasets", { name: "x", features: pairs.left, inputs: { left: pairs.left }, labels: pairs.labels }, 400);
     assert.match(both.detail, /give either `features` \(one input\) or `inputs`/);
+    const neither = await post("/v1/datasets", { name: "x", labels: pairs.labels }, 400);
+    assert.match(neither.detail, /features: is required: give `features` \(one input\) or `inputs`/);
+    const noLabels = await post("/v1/datasets", { name: "x", features: pairs.left }, 400);
+    assert.match(noLabels.detail, /labels: is required: give `labels` \(one output\) or `outputs`/);
     const short = await post("/v1/datasets", { name: "x", inputs: { left: pairs.left, right: pairs.right.slice(1) }, labels: pairs.labels }, 400);
     assert.match(short.detail, /inputs\.right: has 9 rows, inputs\.left has 10/);
     const badName = await post("/v1/datasets", { name: "x", inputs: { "left image": pairs.left }, labels: pairs.labels }, 400);
