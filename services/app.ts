@@ -4,6 +4,7 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "@fa
 import type { ApiConfig } from "../lib/config/env.ts";
 import { initBackend } from "../lib/engine/backend.ts";
 import { authPlugin } from "./plugins/auth.ts";
+import { bodyDepthPlugin } from "./plugins/body-depth.ts";
 import { domainPlugin } from "./plugins/domain.ts";
 import { errorHandlerPlugin } from "./plugins/error-handler.ts";
 import { infrastructurePlugin } from "./plugins/infrastructure.ts";
@@ -30,6 +31,7 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   app.setSerializerCompiler(serializerCompiler);
 
   await app.register(errorHandlerPlugin);
+  await app.register(bodyDepthPlugin);
   await app.register(swaggerPlugin, { version: SERVICE_VERSION });
   await app.register(infrastructurePlugin, { config });
   await app.register(domainPlugin);

@@ -1,21 +1,17 @@
 // Request/response shapes for datasets: the zod schemas the routes and the OpenAPI file share.
 import { z } from "zod";
 import { nodeName } from "../spec/model-spec.ts";
-
-type Nested = number | Nested[];
-const nested: z.ZodType<Nested> = z.lazy(() => z.union([z.number(), z.array(nested)]));
-type NestedLabel = string | number | NestedLabel[];
-const nestedLabel: z.ZodType<NestedLabel> = z.lazy(() => z.union([z.string(), z.number(), z.array(nestedLabel)]));
+import { nestedLabelsSchema, nestedNumbersSchema } from "./nested.ts";
 
 export const datasetTaskSchema = z.enum(["classification", "regression"]);
 
 /** Names of inputs and outputs: the names a graph spec gives its `inputs` and output nodes. */
 const inputNameSchema = nodeName;
 
-const labelsSchema = z.array(z.union([z.string(), z.number(), z.array(nestedLabel)]), { error: "expected an array of labels, one per row" });
+const labelsSchema = z.array(nestedLabelsSchema, { error: "expected an array of labels, one per row" });
 
 const rowsSchema = (what: string) =>
-  z.array(z.array(nested), { error: `expected an array of rows${what}` }).min(1, "must have at least one row");
+  z.array(z.array(nestedNumbersSchema), { error: `expected an array of rows${what}` }).min(1, "must have at least one row");
 
 export const createDatasetJsonSchema = z
   .object({

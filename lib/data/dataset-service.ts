@@ -53,6 +53,8 @@ export interface DatasetTensors {
   y: Float32Array;
 }
 
+/** Most dimensions of a row (as of a model input's shape in a spec). */
+const MAX_RANK = 8;
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const toBytes = (a: Float32Array<ArrayBuffer>) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const toFloats = (b: Uint8Array) => {
@@ -121,6 +123,7 @@ function parseInputs(body: CreateDatasetJson) {
     if (rowsOf.length !== rows) throw ValidationError.at(where, `has ${rowsOf.length} rows, inputs.${entries[0][0]} has ${rows}`);
     const shape = shapeOf(rowsOf[0]);
     if (shape.some((d) => d === 0)) throw ValidationError.at(`${where}[0]`, "is empty");
+    if (shape.length > MAX_RANK) throw ValidationError.at(`${where}[0]`, `has ${shape.length} dimensions; a row has at most ${MAX_RANK}, as a model input does`);
     inputs.push({ name, shape });
     return size(shape);
   });
@@ -171,6 +174,7 @@ function parseLabels(labels: CreateDatasetJson["labels"] & {}, path: string, nam
   const nested = Array.isArray(labels[0]);
   const shape = nested ? shapeOf(labels[0]) : [1];
   if (shape.some((d) => d === 0)) throw ValidationError.at(`${path}[0]`, "is empty");
+  if (shape.length > MAX_RANK) throw ValidationError.at(`${path}[0]`, `has ${shape.length} dimensions; a label has at most ${MAX_RANK}`);
   const flat: (string | number)[] = [];
   labels.forEach((l, i) => {
     if (nested) flattenLabelsInto(l, shape, `${path}[${i}]`, flat);

@@ -1,8 +1,26 @@
 // Nested arrays of numbers (an image as rows of pixels of channels) checked against a shape and
 // flattened row-major, with the exact place of the first mismatch.
+import { z } from "zod";
 import { ValidationError } from "../errors.ts";
 
 export type Nested = number | Nested[];
+export type NestedLabel = string | number | NestedLabel[];
+
+// Request schemas for nested arrays check only the outer level: a recursive zod schema would
+// rebuild every one of the millions of small arrays an image dataset holds (one per pixel),
+// which took minutes of garbage collection for a few thousand 28×28 images (bench/upload).
+// flattenInto and flattenLabelsInto then check every value and the shape in one pass, and name
+// the exact place of a problem.
+
+/** A number, or nested arrays of numbers (images, sequences); values and shape are checked by flattenInto. */
+export const nestedNumbersSchema = z
+  .custom<Nested>((v) => typeof v === "number" || Array.isArray(v), { error: "expected a number or an array of numbers" })
+  .meta({ description: "A number, or nested arrays of numbers of any depth.", type: ["number", "array"] });
+
+/** A label: a class name, a number, or nested arrays of them (masks); checked by flattenLabelsInto. */
+export const nestedLabelsSchema = z
+  .custom<NestedLabel>((v) => typeof v === "string" || typeof v === "number" || Array.isArray(v), { error: "expected a class name, a number, or an array of them" })
+  .meta({ description: "A class name or a number, or nested arrays of them of any depth.", type: ["string", "number", "array"] });
 
 /** The shape of a nested array, following first elements (checked in full by flattenInto). */
 export function shapeOf(value: unknown): number[] {

@@ -1,8 +1,5 @@
 import { z } from "zod";
-
-// Nested arrays of numbers of any depth: one instance per entry, shaped like the model's input.
-type Nested = number | Nested[];
-const nested: z.ZodType<Nested> = z.lazy(() => z.union([z.number(), z.array(nested)]));
+import { nestedNumbersSchema as nested } from "../data/nested.ts";
 
 export const predictRequestSchema = z
   .object({

@@ -57,6 +57,24 @@ describe("auth", () => {
 });
 
 describe("datasets", () => {
+  test("bodies nested absurdly deep answer 400 at the place, before validation (not a stack overflow and a 500)", async () => {
+    const deep = (n: number) => "[".repeat(n) + "1" + "]".repeat(n);
+    const headers = { ...auth, "content-type": "application/json" };
+    for (const [url, payload, where] of [
+      ["/v1/datasets", `{"name": "x", "features": [${deep(100_000)}], "labels": [1]}`, /features(\[0\]){63}: is nested more than 64 levels deep/],
+      ["/v1/datasets", `{"name": "x", "features": [[1]], "labels": [${deep(70)}]}`, /labels(\[0\]){63}: is nested more than 64 levels deep/],
+      ["/v1/models/x:predict", `{"instances": [${deep(5000)}]}`, /instances(\[0\]){63}: is nested more than 64 levels deep/],
+    ] as const) {
+      const res = await env.app.inject({ method: "POST", url, headers, payload });
+      assert.equal(res.statusCode, 400, res.body);
+      assert.match(res.json().detail, where);
+    }
+    // Rows of more dimensions than any model input can take are refused too.
+    const rank9 = await env.app.inject({ method: "POST", url: "/v1/datasets", headers: auth, payload: { name: "x", features: [JSON.parse(deep(9))], labels: [1] } });
+    assert.equal(rank9.statusCode, 400);
+    assert.match(rank9.json().detail, /features\[0\]: has 9 dimensions; a row has at most 8/);
+  });
+
   test("CSV upload: string labels become sorted classes", async () => {
     const res = await env.app.inject({ method: "POST", url: "/v1/datasets?name=iris&label=species", headers: { ...auth, "content-type": "text/csv" }, payload: iris });
     assert.equal(res.statusCode, 201, res.body);
