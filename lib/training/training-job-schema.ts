@@ -41,7 +41,7 @@ export const createTrainingJobSchema = hyperparametersSchema
 export type CreateTrainingJob = z.infer<typeof createTrainingJobSchema>;
 
 export const jobStatusSchema = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
-export const metricsSchema = z.record(z.string(), z.number()).meta({ id: "Metrics", description: "loss, accuracy, val_loss, val_accuracy (accuracy for classification only)." });
+export const metricsSchema = z.record(z.string(), z.number()).meta({ id: "Metrics", description: "loss, accuracy, val_loss, val_accuracy (accuracy for classification only); with several outputs, the total loss and <output>_loss, <output>_accuracy, each also with val_." });
 
 export const trainingJobSchema = z
   .object({
