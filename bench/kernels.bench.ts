@@ -1,7 +1,9 @@
 // What the patched wasm kernels are worth for CNN training, all measured in one run:
 //   cpu            pure-JS backend
-//   wasm/generic   wasm, Conv2DBackpropFilter through the cpu-fallback kernel
-//   wasm/fast      wasm, Conv2DBackpropFilter built from wasm ops (what initBackend installs)
+//   wasm/generic   wasm, Conv2DBackpropFilter through the cpu-fallback kernel, wasm's own
+//                  Conv2DBackpropInput
+//   wasm/fast dW   wasm, Conv2DBackpropFilter built from wasm ops, wasm's own Conv2DBackpropInput
+//   wasm/fast      wasm, both built from wasm's Conv2D (what initBackend installs)
 // Model: conv32(3x3) - maxpool - conv64(3x3) - GAP - dense10 on 28x28x1, batch 64, Adam.
 // Run: node --import tsx bench/kernels.bench.ts [--batch 64] [--seconds 8]
 import * as tf from "@tensorflow/tfjs";
@@ -80,9 +82,11 @@ function parseArgs(argv: string[]): { batch?: number; seconds?: number } {
 
 const rows: Row[] = [];
 rows.push(await measure("cpu", "cpu"));
-registerMissingWasmKernels({ fastConv2dBackpropFilter: false });
+registerMissingWasmKernels({ fastConv2dBackpropFilter: false, fastConv2dBackpropInput: false });
 rows.push(await measure("wasm/generic", "wasm"));
-registerMissingWasmKernels({ fastConv2dBackpropFilter: true });
+registerMissingWasmKernels({ fastConv2dBackpropFilter: true, fastConv2dBackpropInput: false });
+rows.push(await measure("wasm/fast dW", "wasm"));
+registerMissingWasmKernels({ fastConv2dBackpropFilter: true, fastConv2dBackpropInput: true });
 rows.push(await measure("wasm/fast", "wasm"));
 
 const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");

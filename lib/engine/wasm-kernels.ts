@@ -10,9 +10,18 @@ export interface WasmKernelOptions {
    * Default true; false exists so the benchmark can measure what it is worth.
    */
   fastConv2dBackpropFilter?: boolean;
+  /**
+   * Replace wasm's own Conv2DBackpropInput (a plain loop, 2–7× slower than its Conv2D) with one
+   * built from its Conv2D. Default true; false measures what it is worth.
+   */
+  fastConv2dBackpropInput?: boolean;
 }
 
 const CONV2D_BACKPROP_FILTER = "Conv2DBackpropFilter";
+const CONV2D_BACKPROP_INPUT = "Conv2DBackpropInput";
+// wasm's own Conv2DBackpropInput, kept for the cases the fast one does not cover.
+let nativeBackpropInput: KernelFunc | undefined;
+let fastInputActive = false;
 
 // The names this module patched, fixed at the first call: later calls must not treat our own
 // patches as kernels the wasm backend "has".
@@ -45,6 +54,13 @@ export function registerMissingWasmKernels(options: WasmKernelOptions = {}): str
     }
     patched = missing;
   }
+  const fastInput = options.fastConv2dBackpropInput ?? true;
+  nativeBackpropInput ??= tf.getKernel(CONV2D_BACKPROP_INPUT, "wasm")?.kernelFunc;
+  if (nativeBackpropInput && fastInput !== fastInputActive) {
+    tf.unregisterKernel(CONV2D_BACKPROP_INPUT, "wasm");
+    tf.registerKernel({ kernelName: CONV2D_BACKPROP_INPUT, backendName: "wasm", kernelFunc: fastInput ? conv2dBackpropInputWasm : nativeBackpropInput });
+    fastInputActive = fastInput;
+  }
   // Only swap a kernel that we patched: if a later tfjs ships its own, keep it.
   if (patched.includes(CONV2D_BACKPROP_FILTER) && fast !== fastConvActive) {
     tf.unregisterKernel(CONV2D_BACKPROP_FILTER, "wasm");
@@ -56,6 +72,11 @@ export function registerMissingWasmKernels(options: WasmKernelOptions = {}): str
     fastConvActive = fast;
   }
   return [...patched];
+}
+
+/** True when Conv2DBackpropInput on wasm currently runs the Conv2D-based version. */
+export function fastConv2dBackpropInputActive(): boolean {
+  return fastInputActive;
 }
 
 /** True when Conv2DBackpropFilter on wasm currently runs the wasm-op version. */
@@ -241,6 +262,85 @@ const conv2dBackpropFilterWasm: KernelFunc = (args) => {
       attrs: { perm: [1, 2, 0, 3] },
     }) as TensorInfo;
     return dw;
+  } finally {
+    for (const t of temps) backend.disposeData(t.dataId);
+  }
+};
+
+/**
+ * Conv2DBackpropInput (the input gradient of every conv layer but the first, and the forward
+ * pass of conv2dTranspose) from wasm's Conv2D, which runs on XNNPACK:
+ *   dx = Conv2D(dy with stride−1 zeros between its rows and columns, padded by kernel−1−pad,
+ *               the filter flipped in both spatial axes with in/out channels swapped)
+ * Zeros go in by reshaping dy to [b, oh, 1, ow, 1, co] and padding the unit axes. Measured on
+ * LeNet- and U-Net-sized layers it is 2–7× faster (stride 1) and ~1.8× (stride 2) than wasm's
+ * own kernel, with the same results. Anything it does not cover goes to that kernel.
+ */
+const conv2dBackpropInputWasm: KernelFunc = (args) => {
+  const { inputs, attrs } = args;
+  const backend = args.backend as Backend;
+  const dy = inputs.dy as TensorInfo;
+  const filter = inputs.filter as TensorInfo;
+  const a = (attrs ?? {}) as NamedAttrMap & {
+    strides: number | [number, number];
+    pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+    dataFormat?: "NHWC" | "NCHW";
+    dimRoundingMode?: "floor" | "round" | "ceil";
+    inputShape: [number, number, number, number];
+  };
+  if ((a.dataFormat ?? "NHWC") !== "NHWC" || dy.dtype !== "float32" || filter.dtype !== "float32") return nativeBackpropInput!(args);
+  const info = tf.backend_util.computeConv2DInfo(
+    a.inputShape, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode, false, "channelsLast",
+  );
+  const { batchSize, inHeight, inWidth, inChannels, outChannels, outHeight, outWidth, filterHeight, filterWidth, strideHeight, strideWidth } = info;
+  const { top, left } = info.padInfo;
+  // Rows of dy once dilated by the stride, and the padding that makes a valid conv return inH rows.
+  const dh = (outHeight - 1) * strideHeight + 1;
+  const dw = (outWidth - 1) * strideWidth + 1;
+  const padTop = filterHeight - 1 - top;
+  const padLeft = filterWidth - 1 - left;
+  const padBottom = inHeight + filterHeight - 1 - padTop - dh;
+  const padRight = inWidth + filterWidth - 1 - padLeft - dw;
+  if (
+    dy.shape[0] !== batchSize || dy.shape[1] !== outHeight || dy.shape[2] !== outWidth || dy.shape[3] !== outChannels ||
+    Math.min(padTop, padLeft, padBottom, padRight) < 0
+  ) {
+    return nativeBackpropInput!(args);
+  }
+
+  const temps: TensorInfo[] = [];
+  const run = (kernelName: string, kInputs: Record<string, TensorInfo>, kAttrs: NamedAttrMap): TensorInfo => {
+    const out = tf.getKernel(kernelName, "wasm").kernelFunc({ inputs: kInputs, backend, attrs: kAttrs }) as TensorInfo;
+    temps.push(out);
+    return out;
+  };
+  try {
+    let d = dy;
+    if (strideHeight > 1 || strideWidth > 1) {
+      const spread = run("Reshape", { x: dy }, { shape: [batchSize, outHeight, 1, outWidth, 1, outChannels] });
+      const zeros = run("PadV2", { x: spread }, {
+        paddings: [[0, 0], [0, 0], [0, strideHeight - 1], [0, 0], [0, strideWidth - 1], [0, 0]],
+        constantValue: 0,
+      });
+      const dilated = run("Reshape", { x: zeros }, { shape: [batchSize, outHeight * strideHeight, outWidth * strideWidth, outChannels] });
+      // The zeros after the last row and column are not part of the dilation: cut them.
+      d = run("Slice", { x: dilated }, { begin: [0, 0, 0, 0], size: [batchSize, dh, dw, outChannels] });
+    }
+    const padded = padTop + padBottom + padLeft + padRight === 0
+      ? d
+      : run("PadV2", { x: d }, { paddings: [[0, 0], [padTop, padBottom], [padLeft, padRight], [0, 0]], constantValue: 0 });
+    const flipped = run("Reverse", { x: filter }, { dims: [0, 1] });
+    const swapped = run("Transpose", { x: flipped }, { perm: [0, 1, 3, 2] }); // [kh, kw, co, ci]
+    const dx = tf.getKernel("Conv2D", "wasm").kernelFunc({
+      inputs: { x: padded, filter: swapped },
+      backend,
+      attrs: { strides: [1, 1], pad: "valid", dataFormat: "NHWC", dilations: [1, 1] },
+    }) as TensorInfo;
+    if (dx.shape[1] !== inHeight || dx.shape[2] !== inWidth || dx.shape[3] !== inChannels) {
+      backend.disposeData(dx.dataId);
+      return nativeBackpropInput!(args);
+    }
+    return dx;
   } finally {
     for (const t of temps) backend.disposeData(t.dataId);
   }

@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import {
   fastConv2dBackpropFilterActive,
+  fastConv2dBackpropInputActive,
   registerMissingWasmKernels,
 } from "../../lib/engine/wasm-kernels.ts";
 
@@ -181,6 +182,55 @@ describe("registerMissingWasmKernels", () => {
       tf.registerKernel(original);
     }
     await sameOnBothBackends("restored", produce);
+  });
+});
+
+describe("Conv2DBackpropInput kernel on wasm (built from Conv2D) equals cpu's", () => {
+  const cases: {
+    x: [number, number, number, number];
+    f: [number, number, number, number];
+    strides: number | [number, number];
+    pad: "same" | "valid" | number | tf.backend_util.ExplicitPadding;
+    dimRoundingMode?: "floor" | "round" | "ceil";
+  }[] = [
+    { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: "valid" },
+    { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: "same" },
+    { x: [2, 14, 14, 6], f: [5, 5, 6, 16], strides: 1, pad: "valid" },
+    { x: [2, 8, 8, 3], f: [3, 3, 3, 4], strides: 2, pad: "same" },
+    { x: [2, 9, 9, 3], f: [3, 3, 3, 4], strides: 2, pad: "same" },
+    { x: [2, 9, 8, 3], f: [3, 2, 3, 4], strides: [2, 3], pad: "valid" },
+    { x: [2, 8, 8, 5], f: [2, 2, 5, 3], strides: 2, pad: "valid" },
+    { x: [2, 9, 8, 3], f: [4, 4, 3, 2], strides: 2, pad: "same" },
+    { x: [3, 5, 5, 2], f: [1, 1, 2, 3], strides: 1, pad: "valid" },
+    { x: [1, 9, 8, 2], f: [3, 3, 2, 2], strides: 1, pad: [[0, 0], [1, 2], [0, 3], [0, 0]] },
+    { x: [1, 9, 8, 2], f: [3, 3, 2, 2], strides: 2, pad: 1, dimRoundingMode: "ceil" },
+    { x: [1, 10, 10, 2], f: [3, 3, 2, 2], strides: 3, pad: 1, dimRoundingMode: "floor" },
+  ];
+  for (const c of cases) {
+    test(`x ${c.x} filter ${c.f} strides ${c.strides} pad ${JSON.stringify(c.pad)} ${c.dimRoundingMode ?? ""}`, async () => {
+      assert.equal(fastConv2dBackpropInputActive(), true);
+      const info = tf.backend_util.computeConv2DInfo(c.x, c.f, c.strides, 1, c.pad, c.dimRoundingMode);
+      const attrs = { strides: c.strides, pad: c.pad, dataFormat: "NHWC", dimRoundingMode: c.dimRoundingMode, inputShape: c.x };
+      await sameOnBothBackends("dx", () =>
+        tf.engine().runKernel("Conv2DBackpropInput", { dy: data(21, info.outShape), filter: data(22, c.f) }, attrs as never) as tf.Tensor,
+      );
+    });
+  }
+
+  test("wasm's own kernel can be swapped back in, agrees, and the fast one frees its intermediates", async () => {
+    const produce = () => tf.conv2dTranspose(data(23, [2, 5, 5, 4]) as tf.Tensor4D, data(24, [3, 3, 3, 4]) as tf.Tensor4D, [2, 10, 10, 3], 2, "same");
+    await tf.setBackend("wasm");
+    const before = [tf.backend().numDataIds(), tf.memory().numTensors];
+    const fast = await on("wasm", produce);
+    assert.deepEqual([tf.backend().numDataIds(), tf.memory().numTensors], before);
+    try {
+      registerMissingWasmKernels({ fastConv2dBackpropInput: false });
+      assert.equal(fastConv2dBackpropInputActive(), false);
+      assertClose(fast, await on("wasm", produce), "fast vs wasm's own");
+    } finally {
+      registerMissingWasmKernels();
+    }
+    assert.equal(fastConv2dBackpropInputActive(), true);
   });
 });
 

@@ -1,0 +1,10 @@
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../lib/engine/backend.ts";
+await initBackend("wasm");
+const dy = tf.randomNormal([2, 5, 5, 3], 0, 1, "float32", 1) as tf.Tensor4D;
+const w = tf.randomNormal([3, 3, 2, 3], 0, 1, "float32", 2) as tf.Tensor4D;
+const a = tf.conv2dTranspose(dy, w, [2, 9, 9, 2], 2, "same");
+const dyv = dy.arraySync(), wv = w.arraySync();
+await tf.setBackend("cpu");
+const b = tf.conv2dTranspose(tf.tensor4d(dyv), tf.tensor4d(wv), [2, 9, 9, 2], 2, "same");
+console.log(tf.max(tf.abs(tf.sub(tf.tensor(a.dataSync(), a.shape), b))).dataSync()[0], tf.sum(tf.abs(b)).dataSync()[0]);
