@@ -1,6 +1,8 @@
 // Kernels that the wasm backend of tfjs 4.22 lacks but training needs (tfjs issue 8474).
 // Without them, conv / conv1d / conv2dTranspose / separable-conv / embedding training on wasm
-// throws "kernel not registered" during backprop.
+// throws "kernel not registered" during backprop. Both convolution gradients are also rebuilt
+// from wasm's fast Conv2D: the filter gradient's fallback and wasm's own input gradient are
+// plain loops, and together they made CNN training on wasm ~270× slower than it is.
 import * as tf from "@tensorflow/tfjs";
 import type { KernelBackend, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs";
 
@@ -30,7 +32,8 @@ let fastConvActive = false;
 
 /**
  * Registers on `wasm` every kernel that `cpu` has and `wasm` lacks, as a fallback that runs the
- * cpu kernel on copies of the inputs; then, unless disabled, a wasm-speed Conv2DBackpropFilter.
+ * cpu kernel on copies of the inputs; then, unless disabled, a wasm-speed Conv2DBackpropFilter
+ * and Conv2DBackpropInput.
  * Returns the names of the patched kernels (the same list on every call).
  */
 export function registerMissingWasmKernels(options: WasmKernelOptions = {}): string[] {
