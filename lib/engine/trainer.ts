@@ -38,6 +38,8 @@ export interface OutputObjective {
   name: string;
   loss: LossName;
   weight: number;
+  /** contrastive only: the distance beyond which a dissimilar pair costs nothing (default 1). */
+  margin?: number;
 }
 
 export type OptimizerConfig = {
@@ -94,6 +96,16 @@ const fmt = (s: number[]) => `[${s.join(", ")}]`;
  */
 export function lossFor(data: { task: Task; classes: string[]; targetShape: number[] }, outputShape: (number | null)[], requested?: LossName): LossName {
   const out = outputShape.map((d) => d ?? -1);
+  if (requested === "contrastive") {
+    // A distance per pair against 0 (similar) or 1 (dissimilar): numbers, or the classes "0" and "1".
+    const one = (s: number[]) => s.reduce((a, b) => a * b, 1) === 1;
+    if (!one(out)) throw ValidationError.at("model", `contrastive loss needs one value per pair (a distance); the output is ${fmt(out)}`);
+    if (!one(data.targetShape)) throw ValidationError.at("model", `contrastive loss needs one label per pair; the labels have shape ${fmt(data.targetShape)}`);
+    if (data.task === "classification" && !(data.classes.length === 2 && data.classes[0] === "0" && data.classes[1] === "1")) {
+      throw ValidationError.at("spec.loss", `contrastive needs labels 0 (similar) and 1 (dissimilar); the dataset's classes are ${data.classes.join(", ")}`);
+    }
+    return "contrastive";
+  }
   if (data.task === "regression") {
     if (requested && requested !== "meanSquaredError") throw ValidationError.at("spec.loss", `${requested} needs a classification dataset; this one is regression`);
     const units = out.reduce((a, b) => a * b, 1);
@@ -129,10 +141,18 @@ export function createOptimizer(cfg: OptimizerConfig): tf.Optimizer {
 
 const EPS = 1e-7;
 
-function lossValue(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor): tf.Scalar {
+function lossValue(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor, margin = 1): tf.Scalar {
   return tf.tidy((): tf.Scalar => {
     // ½(y−ŷ)²: the ½ makes the gradient exactly (ŷ − y).
     if (loss === "meanSquaredError") return tf.mul(0.5, tf.mean(tf.square(tf.sub(yTrue, yPred)))) as tf.Scalar;
+    if (loss === "contrastive") {
+      // Hadsell, Chopra & LeCun 2006: similar pairs (y = 0) are pulled together by ½d²,
+      // dissimilar ones (y = 1) pushed apart by ½·max(0, margin − d)² until they are margin apart.
+      const d = yPred.reshape(yTrue.shape);
+      const pull = tf.mul(tf.sub(1, yTrue), tf.square(d));
+      const push = tf.mul(yTrue, tf.square(tf.relu(tf.sub(margin, d))));
+      return tf.mul(0.5, tf.mean(tf.add(pull, push))) as tf.Scalar;
+    }
     const p = tf.clipByValue(yPred, EPS, 1 - EPS);
     if (loss === "binaryCrossentropy") {
       return tf.neg(tf.mean(tf.add(tf.mul(yTrue, tf.log(p)), tf.mul(tf.sub(1, yTrue), tf.log(tf.sub(1, p)))))) as tf.Scalar;
@@ -142,8 +162,10 @@ function lossValue(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor): tf.Scala
 }
 
 /** Correct predictions in a batch (per position for per-pixel outputs), for classification. */
-function correctCount(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor): tf.Scalar {
+function correctCount(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor, margin = 1): tf.Scalar {
   return tf.tidy(() => {
+    // A pair is judged similar when its distance is under half the margin.
+    if (loss === "contrastive") return tf.sum(tf.cast(tf.equal(tf.less(yPred.reshape(yTrue.shape), margin / 2), tf.less(yTrue, 0.5)), "float32"));
     if (loss === "binaryCrossentropy") return tf.sum(tf.cast(tf.equal(tf.greater(yPred, 0.5), tf.greater(yTrue, 0.5)), "float32"));
     return tf.sum(tf.cast(tf.equal(tf.argMax(yPred, -1), tf.argMax(yTrue, -1)), "float32"));
   });
@@ -193,8 +215,9 @@ function metricsOf(objectives: OutputObjective[], outputShapes: number[][], t: T
  * both (the trainingConfig a resumed job is rebuilt from).
  */
 export function compileForTraining(model: tf.LayersModel, cfg: OptimizerConfig, objective: Objective): void {
-  // tfjs has no sparse loss identifier that serializes; the targets are one-hot either way.
-  const name = (l: LossName) => (l === "sparseCategoricalCrossentropy" ? "categoricalCrossentropy" : l);
+  // tfjs has no sparse loss identifier that serializes (the targets are one-hot either way) and
+  // no contrastive one; the stored name only has to load, since train() computes the loss itself.
+  const name = (l: LossName) => (l === "sparseCategoricalCrossentropy" ? "categoricalCrossentropy" : l === "contrastive" ? "meanSquaredError" : l);
   const loss = typeof objective === "string" ? name(objective) : objective.map((o) => name(o.loss));
   model.compile({ optimizer: createOptimizer(cfg), loss: Array.isArray(loss) && loss.length === 1 ? loss[0] : loss });
 }
@@ -261,7 +284,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
               const out = model.apply(xb.length === 1 ? xb[0] : xb, { training: true }) as tf.Tensor | tf.Tensor[];
               // keep(): predictions and per-output losses outlive the gradient tape, for the metrics below.
               preds = (Array.isArray(out) ? out : [out]).map((p) => tf.keep(p));
-              terms = preds.map((p, k) => tf.keep(lossValue(objectives[k].loss, ybs[k], p)));
+              terms = preds.map((p, k) => tf.keep(lossValue(objectives[k].loss, ybs[k], p, objectives[k].margin)));
               const weighted = terms.map((t, k) => (objectives[k].weight === 1 ? t : tf.mul(objectives[k].weight, t)));
               // Regularizers (l1/l2 on kernels) add their penalty to the loss being minimized.
               const extra = regularized ? (model as unknown as { calculateLosses(): tf.Scalar[] }).calculateLosses() : [];
@@ -270,7 +293,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
             }, vars);
             optimizer.applyGradients(grads);
             for (const v of decayed) v.assign(tf.mul(v, 1 - cfg.optimizer.learningRate * cfg.optimizer.weightDecay!));
-            const correct = objectives.map((o, k) => (o.loss === "meanSquaredError" ? 0 : correctCount(o.loss, ybs[k], preds[k]).dataSync()[0]));
+            const correct = objectives.map((o, k) => (o.loss === "meanSquaredError" ? 0 : correctCount(o.loss, ybs[k], preds[k], o.margin).dataSync()[0]));
             // Read before disposing: with one output and no regularizer, `value` is terms[0] itself.
             const losses = terms.map((t) => t.dataSync()[0]);
             const total = value.dataSync()[0];
@@ -352,8 +375,8 @@ export function evaluate(model: tf.LayersModel, xs: tf.Tensor[], ys: tf.Tensor |
       const preds = Array.isArray(out) ? out : [out];
       const ybs = targets.map((y) => tf.slice(y, start, size));
       return [
-        preds.map((p, k) => lossValue(objectives[k].loss, ybs[k], p).dataSync()[0]),
-        preds.map((p, k) => (objectives[k].loss === "meanSquaredError" ? 0 : correctCount(objectives[k].loss, ybs[k], p).dataSync()[0])),
+        preds.map((p, k) => lossValue(objectives[k].loss, ybs[k], p, objectives[k].margin).dataSync()[0]),
+        preds.map((p, k) => (objectives[k].loss === "meanSquaredError" ? 0 : correctCount(objectives[k].loss, ybs[k], p, objectives[k].margin).dataSync()[0])),
       ];
     });
     losses.forEach((l, k) => {

@@ -120,7 +120,7 @@ export const nodeSpecSchema = z
   .meta({ id: "NodeSpec" });
 export type NodeSpec = z.infer<typeof nodeSpecSchema>;
 
-export const LOSSES = ["meanSquaredError", "binaryCrossentropy", "categoricalCrossentropy", "sparseCategoricalCrossentropy"] as const;
+export const LOSSES = ["meanSquaredError", "binaryCrossentropy", "categoricalCrossentropy", "sparseCategoricalCrossentropy", "contrastive"] as const;
 export const lossSchema = z.enum(LOSSES, { error: `must be one of ${LOSSES.join(", ")}` });
 export type LossName = z.infer<typeof lossSchema>;
 
@@ -137,6 +137,12 @@ const trainingFields = {
     .record(z.string(), z.number().nonnegative().max(1e6))
     .optional()
     .describe("Graph specs with several outputs: each output's weight in the total loss, by output name (default 1)."),
+  margin: z
+    .number()
+    .positive("must be > 0")
+    .max(1e6)
+    .optional()
+    .describe("contrastive loss: the distance beyond which a dissimilar pair costs nothing (default 1)."),
   mode: z.enum(["backprop", "perceptron"]).default("backprop").describe("perceptron: Rosenblatt's update rule for a single dense layer with a step activation."),
 };
 
@@ -193,11 +199,12 @@ export function modelOutputNames(spec: ModelSpec): string[] {
 }
 
 /** The loss the spec asks for at an output (undefined: chosen from the dataset), and its weight in the total. */
-export function outputLoss(spec: ModelSpec, output: string): { loss?: LossName; weight: number; path: string } {
+export function outputLoss(spec: ModelSpec, output: string): { loss?: LossName; weight: number; margin: number; path: string } {
   const named = spec.losses?.[output];
   return {
     loss: named ?? spec.loss,
     weight: spec.lossWeights?.[output] ?? 1,
+    margin: spec.margin ?? 1,
     path: named ? `spec.losses.${output}` : "spec.loss",
   };
 }

@@ -24,7 +24,7 @@ export function fitModelToDataset(spec: ModelSpec, outputShapes: (number | null)
   const byName = new Map(dataset.outputs.map((o) => [o.name, o]));
   const objectives = names.map((name, k): OutputObjective => {
     const labels = byName.get(outputOrder[k])!;
-    const { loss: requested, weight } = outputLoss(spec, name);
+    const { loss: requested, weight, margin } = outputLoss(spec, name);
     const where = names.length === 1 ? "model" : `model output '${name}'`;
     let loss;
     try {
@@ -43,7 +43,7 @@ export function fitModelToDataset(spec: ModelSpec, outputShapes: (number | null)
         throw ValidationError.at(where, `${labels.classes.length} classes train with ${loss}, which needs a ${want} output; the output (${path}) ends in ${activation === "none" ? "no activation" : activation}`);
       }
     }
-    return { name, loss, weight };
+    return { name, loss, weight, ...(loss === "contrastive" ? { margin } : {}) };
   });
   return { inputOrder, outputOrder, objectives };
 }

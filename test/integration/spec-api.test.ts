@@ -77,6 +77,9 @@ test(":validate reports zod problems inside graph nodes by node name, and traini
   assert.equal(step.statusCode, 400);
   assert.equal(step.json().errors[0].path, "spec.layers[0].activation");
   assert.match(step.json().errors[0].message, /binary step has no gradient/);
+  const contrastive = await env.app.inject({ method: "POST", url: "/v1/models:validate", headers: auth, payload: { spec: { input: { shape: [2] }, layers: [{ type: "dense", units: 3 }], loss: "contrastive" } } });
+  assert.equal(contrastive.statusCode, 400);
+  assert.match(contrastive.json().detail, /spec\.loss: contrastive needs one value per pair \(a distance\); the output has shape \[3\]/);
   const loss = await env.app.inject({ method: "POST", url: "/v1/models:validate", headers: auth, payload: { spec: { input: { shape: [2] }, layers: [{ type: "dense", units: 3, activation: "relu" }], loss: "categoricalCrossentropy" } } });
   assert.match(loss.json().detail, /spec.loss: categoricalCrossentropy needs a softmax output/);
 });

@@ -130,3 +130,27 @@ test("several outputs: weighted losses, metrics per output, and a weight of 0 le
   assert.ok(Number.isFinite(more.metrics.loss));
   tf.dispose([model, restored] as unknown as tf.Tensor[]);
 });
+
+test("contrastive loss: ½(1−y)d² + ½y·max(0, m−d)², and a pair is similar below m/2", async () => {
+  const spec = modelSpecSchema.parse({ input: { shape: [1] }, layers: [{ type: "dense", units: 1, kernelInitializer: "ones", biasInitializer: "zeros" }], loss: "contrastive" });
+  const { model } = buildModel(spec);
+  const objectives = [{ name: "output", loss: "contrastive" as const, weight: 1, margin: 1 }];
+  compileForTraining(model, { type: "sgd", learningRate: 0 }, objectives);
+  // The model outputs its input: these are the distances.
+  const d = [0.2, 0.8, 0.3, 1.5];
+  const y = [0, 0, 1, 1];
+  const data: TrainData = { rows: 4, inputs: [{ data: Float32Array.from(d), shape: [1] }], targets: [{ name: "output", task: "regression", classes: [], data: Float32Array.from(y), shape: [1] }] };
+  const r = await train(model, data, { epochs: 1, batchSize: 4, optimizer: { type: "sgd", learningRate: 0 }, validationSplit: 0, seed: 1 }, objectives);
+  const want = (0.5 * 0.2 ** 2 + 0.5 * 0.8 ** 2 + 0.5 * 0.7 ** 2 + 0) / 4;
+  assert.ok(Math.abs(r.metrics.loss - want) < 1e-6, `${r.metrics.loss} vs ${want}`);
+  assert.equal(r.metrics.accuracy, 0.5, "0.2 similar ✓, 0.8 similar ✗, 0.3 dissimilar ✗, 1.5 dissimilar ✓");
+  // A wider margin pushes harder: the dissimilar pair at 1.5 now costs ½(2−1.5)².
+  const wide = await train(model, data, { epochs: 1, batchSize: 4, optimizer: { type: "sgd", learningRate: 0 }, validationSplit: 0, seed: 1 }, [{ ...objectives[0], margin: 2 }]);
+  assert.ok(Math.abs(wide.metrics.loss - (0.5 * 0.04 + 0.5 * 0.64 + 0.5 * 1.7 ** 2 + 0.5 * 0.25) / 4) < 1e-6, String(wide.metrics.loss));
+  model.dispose();
+
+  assert.equal(lossFor({ task: "regression", classes: [], targetShape: [1] }, [1], "contrastive"), "contrastive");
+  assert.equal(lossFor({ task: "classification", classes: ["0", "1"], targetShape: [1] }, [1], "contrastive"), "contrastive");
+  assert.throws(() => lossFor({ task: "regression", classes: [], targetShape: [1] }, [3], "contrastive"), /contrastive loss needs one value per pair \(a distance\); the output is \[3\]/);
+  assert.throws(() => lossFor({ task: "classification", classes: ["different", "same"], targetShape: [1] }, [1], "contrastive"), /needs labels 0 \(similar\) and 1 \(dissimilar\)/);
+});

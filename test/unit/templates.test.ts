@@ -258,6 +258,8 @@ function batchFor(model: tf.LayersModel, spec: ModelSpec, outputShape: number[],
   const yShape = [batch, ...outputShape];
   const last = outputShape.at(-1)!;
   if (spec.loss === "meanSquaredError") return { xs, y: tf.randomUniform(yShape), loss: "meanSquaredError" };
+  // tfjs has no contrastive loss (the trainer computes it); one batch of MSE on 0/1 targets shows the graph trains.
+  if (spec.loss === "contrastive") return { xs, y: tf.randomUniform(yShape).round(), loss: "meanSquaredError" };
   if (last === 1) return { xs, y: tf.randomUniform(yShape).round(), loss: "binaryCrossentropy" };
   // The trainer, too, trains sparse targets as one-hot against categorical cross-entropy.
   return { xs, y: tf.oneHot(tf.randomUniform(yShape.slice(0, -1), 0, last, "int32"), last).toFloat(), loss: "categoricalCrossentropy" };
@@ -292,7 +294,7 @@ test("every template fits a dataset of its kind, as a training job checks before
     model.dispose();
     const inputs = modelInputs(spec).map((i) => ({ name: i.name, shape: i.shape.map((d) => d ?? 8) }));
     const last = outputShape.at(-1)!;
-    const output = spec.loss === "meanSquaredError"
+    const output = spec.loss === "meanSquaredError" || spec.loss === "contrastive"
       ? { name: "output", task: "regression" as const, classes: [], shape: [outputShape.reduce((a, b) => a * b, 1)] }
       : { name: "output", task: "classification" as const, classes: Array.from({ length: last === 1 ? 2 : last }, (_, i) => String(i)), shape: outputShape.length > 1 ? outputShape.slice(0, -1) : [1] };
     const fit = fitModelToDataset(spec, [outputShape], { inputs, outputs: [output] });

@@ -37,7 +37,7 @@ export class GraphBuilder {
     return activation === "linear" ? bn : this.add(`${name}_${activation}`, { type: "activation", activation }, bn);
   }
 
-  spec(outputs: string[], extra: Pick<SpecInput, "loss" | "mode"> = {}): SpecInput {
+  spec(outputs: string[], extra: Pick<SpecInput, "loss" | "mode" | "margin"> = {}): SpecInput {
     return { inputs: this.inputs, nodes: this.nodes, outputs, ...extra };
   }
 

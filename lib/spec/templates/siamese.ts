@@ -3,7 +3,7 @@
 // written as `shared` nodes of the left one, so the two can never drift apart.
 import { z } from "zod";
 import { GraphBuilder } from "./graph-builder.ts";
-import { defineTemplate, finish, intParam, shapeError, type LayerInput } from "./template-def.ts";
+import { defineTemplate, finish, intParam, numberParam, shapeError, type LayerInput } from "./template-def.ts";
 
 /** The encoder as a chain of layers; the graph applies it twice. */
 function encoder(inputShape: number[], embeddingSize: number): { name: string; layer: LayerInput }[] {
@@ -33,7 +33,7 @@ export const siamese = defineTemplate({
   description:
     "Two inputs, `left` and `right`, of the same shape go through one shared encoder (images: one to four stages of 3×3 conv + 2×2 max pool with 32, 64, 128, 128 filters, " +
     "as many as bring the map to at most 8 px, then flatten; vectors: dense 128 relu) to a dense embedding, and a `distance` node outputs their distance, shape [1]. " +
-    "Train with target 0 for matching pairs and 1 (or a margin) for different ones; the loss is meanSquaredError on the distance. " +
+    "Train with label 0 for matching pairs and 1 for different ones: the contrastive loss pulls matching pairs together and pushes different ones at least `margin` apart (Hadsell et al. 2006); a pair counts as matching below half the margin. " +
     "`classes` is not used. Images need at least 8×8.",
   inputShapeMeaning: "[features] or [height, width, channels], for each of the two inputs",
   defaultInputShape: [28, 28, 1],
@@ -41,6 +41,7 @@ export const siamese = defineTemplate({
   params: z.object({
     metric: z.enum(["euclidean", "manhattan", "cosine"]).default("euclidean").describe("Distance between the two embeddings."),
     embeddingSize: intParam(2, 1024).default(32).describe("Units of the embedding each input is mapped to."),
+    margin: numberParam(0.001, 1000).default(1).describe("Contrastive loss: how far apart different pairs are pushed."),
   }),
   build({ inputShape, params }) {
     const g = new GraphBuilder({ left: { shape: inputShape }, right: { shape: inputShape } });
@@ -51,6 +52,6 @@ export const siamese = defineTemplate({
       right = g.shared(`right_${name}`, left, right);
     }
     g.add("distance", { type: "distance", metric: params.metric }, [left, right]);
-    return finish(g.spec(["distance"], { loss: "meanSquaredError" }));
+    return finish(g.spec(["distance"], { loss: "contrastive", margin: params.margin }));
   },
 });
