@@ -24,6 +24,13 @@ const CHECKPOINTS_KEPT = 2;
 /** A failure that retrying cannot fix (bad spec or data, diverged loss): fail the job now. */
 export class PermanentJobError extends Error {}
 
+/** Another attempt has claimed the job since this one did: this one must stop writing. */
+class SupersededError extends Error {}
+
+// Storing a checkpoint moves the whole model (weights and optimizer state) inside a transaction;
+// Prisma's 5 s default for interactive transactions is too short for a large one.
+const WRITE_TX = { timeout: 120_000, maxWait: 10_000 };
+
 export interface RunContext {
   db: Db;
   redis: Redis;
@@ -33,21 +40,32 @@ export interface RunContext {
   log?: (msg: string) => void;
 }
 
-export type RunOutcome = "succeeded" | "cancelled" | "skipped";
+/** skipped: nothing to do (cancelled while queued, or finished). superseded: another attempt took the job over. */
+export type RunOutcome = "succeeded" | "cancelled" | "skipped" | "superseded";
 
 export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: string): Promise<RunOutcome> {
   const { db, redis } = ctx;
   const row = await db.trainingJob.findFirst({ where: { id: jobId, tenantId }, include: { model: true } });
   if (!row) throw new PermanentJobError(`training job ${jobId} does not exist`);
-  const claimed = await db.trainingJob.updateMany({
-    where: { id: jobId, status: { in: ["queued", "running"] }, cancelRequested: false },
-    data: { status: "running", startedAt: row.startedAt ?? new Date(), attempts: { increment: 1 }, error: null },
-  });
-  if (claimed.count === 0) {
+  // The claim numbers this attempt. Every later write checks that number (a fencing token): a
+  // worker whose lock expired while it was still alive (a long pause, a network split) finds
+  // itself superseded and stops, instead of training on next to the worker that took over.
+  const claimed = await db.trainingJob
+    .update({
+      where: { id: jobId, status: { in: ["queued", "running"] }, cancelRequested: false },
+      data: { status: "running", startedAt: row.startedAt ?? new Date(), attempts: { increment: 1 }, error: null },
+      select: { attempts: true },
+    })
+    .catch((err) => {
+      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2025") return null;
+      throw err;
+    });
+  if (!claimed) {
     // Cancelled while queued, or already finished by an earlier attempt: nothing to do.
     if (row.status === "queued" || row.status === "running") await markCancelled(db, jobId);
     return "skipped";
   }
+  const attempt = claimed.attempts;
 
   let model: tf.LayersModel | undefined;
   try {
@@ -89,16 +107,18 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
       onEpochEnd: async (epoch, m) => {
         metrics = m;
         const saved = await saveModel(model!, true);
-        await db.$transaction([
-          db.metricPoint.createMany({ data: Object.entries(m).map(([name, value]) => ({ jobId, epoch, name, value })), skipDuplicates: true }),
-          db.checkpoint.upsert({
+        await db.$transaction(async (tx) => {
+          // First, so that the job row stays locked until commit: a claim waits for this epoch's
+          // checkpoint, and the attempt that takes over resumes from it.
+          await own(tx, jobId, attempt, { epoch, metrics: m });
+          await tx.metricPoint.createMany({ data: Object.entries(m).map(([name, value]) => ({ jobId, epoch, name, value })), skipDuplicates: true });
+          await tx.checkpoint.upsert({
             where: { jobId_epoch: { jobId, epoch } },
             create: { id: randomUUID(), jobId, epoch, topology: saved.topology, weightSpecs: saved.weightSpecs as object[], weights: saved.weights },
             update: { topology: saved.topology, weightSpecs: saved.weightSpecs as object[], weights: saved.weights },
-          }),
-          db.checkpoint.deleteMany({ where: { jobId, epoch: { lte: epoch - CHECKPOINTS_KEPT } } }),
-          db.trainingJob.update({ where: { id: jobId }, data: { epoch, metrics: m } }),
-        ]);
+          });
+          await tx.checkpoint.deleteMany({ where: { jobId, epoch: { lte: epoch - CHECKPOINTS_KEPT } } });
+        }, WRITE_TX);
         await ctx.progress?.({ epoch, epochs: hp.epochs, metrics: m });
       },
     }, startEpoch);
@@ -111,9 +131,13 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
       inputs: modelInputs(spec).map((i, k) => ({ name: i.name, shape: data.inputs[k].shape })),
       outputs: fit.objectives.map((o, k) => ({ name: o.name, task: data.targets[k].task, classes: data.targets[k].classes })),
     };
-    await registerVersion(db, row, model, signature, metrics);
+    await registerVersion(db, { ...row, attempt }, model, signature, metrics);
     return "succeeded";
   } catch (err) {
+    if (err instanceof SupersededError) {
+      ctx.log?.(`job ${jobId}: attempt ${attempt} was superseded by a later one; stopping`);
+      return "superseded";
+    }
     if (err instanceof ValidationError || err instanceof TrainingDivergedError || err instanceof PermanentJobError) {
       throw new PermanentJobError(err.message);
     }
@@ -135,7 +159,7 @@ async function markCancelled(db: Db, jobId: string) {
 
 async function registerVersion(
   db: Db,
-  row: { id: string; tenantId: string; modelId: string },
+  row: { id: string; tenantId: string; modelId: string; attempt: number },
   model: tf.LayersModel,
   signature: Signature,
   metrics: EpochMetrics,
@@ -145,6 +169,7 @@ async function registerVersion(
   for (let attempt = 0; ; attempt++) {
     try {
       await db.$transaction(async (tx) => {
+        await own(tx, row.id, row.attempt, { status: "succeeded", finishedAt: new Date(), metrics });
         const existing = await tx.modelVersion.findUnique({ where: { jobId: row.id }, select: { id: true } });
         if (!existing) {
           const last = await tx.modelVersion.findFirst({ where: { modelId: row.modelId }, orderBy: { version: "desc" }, select: { version: true } });
@@ -155,14 +180,19 @@ async function registerVersion(
             },
           });
         }
-        await tx.trainingJob.update({ where: { id: row.id }, data: { status: "succeeded", finishedAt: new Date(), metrics } });
-      });
+      }, WRITE_TX);
       return;
     } catch (err) {
       const conflict = err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2002";
       if (!conflict || attempt >= 5) throw err;
     }
   }
+}
+
+/** Writes `data` to the job if `attempt` still owns it (and locks its row to the end of `tx`); otherwise SupersededError. */
+async function own(tx: Prisma.TransactionClient, jobId: string, attempt: number, data: Prisma.TrainingJobUpdateManyMutationInput) {
+  const { count } = await tx.trainingJob.updateMany({ where: { id: jobId, attempts: attempt }, data });
+  if (count === 0) throw new SupersededError(`job ${jobId}: attempt ${attempt} no longer owns it`);
 }
 
 /** Records a final failure (permanent, or the last retry of a transient one). */
