@@ -166,7 +166,7 @@ async function registerVersion(
 ) {
   const saved = await saveModel(model, false);
   // Two jobs of one model may finish together; the unique (model, version) decides, and the loser retries.
-  for (let attempt = 0; ; attempt++) {
+  for (let tries = 1; ; tries++) {
     try {
       await db.$transaction(async (tx) => {
         await own(tx, row.id, row.attempt, { status: "succeeded", finishedAt: new Date(), metrics });
@@ -184,7 +184,7 @@ async function registerVersion(
       return;
     } catch (err) {
       const conflict = err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2002";
-      if (!conflict || attempt >= 5) throw err;
+      if (!conflict || tries >= 6) throw err;
     }
   }
 }
