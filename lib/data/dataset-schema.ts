@@ -5,8 +5,6 @@ import { nestedLabelsSchema, nestedNumbersSchema } from "./nested.ts";
 
 export const datasetTaskSchema = z.enum(["classification", "regression"]);
 
-/** Names of inputs and outputs: the names a graph spec gives its `inputs` and output nodes. */
-const inputNameSchema = nodeName;
 
 const labelsSchema = z.array(nestedLabelsSchema, { error: "expected an array of labels, one per row" });
 
@@ -20,7 +18,7 @@ export const createDatasetJsonSchema = z
       .optional()
       .describe("One input: one entry per row, numbers or nested arrays for images and sequences (e.g. 28×28×1). Give `features` or `inputs`."),
     inputs: z
-      .record(inputNameSchema, rowsSchema(" for this input"))
+      .record(nodeName, rowsSchema(" for this input"))
       .optional()
       .describe("Several inputs (a siamese pair, an image with metadata): rows per input name, matched to the names of a graph spec's `inputs`. Give `features` or `inputs`."),
     inputShape: z.array(z.number().int().positive()).min(1).optional().describe("Reshapes flat `features` rows, e.g. 784 numbers per row as [28, 28, 1]."),
@@ -28,11 +26,11 @@ export const createDatasetJsonSchema = z
       .optional()
       .describe("One output: one label per row, a class name or id, a value, or nested arrays of them for shaped targets (an [H, W] mask of class ids per image for segmentation, k values for k regression outputs). Give `labels` or `outputs`."),
     outputs: z
-      .record(inputNameSchema, labelsSchema)
+      .record(nodeName, labelsSchema)
       .optional()
       .describe("Several outputs: labels per output name, matched to the names of a graph spec's `outputs` (a class and a box, a class and a value). Give `labels` or `outputs`."),
     task: z
-      .union([datasetTaskSchema, z.record(inputNameSchema, datasetTaskSchema)])
+      .union([datasetTaskSchema, z.record(nodeName, datasetTaskSchema)])
       .optional()
       .describe("Default: classification when labels are strings, regression when numbers (say classification for masks of class ids). With `outputs`, one task for all or a task per output name."),
     featureNames: z.array(z.string()).optional(),

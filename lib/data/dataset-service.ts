@@ -5,6 +5,9 @@ import type { Db } from "../db/prisma.ts";
 import type { TrainData } from "../engine/trainer.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import { parseCsv } from "./csv.ts";
+// Plain `features`, `labels` and CSV uploads feed the one input and train the one output of a
+// sequential spec, under the same names.
+import { DEFAULT_INPUT, DEFAULT_OUTPUT } from "../spec/model-spec.ts";
 import { flattenInto, flattenLabelsInto, indexPath, shapeOf } from "./nested.ts";
 import type { CreateDatasetJson, DatasetView } from "./dataset-schema.ts";
 
@@ -16,8 +19,6 @@ export interface DatasetInput {
   shape: number[];
 }
 
-/** Name of the input of a dataset uploaded as plain `features` or CSV. */
-export const DEFAULT_INPUT = "input";
 
 /** One set of labels of a dataset: the model output it trains, its task and classes, the shape of one row's labels. */
 export interface DatasetOutput {
@@ -27,8 +28,6 @@ export interface DatasetOutput {
   shape: number[];
 }
 
-/** Name of the labels of a dataset uploaded with plain `labels` or as CSV. */
-export const DEFAULT_OUTPUT = "output";
 
 interface ParsedDataset {
   name: string;
@@ -255,18 +254,28 @@ export function toTrainData(d: DatasetTensors, inputOrder = d.inputs.map((i) => 
 }
 
 /**
- * Pairs a model's inputs with a dataset's: a one-input model takes a one-input dataset whatever
- * the names; otherwise by name. Returns the dataset input names in the model's order, or throws
- * a 400 that says which input is missing or does not fit.
+ * Pairs each of a model's inputs or outputs (`names`) with the dataset's part of the same name;
+ * a model with one takes a dataset with one whatever the names. `missing` words the 400.
+ */
+function pairByName<T extends { name: string }>(names: string[], parts: T[], missing: (name: string) => string): T[] {
+  const byName = new Map(parts.map((p) => [p.name, p]));
+  return names.map((name) => {
+    const part = names.length === 1 && parts.length === 1 ? parts[0] : byName.get(name);
+    if (!part) throw ValidationError.at("dataset", missing(name));
+    return part;
+  });
+}
+
+/**
+ * Pairs a model's inputs with a dataset's and checks their shapes. Returns the dataset input
+ * names in the model's order, or throws a 400 that says which input is missing or does not fit.
  */
 export function matchInputs(model: { name: string; shape: (number | null)[] }[], dataset: DatasetInput[]): string[] {
   const fmt = (s: (number | null)[]) => `[${s.map((d) => d ?? "null").join(", ")}]`;
-  const byName = new Map(dataset.map((i) => [i.name, i]));
-  return model.map((m) => {
-    const d = model.length === 1 && dataset.length === 1 ? dataset[0] : byName.get(m.name);
-    if (!d) {
-      throw ValidationError.at("dataset", `has no input named '${m.name}' for the model's input of that name (the dataset's inputs: ${dataset.map((i) => i.name).join(", ")})`);
-    }
+  const names = model.map((m) => m.name);
+  const pairs = pairByName(names, dataset, (name) => `has no input named '${name}' for the model's input of that name (the dataset's inputs: ${dataset.map((i) => i.name).join(", ")})`);
+  return pairs.map((d, k) => {
+    const m = model[k];
     const fits = m.shape.length === d.shape.length && m.shape.every((dim, i) => dim === null || dim === d.shape[i]);
     if (!fits) {
       const which = model.length === 1 ? "input shape" : `input '${m.name}' shape`;
@@ -276,19 +285,11 @@ export function matchInputs(model: { name: string; shape: (number | null)[] }[],
   });
 }
 
-/**
- * Pairs a model's outputs with a dataset's sets of labels, the same way: one with one whatever
- * the names, otherwise by name. Returns the dataset's label names in the model's output order.
- */
-export function matchOutputs(model: string[], dataset: DatasetOutput[]): string[] {
-  const byName = new Map(dataset.map((o) => [o.name, o]));
-  return model.map((name) => {
-    const d = model.length === 1 && dataset.length === 1 ? dataset[0] : byName.get(name);
-    if (!d) {
-      throw ValidationError.at("dataset", `has no labels for the model's output '${name}' (the model's outputs: ${model.join(", ")}; the dataset's: ${dataset.map((o) => o.name).join(", ")})`);
-    }
-    return d.name;
-  });
+/** Pairs a model's outputs with a dataset's sets of labels: the labels for each output, in the model's output order. */
+export function matchOutputs(model: string[], dataset: DatasetOutput[]): DatasetOutput[] {
+  const missing = (name: string) =>
+    `has no labels for the model's output '${name}' (the model's outputs: ${model.join(", ")}; the dataset's: ${dataset.map((o) => o.name).join(", ")})`;
+  return pairByName(model, dataset, missing);
 }
 
 const viewSelect = {

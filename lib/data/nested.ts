@@ -29,33 +29,64 @@ export function shapeOf(value: unknown): number[] {
   return shape;
 }
 
-/** Appends the values of `value` to `out`, checking that it has exactly `shape`. */
-export function flattenInto(value: unknown, shape: readonly number[], path: string, out: number[] | Float32Array, offset = 0): number {
-  if (shape.length === 0) {
-    if (typeof value !== "number" || !Number.isFinite(value)) throw ValidationError.at(path, "expected a finite number");
-    out[offset] = value;
-    return offset + 1;
+/** A problem inside a nested value: its indices are collected on the way out, so no path is built unless it is thrown. */
+class NestedProblem {
+  readonly indices: number[] = [];
+  constructor(readonly message: string) {}
+}
+
+/**
+ * Walks `value`, which must have exactly `shape`, and hands each leaf to `leaf` in row-major
+ * order (`leaf` returns false for a leaf it refuses). `what` names the leaves in messages.
+ * Problems are thrown as a ValidationError at `path` plus the indices, e.g. features[3][2][1].
+ */
+function walkNested(value: unknown, shape: readonly number[], path: string, what: string, leaf: (v: unknown) => boolean, refused: string): void {
+  const walk = (v: unknown, depth: number): void => {
+    if (depth === shape.length) {
+      if (!leaf(v)) throw new NestedProblem(refused);
+      return;
+    }
+    const n = shape[depth];
+    const items = depth + 1 < shape.length ? "arrays" : what;
+    if (!Array.isArray(v)) throw new NestedProblem(`expected an array of ${n} ${items}`);
+    if (v.length !== n) throw new NestedProblem(`expected ${n} ${items}, got ${v.length}`);
+    for (let i = 0; i < n; i++) {
+      try {
+        walk(v[i], depth + 1);
+      } catch (err) {
+        if (err instanceof NestedProblem) err.indices.unshift(i);
+        throw err;
+      }
+    }
+  };
+  try {
+    walk(value, 0);
+  } catch (err) {
+    if (err instanceof NestedProblem) throw ValidationError.at(path + err.indices.map((i) => `[${i}]`).join(""), err.message);
+    throw err;
   }
-  const [n, ...rest] = shape;
-  const what = rest.length ? "arrays" : "numbers";
-  if (!Array.isArray(value)) throw ValidationError.at(path, `expected an array of ${n} ${what}`);
-  if (value.length !== n) throw ValidationError.at(path, `expected ${n} ${what}, got ${value.length}`);
-  for (let i = 0; i < n; i++) offset = flattenInto(value[i], rest, `${path}[${i}]`, out, offset);
-  return offset;
+}
+
+/** Appends the values of `value` to `out` from `offset`, checking that it has exactly `shape`; returns the next offset. */
+export function flattenInto(value: unknown, shape: readonly number[], path: string, out: number[] | Float32Array, offset = 0): number {
+  let at = offset;
+  const take = (v: unknown) => {
+    if (typeof v !== "number" || !Number.isFinite(v)) return false;
+    out[at++] = v;
+    return true;
+  };
+  walkNested(value, shape, path, "numbers", take, "expected a finite number");
+  return at;
 }
 
 /** Like flattenInto, for labels: the leaves may be class names (strings) as well as numbers. */
 export function flattenLabelsInto(value: unknown, shape: readonly number[], path: string, out: (string | number)[]): void {
-  if (shape.length === 0) {
-    if (typeof value === "string" || (typeof value === "number" && Number.isFinite(value))) out.push(value);
-    else throw ValidationError.at(path, "expected a class name or a finite number");
-    return;
-  }
-  const [n, ...rest] = shape;
-  const what = rest.length ? "arrays" : "labels";
-  if (!Array.isArray(value)) throw ValidationError.at(path, `expected an array of ${n} ${what}`);
-  if (value.length !== n) throw ValidationError.at(path, `expected ${n} ${what}, got ${value.length}`);
-  for (let i = 0; i < n; i++) flattenLabelsInto(value[i], rest, `${path}[${i}]`, out);
+  const take = (v: unknown) => {
+    if (typeof v !== "string" && (typeof v !== "number" || !Number.isFinite(v))) return false;
+    out.push(v);
+    return true;
+  };
+  walkNested(value, shape, path, "labels", take, "expected a class name or a finite number");
 }
 
 /** The path of the k-th value (row-major) of a row of `shape`, e.g. "[3][7]". */

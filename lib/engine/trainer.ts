@@ -3,7 +3,7 @@
 // checks that fail fast on NaN, and a hook after every epoch that stores metrics and a checkpoint.
 import * as tf from "@tensorflow/tfjs";
 import { ValidationError } from "../errors.ts";
-import type { LossName } from "../spec/model-spec.ts";
+import { DEFAULT_OUTPUT, type LossName } from "../spec/model-spec.ts";
 import { deriveSeed, mulberry32, permutation, withSeededRandom } from "./seeded-random.ts";
 
 export type Task = "classification" | "regression";
@@ -184,7 +184,7 @@ function targetTensor(target: TargetTensor, rows: number, loss: LossName, output
 export type Objective = LossName | OutputObjective[];
 
 function objectivesOf(model: tf.LayersModel, objective: Objective): OutputObjective[] {
-  const list = typeof objective === "string" ? [{ name: "output", loss: objective, weight: 1 }] : objective;
+  const list = typeof objective === "string" ? [{ name: DEFAULT_OUTPUT, loss: objective, weight: 1 }] : objective;
   if (list.length !== model.outputs.length) throw new Error(`the model has ${model.outputs.length} outputs, ${list.length} objectives were given`);
   return list;
 }

@@ -177,6 +177,35 @@ function readWasmComplex(backend: Backend, info: TensorInfo): Float32Array {
   return new Float32Array(copy.buffer);
 }
 
+/** Attributes the two convolution-gradient kernels share. */
+type ConvGradAttrs = NamedAttrMap & {
+  strides: number | [number, number];
+  pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: "NHWC" | "NCHW";
+  dimRoundingMode?: "floor" | "round" | "ceil";
+};
+
+/**
+ * Runs wasm kernels from inside another kernel: `run` keeps each output as an intermediate,
+ * `result` runs the one the caller returns, and `free` disposes the intermediates.
+ */
+function wasmScratch(backend: Backend) {
+  const temps: TensorInfo[] = [];
+  const result = (kernelName: string, inputs: Record<string, TensorInfo>, attrs: NamedAttrMap): TensorInfo =>
+    tf.getKernel(kernelName, "wasm").kernelFunc({ inputs, backend, attrs }) as TensorInfo;
+  return {
+    result,
+    run: (kernelName: string, inputs: Record<string, TensorInfo>, attrs: NamedAttrMap): TensorInfo => {
+      const out = result(kernelName, inputs, attrs);
+      temps.push(out);
+      return out;
+    },
+    free: () => {
+      for (const t of temps) backend.disposeData(t.dataId);
+    },
+  };
+}
+
 /**
  * Conv2DBackpropFilter from wasm (XNNPACK) kernels: with it the small-CNN training step of
  * bench/kernels.bench.ts runs at ~300 samples/s instead of ~3 through the cpu fallback. The
@@ -194,11 +223,7 @@ const conv2dBackpropFilterWasm: KernelFunc = (args) => {
   const backend = args.backend as Backend;
   const x = inputs.x as TensorInfo;
   const dy = inputs.dy as TensorInfo;
-  const a = (attrs ?? {}) as NamedAttrMap & {
-    strides: number | [number, number];
-    pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
-    dataFormat?: "NHWC" | "NCHW";
-    dimRoundingMode?: "floor" | "round" | "ceil";
+  const a = (attrs ?? {}) as ConvGradAttrs & {
     filterShape: [number, number, number, number];
     // Not in tfjs's Conv2DBackpropFilterAttrs (its Conv2D gradient rejects dilations > 1), but
     // honoured if a caller passes it.
@@ -228,12 +253,7 @@ const conv2dBackpropFilterWasm: KernelFunc = (args) => {
     return viaCpu(CONV2D_BACKPROP_FILTER)(args);
   }
 
-  const temps: TensorInfo[] = [];
-  const run = (kernelName: string, kInputs: Record<string, TensorInfo>, kAttrs: NamedAttrMap): TensorInfo => {
-    const out = tf.getKernel(kernelName, "wasm").kernelFunc({ inputs: kInputs, backend, attrs: kAttrs }) as TensorInfo;
-    temps.push(out);
-    return out;
-  };
+  const { run, result, free } = wasmScratch(backend);
   try {
     // Rows/cols the conv reads: pad up to exactly that (ceil rounding can read past the
     // forward padding; those taps contribute zeros, as in the cpu kernel).
@@ -259,14 +279,9 @@ const conv2dBackpropFilterWasm: KernelFunc = (args) => {
         size: [inChannels, filterHeight, filterWidth, outChannels],
       });
     }
-    const dw = tf.getKernel("Transpose", "wasm").kernelFunc({
-      inputs: { x: grad },
-      backend,
-      attrs: { perm: [1, 2, 0, 3] },
-    }) as TensorInfo;
-    return dw;
+    return result("Transpose", { x: grad }, { perm: [1, 2, 0, 3] });
   } finally {
-    for (const t of temps) backend.disposeData(t.dataId);
+    free();
   }
 };
 
@@ -284,13 +299,7 @@ const conv2dBackpropInputWasm: KernelFunc = (args) => {
   const backend = args.backend as Backend;
   const dy = inputs.dy as TensorInfo;
   const filter = inputs.filter as TensorInfo;
-  const a = (attrs ?? {}) as NamedAttrMap & {
-    strides: number | [number, number];
-    pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
-    dataFormat?: "NHWC" | "NCHW";
-    dimRoundingMode?: "floor" | "round" | "ceil";
-    inputShape: [number, number, number, number];
-  };
+  const a = (attrs ?? {}) as ConvGradAttrs & { inputShape: [number, number, number, number] };
   if ((a.dataFormat ?? "NHWC") !== "NHWC" || dy.dtype !== "float32" || filter.dtype !== "float32") return nativeBackpropInput!(args);
   const info = tf.backend_util.computeConv2DInfo(
     a.inputShape, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode, false, "channelsLast",
@@ -311,12 +320,7 @@ const conv2dBackpropInputWasm: KernelFunc = (args) => {
     return nativeBackpropInput!(args);
   }
 
-  const temps: TensorInfo[] = [];
-  const run = (kernelName: string, kInputs: Record<string, TensorInfo>, kAttrs: NamedAttrMap): TensorInfo => {
-    const out = tf.getKernel(kernelName, "wasm").kernelFunc({ inputs: kInputs, backend, attrs: kAttrs }) as TensorInfo;
-    temps.push(out);
-    return out;
-  };
+  const { run, result, free } = wasmScratch(backend);
   try {
     let d = dy;
     if (strideHeight > 1 || strideWidth > 1) {
@@ -334,17 +338,13 @@ const conv2dBackpropInputWasm: KernelFunc = (args) => {
       : run("PadV2", { x: d }, { paddings: [[0, 0], [padTop, padBottom], [padLeft, padRight], [0, 0]], constantValue: 0 });
     const flipped = run("Reverse", { x: filter }, { dims: [0, 1] });
     const swapped = run("Transpose", { x: flipped }, { perm: [0, 1, 3, 2] }); // [kh, kw, co, ci]
-    const dx = tf.getKernel("Conv2D", "wasm").kernelFunc({
-      inputs: { x: padded, filter: swapped },
-      backend,
-      attrs: { strides: [1, 1], pad: "valid", dataFormat: "NHWC", dilations: [1, 1] },
-    }) as TensorInfo;
+    const dx = result("Conv2D", { x: padded, filter: swapped }, { strides: [1, 1], pad: "valid", dataFormat: "NHWC", dilations: [1, 1] });
     if (dx.shape[1] !== inHeight || dx.shape[2] !== inWidth || dx.shape[3] !== inChannels) {
       backend.disposeData(dx.dataId);
       return nativeBackpropInput!(args);
     }
     return dx;
   } finally {
-    for (const t of temps) backend.disposeData(t.dataId);
+    free();
   }
 };

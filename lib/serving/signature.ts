@@ -1,6 +1,7 @@
 // What a model version records about how to call it, written by the worker when it registers the
 // version and read by serving: the inputs (names, and the row shapes it was trained on) and the
 // outputs (names, and what their numbers mean).
+import { DEFAULT_INPUT, DEFAULT_OUTPUT } from "../spec/model-spec.ts";
 
 export interface Signature {
   inputs: { name: string; shape: number[] }[];
@@ -11,7 +12,7 @@ export interface Signature {
 export function readSignature(raw: unknown): Signature {
   const s = raw as Partial<Signature> & { inputShape?: number[]; task?: Signature["outputs"][number]["task"]; classes?: string[] };
   return {
-    inputs: s.inputs ?? [{ name: "input", shape: s.inputShape ?? [] }],
-    outputs: s.outputs ?? [{ name: "output", task: s.task ?? "regression", classes: s.classes ?? [] }],
+    inputs: s.inputs ?? [{ name: DEFAULT_INPUT, shape: s.inputShape ?? [] }],
+    outputs: s.outputs ?? [{ name: DEFAULT_OUTPUT, task: s.task ?? "regression", classes: s.classes ?? [] }],
   };
 }

@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { ValidationError, type FieldProblem } from "../errors.ts";
 import { AdaptivePooling2D, AddCoords2D, Attention, DilatedConv2D, Distance, MultiHeadSelfAttention, PositionalEncoding, SpatialDropout2D, StepActivation, TransformerEncoder } from "./layers/index.ts";
-import { isGraph, modelOutputNames, outputLoss, type Activation, type GraphSpec, type LayerOf, type LayerSpec, type ModelSpec, type NodeSpec } from "./model-spec.ts";
+import { DEFAULT_INPUT, isGraph, modelOutputNames, outputLoss, type Activation, type GraphSpec, type LayerOf, type LayerSpec, type ModelSpec, type NodeSpec } from "./model-spec.ts";
 
 type Shape = (number | null)[];
 type Sym = tf.SymbolicTensor;
@@ -73,7 +73,7 @@ function planOf(spec: ModelSpec, path: string): Plan {
     };
   }
   const layers = spec.layers!;
-  let prev = "input";
+  let prev = DEFAULT_INPUT;
   const nodes = layers.map((l, i) => {
     const p = `${path}.layers[${i}]`;
     if (l.inputs) throw ValidationError.at(`${p}.inputs`, "only graph specs (inputs, nodes, outputs) name inputs; a sequential layer takes the previous layer's output");
@@ -85,7 +85,7 @@ function planOf(spec: ModelSpec, path: string): Plan {
     prev = name;
     return node;
   });
-  return { inputs: [{ name: "input", shape: spec.input!.shape, dtype: spec.input!.dtype }], nodes, outputs: [prev], outputsPath: `${path}.layers` };
+  return { inputs: [{ name: DEFAULT_INPUT, shape: spec.input!.shape, dtype: spec.input!.dtype }], nodes, outputs: [prev], outputsPath: `${path}.layers` };
 }
 
 /** Orders nodes so each comes after its inputs; names a missing input or a cycle precisely. */

@@ -193,9 +193,14 @@ export type GraphSpec = ModelSpec & { inputs: Record<string, InputSpec>; nodes: 
 
 export const isGraph = (spec: ModelSpec): spec is GraphSpec => spec.nodes !== undefined;
 
-/** The output names of a spec, in the model's output order. A sequential spec's one output is named "output". */
+/** The name of a sequential spec's one input (and of a dataset's one unnamed input). */
+export const DEFAULT_INPUT = "input";
+/** The name of a sequential spec's one output (and of a dataset's one unnamed set of labels). */
+export const DEFAULT_OUTPUT = "output";
+
+/** The output names of a spec, in the model's output order. */
 export function modelOutputNames(spec: ModelSpec): string[] {
-  return isGraph(spec) ? spec.outputs : ["output"];
+  return isGraph(spec) ? spec.outputs : [DEFAULT_OUTPUT];
 }
 
 /** The loss the spec asks for at an output (undefined: chosen from the dataset), and its weight in the total. */
@@ -209,7 +214,7 @@ export function outputLoss(spec: ModelSpec, output: string): { loss?: LossName; 
   };
 }
 
-/** The inputs of a spec (shapes without the batch axis), in the model's input order. A sequential spec's one input is named "input". */
+/** The inputs of a spec (shapes without the batch axis), in the model's input order. */
 export function modelInputs(spec: ModelSpec): { name: string; shape: (number | null)[] }[] {
-  return isGraph(spec) ? Object.entries(spec.inputs).map(([name, i]) => ({ name, shape: i.shape })) : [{ name: "input", shape: spec.input!.shape }];
+  return isGraph(spec) ? Object.entries(spec.inputs).map(([name, i]) => ({ name, shape: i.shape })) : [{ name: DEFAULT_INPUT, shape: spec.input!.shape }];
 }

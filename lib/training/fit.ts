@@ -20,10 +20,9 @@ const NEEDS = { categoricalCrossentropy: "softmax", sparseCategoricalCrossentrop
 export function fitModelToDataset(spec: ModelSpec, outputShapes: (number | null)[][], dataset: { inputs: DatasetInput[]; outputs: DatasetOutput[] }): Fit {
   const inputOrder = matchInputs(modelInputs(spec), dataset.inputs);
   const names = modelOutputNames(spec);
-  const outputOrder = matchOutputs(names, dataset.outputs);
-  const byName = new Map(dataset.outputs.map((o) => [o.name, o]));
+  const labelSets = matchOutputs(names, dataset.outputs);
   const objectives = names.map((name, k): OutputObjective => {
-    const labels = byName.get(outputOrder[k])!;
+    const labels = labelSets[k];
     const { loss: requested, weight, margin } = outputLoss(spec, name);
     const where = names.length === 1 ? "model" : `model output '${name}'`;
     let loss;
@@ -45,5 +44,5 @@ export function fitModelToDataset(spec: ModelSpec, outputShapes: (number | null)
     }
     return { name, loss, weight, ...(loss === "contrastive" ? { margin } : {}) };
   });
-  return { inputOrder, outputOrder, objectives };
+  return { inputOrder, outputOrder: labelSets.map((l) => l.name), objectives };
 }

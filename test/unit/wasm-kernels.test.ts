@@ -185,26 +185,34 @@ describe("registerMissingWasmKernels", () => {
   });
 });
 
+/** A convolution the gradient kernels are checked on: input, filter, strides, padding, rounding. */
+interface ConvCase {
+  x: [number, number, number, number];
+  f: [number, number, number, number];
+  strides: number | [number, number];
+  pad: "same" | "valid" | number | tf.backend_util.ExplicitPadding;
+  dimRoundingMode?: "floor" | "round" | "ceil";
+}
+
+const CONV_CASES: ConvCase[] = [
+  { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: "valid" },
+  { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: "same" },
+  { x: [2, 8, 8, 3], f: [3, 3, 3, 4], strides: 2, pad: "same" },
+  { x: [2, 9, 8, 3], f: [3, 2, 3, 4], strides: [2, 3], pad: "valid" },
+  { x: [2, 9, 8, 3], f: [4, 4, 3, 2], strides: 2, pad: "same" },
+  { x: [3, 5, 5, 2], f: [1, 1, 2, 3], strides: 1, pad: "valid" },
+  { x: [1, 9, 8, 2], f: [3, 3, 2, 2], strides: 1, pad: [[0, 0], [1, 2], [0, 3], [0, 0]] },
+  { x: [1, 9, 8, 2], f: [3, 3, 2, 2], strides: 2, pad: 1, dimRoundingMode: "ceil" },
+  { x: [1, 10, 10, 2], f: [3, 3, 2, 2], strides: 3, pad: 1, dimRoundingMode: "floor" },
+];
+
 describe("Conv2DBackpropInput kernel on wasm (built from Conv2D) equals cpu's", () => {
-  const cases: {
-    x: [number, number, number, number];
-    f: [number, number, number, number];
-    strides: number | [number, number];
-    pad: "same" | "valid" | number | tf.backend_util.ExplicitPadding;
-    dimRoundingMode?: "floor" | "round" | "ceil";
-  }[] = [
-    { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: "valid" },
-    { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: "same" },
+  // LeNet's 5×5 layer, an odd size under stride 2 and a 2×2/2 transposed conv (U-Net's) on top.
+  const cases: ConvCase[] = [
+    ...CONV_CASES,
     { x: [2, 14, 14, 6], f: [5, 5, 6, 16], strides: 1, pad: "valid" },
-    { x: [2, 8, 8, 3], f: [3, 3, 3, 4], strides: 2, pad: "same" },
     { x: [2, 9, 9, 3], f: [3, 3, 3, 4], strides: 2, pad: "same" },
-    { x: [2, 9, 8, 3], f: [3, 2, 3, 4], strides: [2, 3], pad: "valid" },
     { x: [2, 8, 8, 5], f: [2, 2, 5, 3], strides: 2, pad: "valid" },
-    { x: [2, 9, 8, 3], f: [4, 4, 3, 2], strides: 2, pad: "same" },
-    { x: [3, 5, 5, 2], f: [1, 1, 2, 3], strides: 1, pad: "valid" },
-    { x: [1, 9, 8, 2], f: [3, 3, 2, 2], strides: 1, pad: [[0, 0], [1, 2], [0, 3], [0, 0]] },
-    { x: [1, 9, 8, 2], f: [3, 3, 2, 2], strides: 2, pad: 1, dimRoundingMode: "ceil" },
-    { x: [1, 10, 10, 2], f: [3, 3, 2, 2], strides: 3, pad: 1, dimRoundingMode: "floor" },
   ];
   for (const c of cases) {
     test(`x ${c.x} filter ${c.f} strides ${c.strides} pad ${JSON.stringify(c.pad)} ${c.dimRoundingMode ?? ""}`, async () => {
@@ -235,23 +243,7 @@ describe("Conv2DBackpropInput kernel on wasm (built from Conv2D) equals cpu's", 
 });
 
 describe("Conv2DBackpropFilter kernel on wasm equals cpu's", () => {
-  const cases: {
-    x: [number, number, number, number];
-    f: [number, number, number, number];
-    strides: number | [number, number];
-    pad: "same" | "valid" | number | tf.backend_util.ExplicitPadding;
-    dimRoundingMode?: "floor" | "round" | "ceil";
-  }[] = [
-    { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: "valid" },
-    { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: "same" },
-    { x: [2, 8, 8, 3], f: [3, 3, 3, 4], strides: 2, pad: "same" },
-    { x: [2, 9, 8, 3], f: [3, 2, 3, 4], strides: [2, 3], pad: "valid" },
-    { x: [2, 9, 8, 3], f: [4, 4, 3, 2], strides: 2, pad: "same" },
-    { x: [3, 5, 5, 2], f: [1, 1, 2, 3], strides: 1, pad: "valid" },
-    { x: [1, 9, 8, 2], f: [3, 3, 2, 2], strides: 1, pad: [[0, 0], [1, 2], [0, 3], [0, 0]] },
-    { x: [1, 9, 8, 2], f: [3, 3, 2, 2], strides: 2, pad: 1, dimRoundingMode: "ceil" },
-    { x: [1, 10, 10, 2], f: [3, 3, 2, 2], strides: 3, pad: 1, dimRoundingMode: "floor" },
-  ];
+  const cases = CONV_CASES;
   for (const c of cases) {
     test(`x ${c.x} filter ${c.f} strides ${c.strides} pad ${JSON.stringify(c.pad)} ${c.dimRoundingMode ?? ""}`, async () => {
       const info = tf.backend_util.computeConv2DInfo(c.x, c.f, c.strides, 1, c.pad, c.dimRoundingMode);
