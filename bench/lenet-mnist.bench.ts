@@ -5,9 +5,9 @@ import { createRequire } from "node:module";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/engine/backend.ts";
 import { withSeededRandom } from "../lib/engine/seeded-random.ts";
-import { compileForTraining, evaluate, train, type TrainData } from "../lib/engine/trainer.ts";
-import { buildModel } from "../lib/spec/build-model.ts";
-import { renderTemplate } from "../lib/spec/templates/index.ts";
+import { compileForTraining, evaluate, train, type TrainData } from "../lib/engine/train/trainer.ts";
+import { buildModel } from "../lib/engine/build/build-model.ts";
+import { renderTemplate } from "../lib/model-spec/templates/index.ts";
 
 const arg = (name: string, d: number) => (process.argv.includes(`--${name}`) ? Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) : d);
 const nTrain = arg("train", 8000);

@@ -4,12 +4,13 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import * as tf from "@tensorflow/tfjs";
-import { parseCsvDataset } from "../lib/data/dataset-service.ts";
+import { parseCsvDataset } from "../lib/data/formats/csv.ts";
+import { lossFor } from "../lib/model-spec/objectives.ts";
 import { initBackend, type BackendName } from "../lib/engine/backend.ts";
 import { withSeededRandom } from "../lib/engine/seeded-random.ts";
-import { compileForTraining, lossFor, train, type TrainData } from "../lib/engine/trainer.ts";
-import { buildModel } from "../lib/spec/build-model.ts";
-import { modelSpecSchema } from "../lib/spec/model-spec.ts";
+import { compileForTraining, train, type TrainData } from "../lib/engine/train/trainer.ts";
+import { buildModel } from "../lib/engine/build/build-model.ts";
+import { modelSpecSchema } from "../lib/model-spec/model-spec-schema.ts";
 
 const backend = (process.argv[process.argv.indexOf("--backend") + 1] ?? "wasm") as BackendName;
 await initBackend(backend);

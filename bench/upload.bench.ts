@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { createDatasetJsonSchema } from "../lib/data/dataset-schema.ts";
-import { parseJsonDataset } from "../lib/data/dataset-service.ts";
+import { parseJsonDataset } from "../lib/data/formats/json.ts";
 
 const args = process.argv.slice(2);
 const arg = (name: string) => args[args.indexOf(`--${name}`) + 1];

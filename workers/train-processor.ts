@@ -6,7 +6,7 @@ import { Redis } from "ioredis";
 import { loadConfigOrExit, workerConfigSchema } from "../lib/config/env.ts";
 import { createPrisma } from "../lib/db/prisma.ts";
 import { initBackend } from "../lib/engine/backend.ts";
-import { trainJobPayloadSchema, type TrainJobPayload } from "../lib/queue/training-queue.ts";
+import { QUEUES, type TrainJobPayload } from "../lib/queue/queues.ts";
 import { markFailed, PermanentJobError, runTrainingJob } from "../lib/training/job-runner.ts";
 
 const config = loadConfigOrExit(workerConfigSchema);
@@ -20,7 +20,7 @@ const ready = (async () => {
 })();
 
 export default async function trainProcessor(job: SandboxedJob<TrainJobPayload>) {
-  const parsed = trainJobPayloadSchema.safeParse(job.data);
+  const parsed = QUEUES.training.payload.safeParse(job.data);
   if (!parsed.success) throw new UnrecoverableError(`malformed job payload: ${parsed.error.issues[0]?.message}`);
   const { db, redis } = await ready;
   const { jobId, tenantId } = parsed.data;

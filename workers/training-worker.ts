@@ -6,8 +6,8 @@ import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { WorkerConfig } from "../lib/config/env.ts";
 import { createPrisma } from "../lib/db/prisma.ts";
-import { heartbeatKey, TRAINING_QUEUE, type TrainJobPayload } from "../lib/queue/training-queue.ts";
-import { markFailed } from "../lib/training/job-runner.ts";
+import { HEARTBEAT_TTL_SECONDS, heartbeatKey, QUEUES, type TrainJobPayload } from "../lib/queue/queues.ts";
+import { markFailed } from "../lib/training/training-job-repository.ts";
 
 export interface TrainingWorker {
   worker: Worker<TrainJobPayload>;
@@ -22,7 +22,7 @@ export function createTrainingWorker(config: WorkerConfig, log: (msg: string) =>
   const connection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   connection.on("error", (err) => log(`redis: ${err.message}`));
 
-  const worker = new Worker<TrainJobPayload>(TRAINING_QUEUE, processorFile, {
+  const worker = new Worker<TrainJobPayload>(QUEUES.training.name, processorFile, {
     connection,
     prefix: config.TRAINYARD_QUEUE_PREFIX,
     concurrency: config.TRAINYARD_WORKER_CONCURRENCY,
@@ -45,8 +45,8 @@ export function createTrainingWorker(config: WorkerConfig, log: (msg: string) =>
     if (final) markFailed(db, job.data.jobId, err.message).catch((e: Error) => log(`could not record the failure: ${e.message}`));
   });
 
-  const workerId = `${hostname()}:${process.pid}`;
-  const beat = () => connection.set(heartbeatKey(config.TRAINYARD_QUEUE_PREFIX, workerId), Date.now(), "EX", 30).catch(() => {});
+  // One key per host, refreshed by every worker on it: the container health check reads one key.
+  const beat = () => connection.set(heartbeatKey(config.TRAINYARD_QUEUE_PREFIX, hostname()), Date.now(), "EX", HEARTBEAT_TTL_SECONDS).catch(() => {});
   void beat();
   const heartbeat = setInterval(beat, 10_000);
 
@@ -56,7 +56,6 @@ export function createTrainingWorker(config: WorkerConfig, log: (msg: string) =>
       clearInterval(heartbeat);
       // A job still running when this returns keeps its checkpoints; another worker resumes it once its lock expires.
       await Promise.race([worker.close(), new Promise((r) => setTimeout(r, 10_000))]);
-      await connection.del(heartbeatKey(config.TRAINYARD_QUEUE_PREFIX, workerId)).catch(() => {});
       connection.disconnect();
       await db.$disconnect();
     },

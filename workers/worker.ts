@@ -3,7 +3,7 @@
 import "dotenv/config";
 import { loadConfigOrExit, workerConfigSchema } from "../lib/config/env.ts";
 import { initBackend } from "../lib/engine/backend.ts";
-import { TRAINING_QUEUE } from "../lib/queue/training-queue.ts";
+import { QUEUES } from "../lib/queue/queues.ts";
 import { createTrainingWorker } from "./training-worker.ts";
 
 const config = loadConfigOrExit(workerConfigSchema);
@@ -12,7 +12,7 @@ const log = (msg: string) => console.log(`[worker ${process.pid}] ${msg}`);
 // here too, so the log says at start which one this machine trains on (or why it cannot).
 await initBackend(config.TRAINYARD_BACKEND, log);
 const training = createTrainingWorker(config, log);
-log(`consuming '${TRAINING_QUEUE}' (prefix '${config.TRAINYARD_QUEUE_PREFIX}', concurrency ${config.TRAINYARD_WORKER_CONCURRENCY})`);
+log(`consuming '${QUEUES.training.name}' (prefix '${config.TRAINYARD_QUEUE_PREFIX}', concurrency ${config.TRAINYARD_WORKER_CONCURRENCY})`);
 
 let closing = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -1,10 +1,11 @@
 // Request/response shapes for datasets: the zod schemas the routes and the OpenAPI file share.
 import { z } from "zod";
-import { nodeName } from "../spec/model-spec.ts";
+import { nodeName } from "../model-spec/model-spec-schema.ts";
+import { taskSchema } from "../model-spec/objectives.ts";
 import { nestedLabelsSchema, nestedNumbersSchema } from "./nested.ts";
 
-export const datasetTaskSchema = z.enum(["classification", "regression"]);
-
+export const datasetTaskSchema = taskSchema;
+export type { Task } from "../model-spec/objectives.ts";
 
 const labelsSchema = z.array(nestedLabelsSchema, { error: "expected an array of labels, one per row" });
 
@@ -38,18 +39,25 @@ export const createDatasetJsonSchema = z
   .meta({ id: "CreateDataset" });
 export type CreateDatasetJson = z.infer<typeof createDatasetJsonSchema>;
 
+/** One named input of a dataset and the shape of one of its rows. */
+export const datasetInputSchema = z.object({ name: z.string(), shape: z.array(z.number().int()) });
+export type DatasetInput = z.infer<typeof datasetInputSchema>;
+
+/** One set of labels of a dataset: the model output it trains, its task and classes, the shape of one row's labels. */
 export const datasetOutputSchema = z.object({
   name: z.string(),
   task: datasetTaskSchema,
   classes: z.array(z.string()),
   shape: z.array(z.number().int()).describe("Shape of one row's labels: [1] for a class or a value, [H, W] for a per-pixel mask."),
 });
+export type DatasetOutput = z.infer<typeof datasetOutputSchema>;
 
 export const createDatasetCsvQuerySchema = z.object({
   name: z.string().trim().min(1).max(200).optional().describe("Dataset name (CSV uploads)."),
   label: z.string().min(1).optional().describe("The CSV column that holds the label (CSV uploads)."),
   task: datasetTaskSchema.optional().describe("Default: classification when the label column has text, regression when numbers."),
 });
+export type CreateDatasetCsvQuery = z.infer<typeof createDatasetCsvQuerySchema>;
 
 export const datasetSchema = z
   .object({
@@ -58,7 +66,7 @@ export const datasetSchema = z
     task: datasetTaskSchema,
     rows: z.number().int(),
     inputShape: z.array(z.number().int()).describe("Shape of one row of the first (usually the only) input."),
-    inputs: z.array(z.object({ name: z.string(), shape: z.array(z.number().int()) })).describe("Every input a row feeds, in order."),
+    inputs: z.array(datasetInputSchema).describe("Every input a row feeds, in order."),
     classes: z.array(z.string()),
     featureNames: z.array(z.string()),
     targetSize: z.number().int(),

@@ -2,13 +2,18 @@
 // + one weight buffer), so what we store loads in any TensorFlow.js, in Node or a browser.
 import * as tf from "@tensorflow/tfjs";
 // Custom layers register themselves on import; they must be known before a model using them loads.
-import "../spec/layers/index.ts";
+import "./layers/index.ts";
 
 export interface StoredModel {
   /** `{ modelTopology, trainingConfig? }` — trainingConfig is present when optimizer state is included. */
   topology: { modelTopology: object; trainingConfig?: object };
   weightSpecs: tf.io.WeightsManifestEntry[];
   weights: Uint8Array<ArrayBuffer>;
+}
+
+/** A stored model as read back from a database row, whose JSON columns come back untyped. */
+export function storedModelFrom(row: { topology: unknown; weightSpecs: unknown; weights: Uint8Array }): StoredModel {
+  return { topology: row.topology as StoredModel["topology"], weightSpecs: row.weightSpecs as StoredModel["weightSpecs"], weights: row.weights as Uint8Array<ArrayBuffer> };
 }
 
 export async function saveModel(model: tf.LayersModel, includeOptimizer = false): Promise<StoredModel> {

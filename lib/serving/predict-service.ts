@@ -1,11 +1,12 @@
 // Inference: the latest successful version of a model, loaded once into memory and kept in a
 // small LRU, answering TensorFlow Serving's row format.
 import * as tf from "@tensorflow/tfjs";
-import type { Db } from "../db/prisma.ts";
-import { loadModel, type StoredModel } from "../engine/model-io.ts";
 import { flattenInto } from "../data/nested.ts";
-import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
-import { readSignature, type Signature } from "./signature.ts";
+import type { Db } from "../db/prisma.ts";
+import { loadModel } from "../engine/model-io.ts";
+import { ValidationError } from "../errors.ts";
+import { ModelVersionRepository } from "../registry/model-version-repository.ts";
+import type { Signature } from "../registry/signature.ts";
 
 interface Loaded {
   model: tf.LayersModel;
@@ -21,13 +22,14 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 export class PredictService {
   private readonly cache = new Map<string, Promise<Loaded>>();
 
-  constructor(private readonly db: Db, private readonly cacheSize: number, private readonly maxInstances: number) {}
+  private readonly versions: ModelVersionRepository;
+
+  constructor(db: Db, private readonly cacheSize: number, private readonly maxInstances: number) {
+    this.versions = new ModelVersionRepository(db);
+  }
 
   async predict(tenantId: string, name: string, instances: unknown[]): Promise<{ predictions: Prediction[]; version: number }> {
-    const model = await this.db.model.findUnique({ where: { tenantId_name: { tenantId, name } }, select: { id: true } });
-    if (!model) throw new NotFoundError("model", name);
-    const latest = await this.db.modelVersion.findFirst({ where: { modelId: model.id }, orderBy: { version: "desc" }, select: { id: true, version: true } });
-    if (!latest) throw new ConflictError(`model '${name}' has no trained version yet; train it with POST /v1/training-jobs`);
+    const latest = await this.versions.latest(tenantId, name);
     if (instances.length > this.maxInstances) throw ValidationError.at("instances", `at most ${this.maxInstances} instances per call, got ${instances.length}`);
 
     const loaded = await this.load(latest.id);
@@ -75,9 +77,8 @@ export class PredictService {
       return entry;
     }
     entry = (async () => {
-      const row = await this.db.modelVersion.findUniqueOrThrow({ where: { id: versionId } });
-      const model = await loadModel({ topology: row.topology as StoredModel["topology"], weightSpecs: row.weightSpecs as unknown as StoredModel["weightSpecs"], weights: row.weights });
-      return { model, signature: readSignature(row.signature) };
+      const stored = await this.versions.load(versionId);
+      return { model: await loadModel(stored.model), signature: stored.signature };
     })();
     entry.catch(() => this.cache.delete(versionId));
     this.cache.set(versionId, entry);

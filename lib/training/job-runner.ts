@@ -1,31 +1,30 @@
-// Runs one training job, worker side. Idempotent and resumable: it claims the job in Postgres,
-// resumes from the job's latest checkpoint if an earlier attempt died, writes each epoch's metrics
-// and a checkpoint in one transaction, and registers a model version when done.
-import { randomUUID } from "node:crypto";
+// Runs one training job, worker side: orchestration only. Idempotent and resumable: it claims the
+// job, resumes from the job's latest checkpoint if an earlier attempt died, writes each epoch's
+// metrics and checkpoint in one transaction, and registers a model version when done.
 import * as tf from "@tensorflow/tfjs";
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { DatasetService, toTrainData } from "../data/dataset-service.ts";
+import { DatasetRepository } from "../data/dataset-repository.ts";
+import { unpack } from "../data/packing.ts";
 import { Prisma, type Db } from "../db/prisma.ts";
-import { loadModel, saveModel, type StoredModel } from "../engine/model-io.ts";
+import { buildModel } from "../engine/build/build-model.ts";
+import { loadModel, saveModel } from "../engine/model-io.ts";
 import { deriveSeed, withSeededRandom } from "../engine/seeded-random.ts";
-import { compileForTraining, train, TrainingDivergedError, type EpochMetrics } from "../engine/trainer.ts";
-import type { Signature } from "../serving/signature.ts";
+import { compileForTraining, train, TrainingDivergedError, TrainingSetupError, type EpochMetrics } from "../engine/train/trainer.ts";
 import { ValidationError } from "../errors.ts";
-import { cancelKey } from "../queue/training-queue.ts";
-import { buildModel } from "../spec/build-model.ts";
-import { modelInputs, modelSpecSchema } from "../spec/model-spec.ts";
-import { fitModelToDataset } from "./fit.ts";
+import { modelInputs, modelSpecSchema } from "../model-spec/model-spec-schema.ts";
+import { cancelKey } from "../queue/queues.ts";
+import { ModelVersionRepository } from "../registry/model-version-repository.ts";
+import type { Signature } from "../registry/signature.ts";
+import { CheckpointStore } from "./checkpoint-store.ts";
+import { matchModelToDataset } from "./dataset-matching.ts";
+import { claimJob, markCancelled, SupersededError, writeAsOwner } from "./training-job-repository.ts";
 import type { Hyperparameters } from "./training-job-schema.ts";
 
-/** Checkpoints kept per job: enough to resume, without keeping every epoch's weights forever. */
-const CHECKPOINTS_KEPT = 2;
+export { markFailed } from "./training-job-repository.ts";
 
 /** A failure that retrying cannot fix (bad spec or data, diverged loss): fail the job now. */
 export class PermanentJobError extends Error {}
-
-/** Another attempt has claimed the job since this one did: this one must stop writing. */
-class SupersededError extends Error {}
 
 // Storing a checkpoint moves the whole model (weights and optimizer state) inside a transaction;
 // Prisma's 5 s default for interactive transactions is too short for a large one.
@@ -47,53 +46,40 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
   const { db, redis } = ctx;
   const row = await db.trainingJob.findFirst({ where: { id: jobId, tenantId }, include: { model: true } });
   if (!row) throw new PermanentJobError(`training job ${jobId} does not exist`);
-  // The claim numbers this attempt. Every later write checks that number (a fencing token): a
-  // worker whose lock expired while it was still alive (a long pause, a network split) finds
-  // itself superseded and stops, instead of training on next to the worker that took over.
-  const claimed = await db.trainingJob
-    .update({
-      where: { id: jobId, status: { in: ["queued", "running"] }, cancelRequested: false },
-      data: { status: "running", startedAt: row.startedAt ?? new Date(), attempts: { increment: 1 }, error: null },
-      select: { attempts: true },
-    })
-    .catch((err) => {
-      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2025") return null;
-      throw err;
-    });
-  if (!claimed) {
+  // Every later write of this attempt names its number: a worker whose lock expired while it was
+  // still alive finds itself superseded and stops, instead of training on next to its successor.
+  const attempt = await claimJob(db, jobId, row.startedAt);
+  if (attempt === null) {
     // Cancelled while queued, or already finished by an earlier attempt: nothing to do.
     if (row.status === "queued" || row.status === "running") await markCancelled(db, jobId);
     return "skipped";
   }
-  const attempt = claimed.attempts;
 
   let model: tf.LayersModel | undefined;
   try {
     const hp = row.hyperparameters as Hyperparameters;
     const spec = parseOrFail(modelSpecSchema, row.model.spec, "model spec");
-    const dataset = await new DatasetService(db).loadTensors(tenantId, row.datasetId);
+    const dataset = await new DatasetRepository(db).loadTensors(tenantId, row.datasetId);
     // The job's model is built (or loaded) below; its stored output shapes are the same, and
-    // deciding the fit first fails a job that cannot train before any work.
+    // deciding the match first fails a job that cannot train before any work.
     const outputShapes = (row.model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape);
-    const fit = fitModelToDataset(spec, outputShapes, dataset);
-    const data = toTrainData(dataset, fit.inputOrder, fit.outputOrder);
+    const match = matchModelToDataset(spec, outputShapes, dataset);
+    const data = unpack(dataset, match.inputOrder, match.outputOrder);
 
-    const checkpoint = await db.checkpoint.findFirst({ where: { jobId }, orderBy: { epoch: "desc" } });
-    let startEpoch = 0;
+    const checkpoints = new CheckpointStore(db);
+    const resume = await checkpoints.resumePoint(jobId);
+    const startEpoch = resume?.epoch ?? 0;
     let metrics = (row.metrics as EpochMetrics | null) ?? {};
-    if (checkpoint) {
-      model = await loadModel(checkpoint as unknown as StoredModel);
-      startEpoch = checkpoint.epoch;
-      // Epochs after the checkpoint will be trained again: their old metrics would be duplicates.
-      await db.metricPoint.deleteMany({ where: { jobId, epoch: { gt: startEpoch } } });
+    if (resume) {
+      model = await loadModel(resume.model);
       ctx.log?.(`job ${jobId}: resuming from the checkpoint of epoch ${startEpoch}`);
     } else {
       model = await withSeededRandom(deriveSeed(hp.seed, 0), () => buildModel(spec).model);
-      compileForTraining(model, hp.optimizer, fit.objectives);
+      compileForTraining(model, hp.optimizer, match.objectives);
     }
 
     let lastCancelCheck = 0;
-    const result = await train(model, data, { ...hp, mode: spec.mode }, fit.objectives, {
+    const result = await train(model, data, { ...hp, mode: spec.mode }, match.objectives, {
       shouldStop: async () => {
         if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId))) === 1) return true;
         // The Redis signal is the fast path; the database flag is the record, checked now and then.
@@ -110,14 +96,8 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
         await db.$transaction(async (tx) => {
           // First, so that the job row stays locked until commit: a claim waits for this epoch's
           // checkpoint, and the attempt that takes over resumes from it.
-          await own(tx, jobId, attempt, { epoch, metrics: m });
-          await tx.metricPoint.createMany({ data: Object.entries(m).map(([name, value]) => ({ jobId, epoch, name, value })), skipDuplicates: true });
-          await tx.checkpoint.upsert({
-            where: { jobId_epoch: { jobId, epoch } },
-            create: { id: randomUUID(), jobId, epoch, topology: saved.topology, weightSpecs: saved.weightSpecs as object[], weights: saved.weights },
-            update: { topology: saved.topology, weightSpecs: saved.weightSpecs as object[], weights: saved.weights },
-          });
-          await tx.checkpoint.deleteMany({ where: { jobId, epoch: { lte: epoch - CHECKPOINTS_KEPT } } });
+          await writeAsOwner(tx, jobId, attempt, { epoch, metrics: m });
+          await CheckpointStore.saveEpoch(tx, jobId, epoch, m, saved);
         }, WRITE_TX);
         await ctx.progress?.({ epoch, epochs: hp.epochs, metrics: m });
       },
@@ -129,7 +109,7 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
     }
     const signature: Signature = {
       inputs: modelInputs(spec).map((i, k) => ({ name: i.name, shape: data.inputs[k].shape })),
-      outputs: fit.objectives.map((o, k) => ({ name: o.name, task: data.targets[k].task, classes: data.targets[k].classes })),
+      outputs: match.objectives.map((o, k) => ({ name: o.name, task: match.labels[k].task, classes: match.labels[k].classes })),
     };
     await registerVersion(db, { ...row, attempt }, model, signature, metrics);
     return "succeeded";
@@ -138,7 +118,7 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
       ctx.log?.(`job ${jobId}: attempt ${attempt} was superseded by a later one; stopping`);
       return "superseded";
     }
-    if (err instanceof ValidationError || err instanceof TrainingDivergedError || err instanceof PermanentJobError) {
+    if (err instanceof ValidationError || err instanceof TrainingDivergedError || err instanceof TrainingSetupError || err instanceof PermanentJobError) {
       throw new PermanentJobError(err.message);
     }
     throw err;
@@ -153,10 +133,7 @@ function parseOrFail<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   return r.data;
 }
 
-async function markCancelled(db: Db, jobId: string) {
-  await db.trainingJob.updateMany({ where: { id: jobId, status: { in: ["queued", "running"] } }, data: { status: "cancelled", finishedAt: new Date() } });
-}
-
+/** Marks the job succeeded and registers its version, in one transaction that this attempt must still own. */
 async function registerVersion(
   db: Db,
   row: { id: string; tenantId: string; modelId: string; attempt: number },
@@ -169,17 +146,8 @@ async function registerVersion(
   for (let tries = 1; ; tries++) {
     try {
       await db.$transaction(async (tx) => {
-        await own(tx, row.id, row.attempt, { status: "succeeded", finishedAt: new Date(), metrics });
-        const existing = await tx.modelVersion.findUnique({ where: { jobId: row.id }, select: { id: true } });
-        if (!existing) {
-          const last = await tx.modelVersion.findFirst({ where: { modelId: row.modelId }, orderBy: { version: "desc" }, select: { version: true } });
-          await tx.modelVersion.create({
-            data: {
-              id: randomUUID(), tenantId: row.tenantId, modelId: row.modelId, version: (last?.version ?? 0) + 1, jobId: row.id,
-              signature: signature as object, topology: saved.topology, weightSpecs: saved.weightSpecs as object[], weights: saved.weights, metrics,
-            },
-          });
-        }
+        await writeAsOwner(tx, row.id, row.attempt, { status: "succeeded", finishedAt: new Date(), metrics });
+        await ModelVersionRepository.register(tx, { tenantId: row.tenantId, modelId: row.modelId, jobId: row.id, signature, model: saved, metrics });
       }, WRITE_TX);
       return;
     } catch (err) {
@@ -187,18 +155,4 @@ async function registerVersion(
       if (!conflict || tries >= 6) throw err;
     }
   }
-}
-
-/** Writes `data` to the job if `attempt` still owns it (and locks its row to the end of `tx`); otherwise SupersededError. */
-async function own(tx: Prisma.TransactionClient, jobId: string, attempt: number, data: Prisma.TrainingJobUpdateManyMutationInput) {
-  const { count } = await tx.trainingJob.updateMany({ where: { id: jobId, attempts: attempt }, data });
-  if (count === 0) throw new SupersededError(`job ${jobId}: attempt ${attempt} no longer owns it`);
-}
-
-/** Records a final failure (permanent, or the last retry of a transient one). */
-export async function markFailed(db: Db, jobId: string, message: string) {
-  await db.trainingJob.updateMany({
-    where: { id: jobId, status: { in: ["queued", "running"] } },
-    data: { status: "failed", error: message.slice(0, 2000), finishedAt: new Date() },
-  });
 }

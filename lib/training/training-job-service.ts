@@ -3,12 +3,12 @@
 import { randomInt, randomUUID } from "node:crypto";
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { DatasetRepository } from "../data/dataset-repository.ts";
 import type { Db } from "../db/prisma.ts";
-import type { DatasetInput, DatasetOutput } from "../data/dataset-service.ts";
 import { NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
-import { modelSpecSchema } from "../spec/model-spec.ts";
-import { fitModelToDataset } from "./fit.ts";
-import { CANCEL_TTL_SECONDS, cancelKey, TRAIN_JOB, trainJobOptions, type TrainJobPayload } from "../queue/training-queue.ts";
+import { modelSpecSchema } from "../model-spec/model-spec-schema.ts";
+import { CANCEL_TTL_SECONDS, cancelKey, QUEUES, type TrainJobPayload } from "../queue/queues.ts";
+import { matchModelToDataset } from "./dataset-matching.ts";
 import type { CreateTrainingJob, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 
 const ENQUEUE_TIMEOUT_MS = 5000;
@@ -49,17 +49,14 @@ export class TrainingJobService {
     const { model: modelName, dataset: datasetId, ...rest } = body;
     const model = await this.db.model.findUnique({ where: { tenantId_name: { tenantId, name: modelName } } });
     if (!model) throw ValidationError.at("model", `no model named '${modelName}'`);
-    const dataset = await this.db.dataset.findFirst({
-      where: { id: datasetId, tenantId },
-      select: { id: true, inputs: true, outputs: true, rowCount: true },
-    });
+    const dataset = await new DatasetRepository(this.db).findShapes(tenantId, datasetId);
     if (!dataset) throw ValidationError.at("dataset", `no dataset with id '${datasetId}'`);
 
     const spec = modelSpecSchema.parse(model.spec);
     const outputShapes = (model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape);
-    fitModelToDataset(spec, outputShapes, { inputs: dataset.inputs as unknown as DatasetInput[], outputs: dataset.outputs as unknown as DatasetOutput[] });
-    const trainRows = dataset.rowCount - Math.floor(dataset.rowCount * rest.validationSplit);
-    if (trainRows < 1) throw ValidationError.at("validationSplit", `leaves no training rows out of ${dataset.rowCount}`);
+    matchModelToDataset(spec, outputShapes, dataset);
+    const trainRows = dataset.rows - Math.floor(dataset.rows * rest.validationSplit);
+    if (trainRows < 1) throw ValidationError.at("validationSplit", `leaves no training rows out of ${dataset.rows}`);
 
     const hyperparameters: Hyperparameters = { ...rest, seed: rest.seed ?? randomInt(2 ** 31) } as Hyperparameters;
     const id = randomUUID();
@@ -70,7 +67,7 @@ export class TrainingJobService {
     try {
       // BullMQ waits for a connection that may never come; a producer must answer now instead.
       if (this.redis.status !== "ready") throw new Error(`Redis connection is ${this.redis.status}`);
-      await withTimeout(this.queue.add(TRAIN_JOB, { jobId: id, tenantId }, trainJobOptions(id)), ENQUEUE_TIMEOUT_MS, "enqueue timed out");
+      await withTimeout(this.queue.add(QUEUES.training.job, { jobId: id, tenantId }, QUEUES.training.options(id)), ENQUEUE_TIMEOUT_MS, "enqueue timed out");
     } catch (err) {
       // Nothing will ever run this job: remove the row rather than leave a job queued forever.
       await this.db.trainingJob.delete({ where: { id } }).catch(() => {});

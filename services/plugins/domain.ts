@@ -2,7 +2,7 @@
 import fp from "fastify-plugin";
 import { ApiKeyService } from "../../lib/auth/api-key-service.ts";
 import { DatasetService } from "../../lib/data/dataset-service.ts";
-import { ModelService } from "../../lib/models/model-service.ts";
+import { ModelService } from "../../lib/registry/model-service.ts";
 import { PredictService } from "../../lib/serving/predict-service.ts";
 import { TrainingJobService } from "../../lib/training/training-job-service.ts";
 

@@ -5,7 +5,7 @@ import type { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { ApiConfig } from "../../lib/config/env.ts";
 import { createPrisma, type Db } from "../../lib/db/prisma.ts";
-import { createTrainingQueue, type TrainJobPayload } from "../../lib/queue/training-queue.ts";
+import { createTrainingQueue, type TrainJobPayload } from "../../lib/queue/queues.ts";
 
 declare module "fastify" {
   interface FastifyInstance {

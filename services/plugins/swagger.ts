@@ -5,6 +5,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { jsonSchemaTransform, jsonSchemaTransformObject } from "@fastify/type-provider-zod";
 import { z } from "zod";
+import { publicRoutes } from "./auth.ts";
 
 type JsonSchema = { oneOf?: { $ref?: string }[]; properties?: { type?: { const?: unknown } }; discriminator?: object };
 
@@ -67,7 +68,11 @@ export const swaggerPlugin = fp(
         return out as ReturnType<typeof jsonSchemaTransformObject>;
       },
     });
-    await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { docExpansion: "list" } });
+    // The docs are public; their routes come from swagger-ui, so they are marked in a context of their own.
+    await app.register(async (docs) => {
+      publicRoutes(docs);
+      await docs.register(swaggerUi, { routePrefix: "/docs", uiConfig: { docExpansion: "list" } });
+    });
   },
   { name: "swagger" },
 );

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import type { InjectOptions } from "fastify";
 import { after, before, describe, test } from "node:test";
-import { parseCsv } from "../../lib/data/csv.ts";
+import { parseCsv } from "../../lib/data/formats/csv.ts";
 import { createTrainingWorker, type TrainingWorker } from "../../workers/training-worker.ts";
 import { createTestEnv, type TestEnv } from "../helpers/app.ts";
 import { IRIS_CSV, waitForJob } from "../helpers/training.ts";

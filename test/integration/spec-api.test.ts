@@ -63,7 +63,7 @@ test(":validate names the node and both shapes of a bad residual connection", as
     },
   });
   assert.equal(res.statusCode, 400);
-  assert.equal(res.json().detail, "spec.nodes.res2_add: inputs have shapes [null,16,16,64] and [null,8,8,64]; add needs equal shapes (or 1 to broadcast)");
+  assert.equal(res.json().detail, "spec.nodes.res2_add: inputs have shapes [null, 16, 16, 64] and [null, 8, 8, 64]; add needs equal shapes (or 1 to broadcast)");
 });
 
 test(":validate reports zod problems inside graph nodes by node name, and training-rule problems", async () => {

@@ -6,10 +6,11 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/engine/backend.ts";
 import { loadModel, saveModel } from "../../lib/engine/model-io.ts";
 import { withSeededRandom } from "../../lib/engine/seeded-random.ts";
-import { compileForTraining, lossFor, train, type TrainData } from "../../lib/engine/trainer.ts";
+import { compileForTraining, train, type TrainData } from "../../lib/engine/train/trainer.ts";
 import { ValidationError } from "../../lib/errors.ts";
-import { buildModel, checkTraining } from "../../lib/spec/build-model.ts";
-import { modelSpecSchema, type ModelSpec } from "../../lib/spec/model-spec.ts";
+import { buildModel } from "../../lib/engine/build/build-model.ts";
+import { checkTraining, lossFor } from "../../lib/model-spec/objectives.ts";
+import { modelSpecSchema, type ModelSpec } from "../../lib/model-spec/model-spec-schema.ts";
 
 before(async () => {
   await initBackend("auto");
@@ -35,7 +36,7 @@ describe("graph validation", () => {
       },
       outputs: ["res2_add"],
     });
-    problemAt(() => buildModel(spec), "spec.nodes.res2_add", /inputs have shapes \[null,16,16,64\] and \[null,8,8,64\]/);
+    problemAt(() => buildModel(spec), "spec.nodes.res2_add", /inputs have shapes \[null, 16, 16, 64\] and \[null, 8, 8, 64\]/);
   });
 
   test("missing inputs, cycles, dangling nodes and bad outputs are named", () => {
@@ -53,7 +54,7 @@ describe("graph validation", () => {
   });
 
   test("a layer that does not fit its input says which shape it got", () => {
-    problemAt(() => buildModel(parse({ input: { shape: [4] }, layers: [{ type: "conv2d", filters: 2, kernelSize: 3 }] })), "spec.layers[0]", /cannot be applied to input of shape \[null,4\]/);
+    problemAt(() => buildModel(parse({ input: { shape: [4] }, layers: [{ type: "conv2d", filters: 2, kernelSize: 3 }] })), "spec.layers[0]", /cannot be applied to input of shape \[null, 4\]/);
     problemAt(() => buildModel(parse({ input: { shape: [4] }, layers: [{ type: "add" }] })), "spec.layers[0].type", /use a graph spec/);
   });
 

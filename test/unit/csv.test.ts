@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseCsv } from "../../lib/data/csv.ts";
-import { parseCsvDataset, parseJsonDataset } from "../../lib/data/dataset-service.ts";
+import { parseCsv } from "../../lib/data/formats/csv.ts";
+import { parseCsvDataset } from "../../lib/data/formats/csv.ts";
+import { parseJsonDataset } from "../../lib/data/formats/json.ts";
 import { ValidationError } from "../../lib/errors.ts";
 
 test("quotes, doubled quotes, CRLF and blank lines", () => {

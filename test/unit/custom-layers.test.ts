@@ -19,7 +19,7 @@ import {
   STEP_GRADIENT_ERROR,
   StepActivation,
   TransformerEncoder,
-} from "../../lib/spec/layers/index.ts";
+} from "../../lib/engine/layers/index.ts";
 
 type Shape = (number | null)[];
 type Matrix = number[][];

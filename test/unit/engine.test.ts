@@ -4,9 +4,10 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/engine/backend.ts";
 import { loadModel, saveModel } from "../../lib/engine/model-io.ts";
 import { deriveSeed, mulberry32, permutation, withSeededRandom } from "../../lib/engine/seeded-random.ts";
-import { compileForTraining, lossFor, splitIndices, train, type TrainData } from "../../lib/engine/trainer.ts";
-import { buildModel } from "../../lib/spec/build-model.ts";
-import { modelSpecSchema } from "../../lib/spec/model-spec.ts";
+import { compileForTraining, splitIndices, train, type TrainData } from "../../lib/engine/train/trainer.ts";
+import { buildModel } from "../../lib/engine/build/build-model.ts";
+import { lossFor } from "../../lib/model-spec/objectives.ts";
+import { modelSpecSchema } from "../../lib/model-spec/model-spec-schema.ts";
 
 before(async () => {
   await initBackend("auto");
@@ -151,6 +152,6 @@ test("contrastive loss: ½(1−y)d² + ½y·max(0, m−d)², and a pair is simil
 
   assert.equal(lossFor({ task: "regression", classes: [], targetShape: [1] }, [1], "contrastive"), "contrastive");
   assert.equal(lossFor({ task: "classification", classes: ["0", "1"], targetShape: [1] }, [1], "contrastive"), "contrastive");
-  assert.throws(() => lossFor({ task: "regression", classes: [], targetShape: [1] }, [3], "contrastive"), /contrastive loss needs one value per pair \(a distance\); the output is \[3\]/);
+  assert.throws(() => lossFor({ task: "regression", classes: [], targetShape: [1] }, [3], "contrastive"), /contrastive needs one value per pair \(a distance\); the output has shape \[3\]/);
   assert.throws(() => lossFor({ task: "classification", classes: ["different", "same"], targetShape: [1] }, [1], "contrastive"), /needs labels 0 \(similar\) and 1 \(dissimilar\)/);
 });

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { apiConfigSchema, workerConfigSchema } from "../../lib/config/env.ts";
-import { ACTIVATIONS, LAYER_TYPES, LOSSES } from "../../lib/spec/model-spec.ts";
-import { TEMPLATES } from "../../lib/spec/templates/index.ts";
+import { ACTIVATIONS, LAYER_TYPES, LOSSES } from "../../lib/model-spec/model-spec-schema.ts";
+import { TEMPLATES } from "../../lib/model-spec/templates/index.ts";
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
 const section = (title: string) => {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import { initBackend } from "../../lib/engine/backend.ts";
-import { inspectSpec } from "../../lib/models/model-service.ts";
-import { buildModel } from "../../lib/spec/build-model.ts";
-import { modelSpecSchema } from "../../lib/spec/model-spec.ts";
+import { inspectSpec } from "../../lib/registry/model-service.ts";
+import { buildModel } from "../../lib/engine/build/build-model.ts";
+import { modelSpecSchema } from "../../lib/model-spec/model-spec-schema.ts";
 
 before(async () => {
   await initBackend("auto");

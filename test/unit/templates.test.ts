@@ -3,10 +3,11 @@ import { before, test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/engine/backend.ts";
 import { NotFoundError, ValidationError } from "../../lib/errors.ts";
-import { buildModel, checkTraining } from "../../lib/spec/build-model.ts";
-import { fitModelToDataset } from "../../lib/training/fit.ts";
-import { isGraph, modelInputs, modelSpecSchema, type GraphSpec, type LayerSpec, type ModelSpec, type NodeSpec } from "../../lib/spec/model-spec.ts";
-import { renderTemplate, TEMPLATES } from "../../lib/spec/templates/index.ts";
+import { buildModel } from "../../lib/engine/build/build-model.ts";
+import { checkTraining } from "../../lib/model-spec/objectives.ts";
+import { matchModelToDataset } from "../../lib/training/dataset-matching.ts";
+import { isGraph, modelInputs, modelSpecSchema, type GraphSpec, type LayerSpec, type ModelSpec, type NodeSpec } from "../../lib/model-spec/model-spec-schema.ts";
+import { renderTemplate, TEMPLATES } from "../../lib/model-spec/templates/index.ts";
 
 before(async () => {
   await initBackend("auto");
@@ -297,7 +298,7 @@ test("every template fits a dataset of its kind, as a training job checks before
     const output = spec.loss === "meanSquaredError" || spec.loss === "contrastive"
       ? { name: "output", task: "regression" as const, classes: [], shape: [outputShape.reduce((a, b) => a * b, 1)] }
       : { name: "output", task: "classification" as const, classes: Array.from({ length: last === 1 ? 2 : last }, (_, i) => String(i)), shape: outputShape.length > 1 ? outputShape.slice(0, -1) : [1] };
-    const fit = fitModelToDataset(spec, [outputShape], { inputs, outputs: [output] });
+    const fit = matchModelToDataset(spec, [outputShape], { inputs, outputs: [output] });
     assert.equal(fit.objectives.length, 1, name);
   }
 });

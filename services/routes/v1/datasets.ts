@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
 import { createDatasetCsvQuerySchema, createDatasetJsonSchema, datasetSchema, type CreateDatasetJson } from "../../../lib/data/dataset-schema.ts";
-import { parseCsvDataset, parseJsonDataset } from "../../../lib/data/dataset-service.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
 
@@ -13,6 +12,7 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
   app.addContentTypeParser(["text/csv", "application/csv"], { parseAs: "string", bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES }, (_req, body, done) => done(null, body));
 
   app.post("/v1/datasets", {
+    config: { auth: "tenant" },
     bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES,
     schema: {
       operationId: "createDataset", tags: ["datasets"], security,
@@ -30,17 +30,17 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
   }, async (request, reply) => {
     // The body was validated against the schema of its content type; the type provider cannot
     // express a per-content-type body, hence the cast.
-    const body = request.body as CreateDatasetJson | string;
-    const parsed = typeof body === "string" ? parseCsvDataset(body, request.query) : parseJsonDataset(body);
-    const dataset = await datasets.create(tenantOf(request), parsed);
+    const dataset = await datasets.upload(tenantOf(request), request.body as CreateDatasetJson | string, request.query);
     return reply.status(201).header("location", `/v1/datasets/${dataset.id}`).send(dataset);
   });
 
   app.get("/v1/datasets", {
+    config: { auth: "tenant" },
     schema: { operationId: "listDatasets", tags: ["datasets"], security, summary: "List datasets", response: { 200: z.object({ datasets: z.array(datasetSchema) }), 401: problemSchema } },
   }, async (request) => ({ datasets: await datasets.list(tenantOf(request)) }));
 
   app.get("/v1/datasets/:id", {
+    config: { auth: "tenant" },
     schema: {
       operationId: "getDataset", tags: ["datasets"], security, summary: "Get a dataset's description",
       params: z.object({ id: z.uuid() }), response: { 200: datasetSchema, 401: problemSchema, 404: problemSchema },

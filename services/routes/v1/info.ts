@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
 import { currentBackend } from "../../../lib/engine/backend.ts";
 import { SERVICE_VERSION } from "../../version.ts";
-import { ACTIVATIONS, LAYER_TYPES } from "../../../lib/spec/model-spec.ts";
+import { ACTIVATIONS, LAYER_TYPES } from "../../../lib/model-spec/model-spec-schema.ts";
 
 const infoSchema = z
   .object({

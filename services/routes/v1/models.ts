@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
-import { createModelSchema, modelNameSchema, modelSchema, validateModelResponseSchema } from "../../../lib/models/model-schema.ts";
-import { modelSpecSchema } from "../../../lib/spec/model-spec.ts";
+import { createModelSchema, modelNameSchema, modelSchema, validateModelResponseSchema } from "../../../lib/registry/model-schema.ts";
+import { modelSpecSchema } from "../../../lib/model-spec/model-spec-schema.ts";
 import { predictRequestSchema, predictResponseSchema } from "../../../lib/serving/predict-schema.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
@@ -11,6 +11,7 @@ export const modelRoutes: FastifyPluginAsyncZod = async (app) => {
   const security = [{ bearerAuth: [] }];
 
   app.post("/v1/models", {
+    config: { auth: "tenant" },
     schema: {
       operationId: "createModel", tags: ["models"], security, summary: "Register a model spec; it is validated and built before it is stored",
       body: createModelSchema, response: { 201: modelSchema, 400: problemSchema, 401: problemSchema, 409: problemSchema },
@@ -22,6 +23,7 @@ export const modelRoutes: FastifyPluginAsyncZod = async (app) => {
 
   // Google's custom-method style, as in :predict: check a spec without storing it.
   app.post("/v1/models::validate", {
+    config: { auth: "tenant" },
     schema: {
       operationId: "validateModel", tags: ["models"], security,
       summary: "Check a spec fully without storing it: shapes, training rules and limits; answers a per-layer summary",
@@ -31,10 +33,12 @@ export const modelRoutes: FastifyPluginAsyncZod = async (app) => {
   }, async (request) => ({ valid: true as const, ...models.validate(request.body.spec) }));
 
   app.get("/v1/models", {
+    config: { auth: "tenant" },
     schema: { operationId: "listModels", tags: ["models"], security, summary: "List models", response: { 200: z.object({ models: z.array(modelSchema) }), 401: problemSchema } },
   }, async (request) => ({ models: await models.list(tenantOf(request)) }));
 
   app.get("/v1/models/:name", {
+    config: { auth: "tenant" },
     schema: {
       operationId: "getModel", tags: ["models"], security, summary: "Get a model",
       params: z.object({ name: modelNameSchema }), response: { 200: modelSchema, 401: problemSchema, 404: problemSchema },
@@ -44,6 +48,7 @@ export const modelRoutes: FastifyPluginAsyncZod = async (app) => {
   // TF Serving's `/v1/models/{name}:predict`. The regex ends the parameter before the colon, and
   // `::` is the router's escape for a literal one.
   app.post("/v1/models/:name(^[A-Za-z0-9][A-Za-z0-9_.-]{0,99})::predict", {
+    config: { auth: "tenant" },
     // Batches of instances outgrow fastify's 1 MiB default quickly (1,000 MNIST rows are ~4 MB).
     bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES,
     schema: {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
-import { modelSpecSchema } from "../../../lib/spec/model-spec.ts";
-import { renderTemplate, TEMPLATES } from "../../../lib/spec/templates/index.ts";
+import { modelSpecSchema } from "../../../lib/model-spec/model-spec-schema.ts";
+import { renderTemplate, TEMPLATES } from "../../../lib/model-spec/templates/index.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 
 const templateInfoSchema = z

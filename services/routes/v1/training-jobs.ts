@@ -10,6 +10,7 @@ export const trainingJobRoutes: FastifyPluginAsyncZod = async (app) => {
   const params = z.object({ id: z.uuid() });
 
   app.post("/v1/training-jobs", {
+    config: { auth: "tenant" },
     schema: {
       operationId: "createTrainingJob", tags: ["training"], security, summary: "Queue a training job",
       body: createTrainingJobSchema, response: { 202: trainingJobSchema, 400: problemSchema, 401: problemSchema, 503: problemSchema },
@@ -20,10 +21,12 @@ export const trainingJobRoutes: FastifyPluginAsyncZod = async (app) => {
   });
 
   app.get("/v1/training-jobs", {
+    config: { auth: "tenant" },
     schema: { operationId: "listTrainingJobs", tags: ["training"], security, summary: "The 100 most recent training jobs", response: { 200: z.object({ trainingJobs: z.array(trainingJobSchema) }), 401: problemSchema } },
   }, async (request) => ({ trainingJobs: await jobs.list(tenantOf(request)) }));
 
   app.get("/v1/training-jobs/:id", {
+    config: { auth: "tenant" },
     schema: {
       operationId: "getTrainingJob", tags: ["training"], security, summary: "Status, progress and latest metrics of a job",
       params, response: { 200: trainingJobSchema, 401: problemSchema, 404: problemSchema },
@@ -31,6 +34,7 @@ export const trainingJobRoutes: FastifyPluginAsyncZod = async (app) => {
   }, async (request) => jobs.get(tenantOf(request), request.params.id));
 
   app.get("/v1/training-jobs/:id/metrics", {
+    config: { auth: "tenant" },
     schema: {
       operationId: "getTrainingJobMetrics", tags: ["training"], security, summary: "Every epoch's metrics",
       params, response: { 200: metricSeriesSchema, 401: problemSchema, 404: problemSchema },
@@ -38,6 +42,7 @@ export const trainingJobRoutes: FastifyPluginAsyncZod = async (app) => {
   }, async (request) => jobs.metrics(tenantOf(request), request.params.id));
 
   app.post("/v1/training-jobs/:id/cancel", {
+    config: { auth: "tenant" },
     schema: {
       operationId: "cancelTrainingJob", tags: ["training"], security, summary: "Cancel a job; a running job stops before its next batch",
       params, response: { 202: trainingJobSchema, 401: problemSchema, 404: problemSchema, 503: problemSchema },

@@ -1,10 +1,12 @@
 // Models: a named spec per tenant, built once before it is stored so a spec that cannot become a
-// network is refused at the door rather than failing in a worker.
+// network is refused at the door rather than failing in a worker. Their trained versions are
+// model-version-repository's.
 import { randomUUID } from "node:crypto";
 import { Prisma, type Db } from "../db/prisma.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
-import { buildModel, checkTraining, type ModelSummary } from "../spec/build-model.ts";
-import { modelInputs, modelOutputNames, modelSpecSchema, outputLoss, type ModelSpec } from "../spec/model-spec.ts";
+import { buildModel, type ModelSummary } from "../engine/build/build-model.ts";
+import { modelInputs, modelOutputNames, modelSpecSchema, type ModelSpec } from "../model-spec/model-spec-schema.ts";
+import { checkTraining } from "../model-spec/objectives.ts";
 import type { CreateModel, ModelView } from "./model-schema.ts";
 
 export interface ModelLimits {
@@ -45,17 +47,7 @@ const withLatest = { versions: { select: { version: true }, orderBy: { version: 
 export function inspectSpec(spec: ModelSpec, limits: ModelLimits): SpecReport {
   const { model, paramCount, inputShapes, outputShapes, summary } = buildModel(spec);
   model.dispose();
-  const problems = checkTraining(spec);
-  // A contrastive loss compares one distance per pair with its label: it needs a one-value output.
-  const outputNames = modelOutputNames(spec);
-  outputNames.forEach((name, k) => {
-    const { loss, path } = outputLoss(spec, name);
-    const shape = outputShapes[k];
-    if (loss === "contrastive" && !shape.every((d) => d === 1)) {
-      const which = outputNames.length > 1 ? `output '${name}'` : "output";
-      problems.push({ path, message: `contrastive needs one value per pair (a distance); the ${which} has shape [${shape.join(", ")}]` });
-    }
-  });
+  const problems = checkTraining(spec, outputShapes);
   if (summary.layers.length > limits.maxLayers) problems.push({ path: "spec", message: `has ${summary.layers.length} layers, the limit is ${limits.maxLayers}` });
   if (paramCount > limits.maxParams) problems.push({ path: "spec", message: `the model has ${paramCount} parameters, the limit is ${limits.maxParams}` });
   if (summary.flopsPerSample > limits.maxFlopsPerSample) {

@@ -4,7 +4,7 @@
 // deep inside a layer it did not write.
 import { z } from "zod";
 import { ValidationError } from "../../errors.ts";
-import { layerSpecSchema, modelSpecSchema, nodeSpecSchema, type ModelSpec } from "../model-spec.ts";
+import { formatShape, layerSpecSchema, modelSpecSchema, nodeSpecSchema, type ModelSpec } from "../model-spec-schema.ts";
 
 /** Specs as written (defaults still to fill); `finish` parses them into ModelSpec. */
 export type SpecInput = z.input<typeof modelSpecSchema>;
@@ -51,11 +51,10 @@ export const flagParam = () =>
 // --- input shapes
 const SHAPE_PATH = "querystring.inputShape";
 export const shapeError = (message: string): ValidationError => ValidationError.at(SHAPE_PATH, message);
-const show = (shape: number[]) => `[${shape.join(", ")}]`;
 
 /** An image [height, width, channels]; `minSide` is what the template's downsampling needs. */
 export function imageShape(shape: number[], minSide: number, why: string): { height: number; width: number; channels: number } {
-  if (shape.length !== 3) throw shapeError(`expected [height, width, channels], e.g. 32,32,3; got ${show(shape)}`);
+  if (shape.length !== 3) throw shapeError(`expected [height, width, channels], e.g. 32,32,3; got ${formatShape(shape)}`);
   const [height, width, channels] = shape;
   if (Math.min(height, width) < minSide) throw shapeError(`${height}×${width} is too small: ${why} needs at least ${minSide}×${minSide}`);
   return { height, width, channels };
@@ -65,7 +64,7 @@ export function imageShape(shape: number[], minSide: number, why: string): { hei
 export function sequenceShape(shape: number[]): { time: number; features?: number } {
   if (shape.length === 2) return { time: shape[0], features: shape[1] };
   if (shape.length === 1) return { time: shape[0] };
-  throw shapeError(`expected [time] (int32 token ids) or [time, features]; got ${show(shape)}`);
+  throw shapeError(`expected [time] (int32 token ids) or [time, features]; got ${formatShape(shape)}`);
 }
 
 // --- heads

@@ -218,3 +218,22 @@ export function outputLoss(spec: ModelSpec, output: string): { loss?: LossName; 
 export function modelInputs(spec: ModelSpec): { name: string; shape: (number | null)[] }[] {
   return isGraph(spec) ? Object.entries(spec.inputs).map(([name, i]) => ({ name, shape: i.shape })) : [{ name: DEFAULT_INPUT, shape: spec.input!.shape }];
 }
+
+/** The activation an output ends in (a shared node: the node it shares), for checking it against the loss. */
+export function finalActivation(spec: ModelSpec, output?: string): { activation: Activation | "none"; path: string } {
+  const pick = (l: NodeSpec | LayerSpec, path: string): { activation: Activation | "none"; path: string } => {
+    if ("activation" in l && typeof l.activation === "string") return { activation: l.activation, path: `${path}.activation` };
+    return { activation: "none", path };
+  };
+  if (isGraph(spec)) {
+    const name = output ?? spec.outputs[0];
+    let node = spec.nodes[name];
+    if (node?.type === "shared") node = spec.nodes[node.of];
+    return node ? pick(node, `spec.nodes.${name}`) : { activation: "none", path: `spec.outputs` };
+  }
+  const layers = spec.layers!;
+  return pick(layers[layers.length - 1], `spec.layers[${layers.length - 1}]`);
+}
+
+/** A shape as messages show it: `[28, 28, 1]`, a free dimension as null. */
+export const formatShape = (shape: readonly (number | null)[]) => `[${shape.map((d) => (d === null ? "null" : d)).join(", ")}]`;

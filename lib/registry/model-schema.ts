@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { modelSpecSchema } from "../spec/model-spec.ts";
+import { modelSpecSchema } from "../model-spec/model-spec-schema.ts";
+import { modelSummarySchema as summary } from "../model-spec/model-summary-schema.ts";
 
 export const modelNameSchema = z
   .string()
@@ -10,25 +11,7 @@ export type CreateModel = z.infer<typeof createModelSchema>;
 
 const shape = z.array(z.number().int().nullable()).describe("Without the batch axis; null is a free dimension.");
 
-export const modelSummarySchema = z
-  .object({
-    layers: z.array(
-      z.object({
-        name: z.string(),
-        type: z.string(),
-        path: z.string().describe("Where the layer is in the spec, e.g. spec.layers[2] or spec.nodes.res2_add."),
-        outputShape: shape,
-        params: z.number().int(),
-        flops: z.number().describe("Estimated forward FLOPs per sample (a multiply-add counts 2)."),
-      }),
-    ),
-    totalParams: z.number().int(),
-    trainableParams: z.number().int(),
-    flopsPerSample: z.number(),
-    weightBytes: z.number().int(),
-    activationBytesPerSample: z.number().int().describe("float32 activations of one sample's forward pass; free dimensions counted as 1."),
-  })
-  .meta({ id: "ModelSummary" });
+export const modelSummarySchema = summary.meta({ id: "ModelSummary" });
 
 export const validateModelResponseSchema = z
   .object({ valid: z.literal(true), inputShapes: z.array(shape), outputShapes: z.array(shape), summary: modelSummarySchema })

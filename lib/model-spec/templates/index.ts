@@ -1,7 +1,7 @@
 // The zoo: ready specs of well-known networks, as functions of the input shape and the number of
 // classes. `GET /v1/templates/{name}?inputShape=28,28,1&classes=10&depth=20` is renderTemplate.
 import { formatPath, NotFoundError, ValidationError, type FieldProblem } from "../../errors.ts";
-import type { ModelSpec } from "../model-spec.ts";
+import type { ModelSpec } from "../model-spec-schema.ts";
 import { alexnet } from "./alexnet.ts";
 import { charModel } from "./char-model.ts";
 import { densenet } from "./densenet.ts";

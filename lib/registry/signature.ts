@@ -1,11 +1,12 @@
-// What a model version records about how to call it, written by the worker when it registers the
+// What a model version records about how to call it, written when a training job registers the
 // version and read by serving: the inputs (names, and the row shapes it was trained on) and the
 // outputs (names, and what their numbers mean).
-import { DEFAULT_INPUT, DEFAULT_OUTPUT } from "../spec/model-spec.ts";
+import { DEFAULT_INPUT, DEFAULT_OUTPUT } from "../model-spec/model-spec-schema.ts";
+import type { Task } from "../model-spec/objectives.ts";
 
 export interface Signature {
   inputs: { name: string; shape: number[] }[];
-  outputs: { name: string; task: "classification" | "regression"; classes: string[] }[];
+  outputs: { name: string; task: Task; classes: string[] }[];
 }
 
 /** Reads a stored signature; versions from before named inputs and outputs kept one input's shape and one output's task. */

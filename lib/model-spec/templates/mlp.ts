@@ -1,6 +1,6 @@
 // The multilayer perceptron: dense layers with a nonlinearity, trained by backpropagation.
 import { z } from "zod";
-import { ACTIVATIONS } from "../model-spec.ts";
+import { ACTIVATIONS } from "../model-spec-schema.ts";
 import { classifierHead, defineTemplate, finish, intParam, numberParam, type LayerInput } from "./template-def.ts";
 
 // step and softmax make no sense between hidden layers: no gradient, and coupled units.

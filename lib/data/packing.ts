@@ -1,0 +1,85 @@
+// The packed form of a dataset: every input's rows one block after another as float32, every
+// output's labels likewise. Uploads are parsed into it, Postgres stores it as bytes, and a worker
+// unpacks it into what the training loop takes without parsing anything.
+import { ValidationError } from "../errors.ts";
+import type { DatasetInput, DatasetOutput } from "./dataset-schema.ts";
+
+/** An upload, parsed and checked completely, ready to store. */
+export interface ParsedDataset {
+  name: string;
+  inputs: DatasetInput[];
+  outputs: DatasetOutput[];
+  featureNames: string[];
+  /** Input after input, each rows × prod(shape) values. */
+  features: Float32Array<ArrayBuffer>;
+  /** Output after output, each rows × prod(shape) values. */
+  targets: Float32Array<ArrayBuffer>;
+  rows: number;
+}
+
+/** The numeric data of a stored dataset. */
+export interface DatasetTensors {
+  rows: number;
+  inputs: DatasetInput[];
+  outputs: DatasetOutput[];
+  /** Input after input, as stored. */
+  x: Float32Array;
+  /** Output after output, as stored. */
+  y: Float32Array;
+}
+
+export const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+export const toBytes = (a: Float32Array<ArrayBuffer>) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+export const toFloats = (b: Uint8Array) => {
+  // Prisma hands back a view that may not be 4-byte aligned: copy into a fresh buffer.
+  const copy = new Uint8Array(b.byteLength);
+  copy.set(b);
+  return new Float32Array(copy.buffer);
+};
+
+/** Splits rows stored one block after another (input after input, output after output) into named blocks. */
+function blocksOf<T extends { name: string; shape: number[] }>(rows: number, parts: T[], data: Float32Array): Map<string, T & { data: Float32Array }> {
+  const blocks = new Map<string, T & { data: Float32Array }>();
+  let offset = 0;
+  for (const part of parts) {
+    const n = rows * size(part.shape);
+    blocks.set(part.name, { ...part, data: data.subarray(offset, offset + n) });
+    offset += n;
+  }
+  return blocks;
+}
+
+/** The rows of one input, unpacked: `rows × prod(shape)` values. */
+export interface RowBlock {
+  data: Float32Array;
+  shape: number[];
+}
+
+/** A dataset's inputs and sets of labels as separate blocks, in a chosen order (the form the training loop takes). */
+export interface UnpackedDataset {
+  rows: number;
+  inputs: RowBlock[];
+  targets: (DatasetOutput & RowBlock)[];
+}
+
+/**
+ * Unpacks a dataset's inputs and sets of labels in the order given (a model's input and output
+ * names, as matched by lib/training/dataset-matching; omitted, the dataset's own order).
+ */
+export function unpack(d: DatasetTensors, inputOrder = d.inputs.map((i) => i.name), outputOrder = d.outputs.map((o) => o.name)): UnpackedDataset {
+  const inputs = blocksOf(d.rows, d.inputs, d.x);
+  const outputs = blocksOf(d.rows, d.outputs, d.y);
+  const get = <T>(blocks: Map<string, T>, name: string, what: string) => {
+    const block = blocks.get(name);
+    if (!block) throw ValidationError.at("dataset", `has no ${what} named '${name}' (it has ${[...blocks.keys()].join(", ")})`);
+    return block;
+  };
+  return {
+    rows: d.rows,
+    inputs: inputOrder.map((name) => {
+      const { data, shape } = get(inputs, name, "input");
+      return { data, shape };
+    }),
+    targets: outputOrder.map((name) => get(outputs, name, "output")),
+  };
+}

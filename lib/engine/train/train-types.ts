@@ -1,0 +1,65 @@
+// What the training loop takes and gives back. Plain data: the caller (lib/training) packs a
+// dataset into these, and the loop knows nothing of where it came from.
+import type { OptimizerConfig } from "../../model-spec/optimizer-schema.ts";
+import type { LossName } from "../../model-spec/model-spec-schema.ts";
+import type { OutputObjective, Task } from "../../model-spec/objectives.ts";
+
+export type { LossName, OptimizerConfig, OutputObjective };
+
+/** One tensor's worth of rows: `rows × prod(shape)` values, row-major. */
+export interface RowTensor {
+  data: Float32Array;
+  /** Shape of one row (without the batch axis). */
+  shape: number[];
+  dtype?: "float32" | "int32";
+}
+
+/** What one model output trains on: class ids (classification; one per position of `shape`) or values (regression). */
+export interface TargetTensor extends RowTensor {
+  /** The model output it trains. */
+  name: string;
+  task: Task;
+  classes: string[];
+}
+
+export interface TrainData {
+  rows: number;
+  /** One entry per model input, in the model's input order. */
+  inputs: RowTensor[];
+  /** One entry per model output, in the model's output order. */
+  targets: TargetTensor[];
+}
+
+/** A single loss for a one-output model, or one objective per output. */
+export type Objective = LossName | OutputObjective[];
+
+export interface TrainConfig {
+  epochs: number;
+  batchSize: number;
+  optimizer: OptimizerConfig;
+  validationSplit: number;
+  seed: number;
+  /** "perceptron": Rosenblatt's rule for a single dense layer with a step activation. */
+  mode?: "backprop" | "perceptron";
+}
+
+export type EpochMetrics = Record<string, number>;
+
+export interface TrainHooks {
+  /** Called after each epoch (1-based) with its metrics; may store a checkpoint. */
+  onEpochEnd?: (epoch: number, metrics: EpochMetrics) => Promise<void>;
+  /** Polled between batches: true stops training before the next batch. */
+  shouldStop?: () => Promise<boolean> | boolean;
+}
+
+export interface TrainResult {
+  stopped: boolean;
+  lastEpoch: number;
+  metrics: EpochMetrics;
+}
+
+/** Training itself shows that the configuration cannot work (the loss diverged). */
+export class TrainingDivergedError extends Error {}
+
+/** The model, data or configuration handed to the loop cannot be trained as given. */
+export class TrainingSetupError extends Error {}

@@ -1,0 +1,114 @@
+// The training loop. Written out rather than model.fit() because a job needs what fit hides:
+// seeded shuffles and dropout per epoch (exact resume), a cancel check between batches, loss
+// checks that fail fast on NaN, and a hook after every epoch that stores metrics and a checkpoint.
+import * as tf from "@tensorflow/tfjs";
+import { deriveSeed, mulberry32, permutation, withSeededRandom } from "../seeded-random.ts";
+import { targetTensor, lossValue, correctCount } from "./losses.ts";
+import { evaluate, metricsOf, objectivesOf, outputShapesOf, type Tally } from "./metrics.ts";
+import { perceptronParts, perceptronStep } from "./perceptron.ts";
+import { TrainingDivergedError, TrainingSetupError, type EpochMetrics, type Objective, type TrainConfig, type TrainData, type TrainHooks, type TrainResult } from "./train-types.ts";
+
+export * from "./train-types.ts";
+export { compileForTraining, createOptimizer } from "./optimizers.ts";
+export { evaluate } from "./metrics.ts";
+
+/** Splits rows into train and validation sets by a seeded permutation (data files are often sorted by class). */
+export function splitIndices(rows: number, validationSplit: number, seed: number): { train: Int32Array; validation: Int32Array } {
+  const order = permutation(rows, mulberry32(deriveSeed(seed, 0x5eed)));
+  const nVal = Math.floor(rows * validationSplit);
+  return { train: order.slice(0, rows - nVal), validation: order.slice(rows - nVal) };
+}
+
+/**
+ * Trains a compiled model from `startEpoch` (0 for a fresh job, the checkpoint's epoch to resume)
+ * to cfg.epochs. Math.random is seeded per epoch for the duration of that epoch.
+ */
+export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainConfig, objective: Objective, hooks: TrainHooks = {}, startEpoch = 0): Promise<TrainResult> {
+  const optimizer = model.optimizer;
+  if (!optimizer) throw new TrainingSetupError("train() needs a compiled model (compileForTraining)");
+  const objectives = objectivesOf(model, objective);
+  const outputShapes = outputShapesOf(model);
+  const { train: trainIdx, validation: valIdx } = splitIndices(data.rows, cfg.validationSplit, cfg.seed);
+  if (trainIdx.length === 0) throw new TrainingSetupError(`validationSplit ${cfg.validationSplit} leaves no training rows out of ${data.rows}`);
+
+  const allX = data.inputs.map((t) => tf.tensor(t.data, [data.rows, ...t.shape], t.dtype ?? "float32"));
+  const allY = data.targets.map((t, k) => targetTensor(t, data.rows, objectives[k].loss, outputShapes[k]));
+  const pick = (idx: Int32Array) => tf.tidy(() => {
+    const i = tf.tensor1d(idx, "int32");
+    return { xs: allX.map((x) => tf.gather(x, i)), ys: allY.map((y) => tf.gather(y, i)) };
+  });
+  const trainSet = pick(trainIdx);
+  const valSet = valIdx.length ? pick(valIdx) : undefined;
+  tf.dispose([...allX, ...allY]);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const decayed = cfg.optimizer.weightDecay ? vars.filter((v) => !/(bias|gamma|beta|moving_\w+)(_\d+)?$/.test(v.name)) : [];
+  const perceptron = cfg.mode === "perceptron" ? perceptronParts(model) : undefined;
+  const regularized = model.layers.some((l) => l.losses.length > 0);
+
+  let metrics: EpochMetrics = {};
+  let lastEpoch = startEpoch;
+  try {
+    for (let epoch = startEpoch + 1; epoch <= cfg.epochs; epoch++) {
+      const random = mulberry32(deriveSeed(cfg.seed, epoch));
+      const order = permutation(trainIdx.length, random);
+      const tally: Tally = { loss: 0, outputLoss: objectives.map(() => 0), correct: objectives.map(() => 0) };
+      let stopped = false;
+      await withSeededRandom(deriveSeed(cfg.seed, epoch + 0x10000), async () => {
+        for (let start = 0; start < order.length; start += cfg.batchSize) {
+          if (hooks.shouldStop && (await hooks.shouldStop())) {
+            stopped = true;
+            return;
+          }
+          const batchIdx = order.subarray(start, Math.min(start + cfg.batchSize, order.length));
+          const [batchLoss, outputLosses, batchCorrect] = tf.tidy((): [number, number[], number[]] => {
+            const i = tf.tensor1d(batchIdx, "int32");
+            const xb = trainSet.xs.map((x) => tf.gather(x, i));
+            const ybs = trainSet.ys.map((y) => tf.gather(y, i));
+            if (perceptron) {
+              const [l, c] = perceptronStep(perceptron, xb[0], ybs[0], cfg.optimizer.learningRate);
+              return [l, [l], [c]];
+            }
+            let preds: tf.Tensor[] = [];
+            let terms: tf.Scalar[] = [];
+            const { value, grads } = tf.variableGrads(() => {
+              const out = model.apply(xb.length === 1 ? xb[0] : xb, { training: true }) as tf.Tensor | tf.Tensor[];
+              // keep(): predictions and per-output losses outlive the gradient tape, for the metrics below.
+              preds = (Array.isArray(out) ? out : [out]).map((p) => tf.keep(p));
+              terms = preds.map((p, k) => tf.keep(lossValue(objectives[k].loss, ybs[k], p, objectives[k].margin)));
+              const weighted = terms.map((t, k) => (objectives[k].weight === 1 ? t : tf.mul(objectives[k].weight, t)));
+              // Regularizers (l1/l2 on kernels) add their penalty to the loss being minimized.
+              const extra = regularized ? (model as unknown as { calculateLosses(): tf.Scalar[] }).calculateLosses() : [];
+              const all = [...weighted, ...extra];
+              return (all.length === 1 ? all[0] : tf.addN(all)) as tf.Scalar;
+            }, vars);
+            optimizer.applyGradients(grads);
+            for (const v of decayed) v.assign(tf.mul(v, 1 - cfg.optimizer.learningRate * cfg.optimizer.weightDecay!));
+            const correct = objectives.map((o, k) => (o.loss === "meanSquaredError" ? 0 : correctCount(o.loss, ybs[k], preds[k], o.margin).dataSync()[0]));
+            // Read before disposing: with one output and no regularizer, `value` is terms[0] itself.
+            const losses = terms.map((t) => t.dataSync()[0]);
+            const total = value.dataSync()[0];
+            tf.dispose([...preds, ...terms]);
+            return [total, losses, correct];
+          });
+          if (!Number.isFinite(batchLoss)) {
+            throw new TrainingDivergedError(
+              `loss became ${batchLoss} at epoch ${epoch}, batch ${Math.floor(start / cfg.batchSize) + 1}: the gradients exploded; lower the learning rate or normalize the inputs`,
+            );
+          }
+          tally.loss += batchLoss * batchIdx.length;
+          outputLosses.forEach((l, k) => (tally.outputLoss[k] += l * batchIdx.length));
+          batchCorrect.forEach((c, k) => (tally.correct[k] += c));
+        }
+      });
+      if (stopped) return { stopped: true, lastEpoch, metrics };
+
+      metrics = metricsOf(objectives, outputShapes, tally, order.length);
+      if (valSet) Object.assign(metrics, evaluate(model, valSet.xs, valSet.ys, objectives, cfg.batchSize, "val_"));
+      lastEpoch = epoch;
+      await hooks.onEpochEnd?.(epoch, metrics);
+    }
+    return { stopped: false, lastEpoch, metrics };
+  } finally {
+    tf.dispose([...trainSet.xs, ...trainSet.ys, ...(valSet ? [...valSet.xs, ...valSet.ys] : [])]);
+  }
+}

@@ -1,0 +1,54 @@
+// The queue contract between the API (producer) and the workers (consumers): every queue's name,
+// job name, payload schema and job options live here and nowhere else. A job carries ids only,
+// never tensors, datasets or secrets; the worker reads everything else from Postgres.
+import { Queue, type ConnectionOptions, type JobsOptions } from "bullmq";
+import { z } from "zod";
+
+export const trainJobPayloadSchema = z.object({
+  jobId: z.uuid(),
+  tenantId: z.uuid(),
+});
+export type TrainJobPayload = z.infer<typeof trainJobPayloadSchema>;
+
+interface QueueDef<P extends z.ZodType> {
+  /** The BullMQ queue name (under the deployment's prefix). */
+  name: string;
+  /** The name of its jobs. */
+  job: string;
+  payload: P;
+  /** Options for one job, keyed by the id of the record it works on. */
+  options(id: string): JobsOptions;
+}
+
+export const QUEUES = {
+  training: {
+    name: "training",
+    job: "train",
+    payload: trainJobPayloadSchema,
+    options: (jobId: string): JobsOptions => ({
+      // The BullMQ job id is the training job's id: enqueueing twice is a no-op, not a second run.
+      jobId,
+      // Transient failures (a database blip, a worker that died) are retried and resume from the
+      // last checkpoint; configuration errors throw UnrecoverableError and are not retried.
+      attempts: 3,
+      backoff: { type: "exponential", delay: 2000 },
+      removeOnComplete: { age: 24 * 3600, count: 10_000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    }),
+  },
+} as const satisfies Record<string, QueueDef<z.ZodType>>;
+
+export function createTrainingQueue(connection: ConnectionOptions, prefix: string): Queue<TrainJobPayload> {
+  return new Queue<TrainJobPayload>(QUEUES.training.name, { connection, prefix });
+}
+
+/** Redis key the API sets to ask the worker running a job to stop; checked between batches. */
+export const cancelKey = (prefix: string, jobId: string) => `${prefix}:cancel:${jobId}`;
+export const CANCEL_TTL_SECONDS = 7 * 24 * 3600;
+
+/**
+ * Redis key every worker process on a host refreshes while alive; the host's container health
+ * check reads this one key (no scan of the keyspace).
+ */
+export const heartbeatKey = (prefix: string, host: string) => `${prefix}:worker-heartbeat:${host}`;
+export const HEARTBEAT_TTL_SECONDS = 30;
