@@ -63,3 +63,18 @@ export function formatPath(path: readonly PropertyKey[]): string {
   }
   return out;
 }
+
+const UNREACHABLE = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|Connection terminated|Can't reach database|Stream isn't writeable|Connection is closed|connect ETIMEDOUT|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)/i;
+
+/**
+ * True when an error says a backing service (Postgres, Redis) did not answer, rather than that the
+ * request or the job is wrong: the API answers 503, a worker waits and tries again.
+ */
+export function isDependencyDown(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, message, name } = e as { code?: string; message?: string; name?: string };
+    if (name === "PrismaClientInitializationError" || code === "P1001" || code === "P1017" || code === "57P01" || code === "57P03") return true;
+    if ((code && UNREACHABLE.test(code)) || (message && UNREACHABLE.test(message))) return true;
+  }
+  return false;
+}

@@ -4,9 +4,9 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from "@fa
 import type { ApiConfig } from "../lib/config/env.ts";
 import { initBackend } from "../lib/engine/backend.ts";
 import { authPlugin } from "./plugins/auth.ts";
-import { bodyDepthPlugin } from "./plugins/body-depth.ts";
+import { bodyGuardPlugin } from "./plugins/body-guard.ts";
 import { domainPlugin } from "./plugins/domain.ts";
-import { errorHandlerPlugin } from "./plugins/error-handler.ts";
+import { errorHandlerPlugin, frameworkError } from "./plugins/error-handler.ts";
 import { infrastructurePlugin } from "./plugins/infrastructure.ts";
 import { swaggerPlugin } from "./plugins/swagger.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -24,6 +24,7 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
     bodyLimit: 1024 * 1024,
     // Predict bodies and dataset uploads are large JSON; the default 1 MiB is raised per route.
     routerOptions: { maxParamLength: 200 },
+    frameworkErrors: frameworkError,
   }).withTypeProvider<ZodTypeProvider>();
   // The API builds models to validate specs and serves inference: it needs a backend too.
   await initBackend(config.TRAINYARD_BACKEND, (msg) => app.log.info(msg));
@@ -31,7 +32,7 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   app.setSerializerCompiler(serializerCompiler);
 
   await app.register(errorHandlerPlugin);
-  await app.register(bodyDepthPlugin);
+  await app.register(bodyGuardPlugin);
   await app.register(swaggerPlugin, { version: SERVICE_VERSION });
   await app.register(infrastructurePlugin, { config });
   await app.register(domainPlugin);

@@ -26,7 +26,12 @@ export default async function trainProcessor(job: SandboxedJob<TrainJobPayload>)
   const { jobId, tenantId } = parsed.data;
   try {
     const outcome = await runTrainingJob(
-      { db, redis, queuePrefix: config.TRAINYARD_QUEUE_PREFIX, progress: (p) => job.updateProgress(p), log: (m) => console.log(m) },
+      // No job.updateProgress: Postgres holds progress, and a progress message that fails in the
+      // parent (its Redis restarted empty) would fail the attempt while this child trains on.
+      {
+        db, redis, queuePrefix: config.TRAINYARD_QUEUE_PREFIX, log: (m) => console.log(m),
+        maxAttemptsWithoutProgress: config.TRAINYARD_MAX_ATTEMPTS_WITHOUT_PROGRESS, dependencyWaitMs: config.TRAINYARD_DEPENDENCY_WAIT_MS,
+      },
       jobId,
       tenantId,
     );

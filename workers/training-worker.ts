@@ -6,11 +6,14 @@ import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { WorkerConfig } from "../lib/config/env.ts";
 import { createPrisma } from "../lib/db/prisma.ts";
-import { HEARTBEAT_TTL_SECONDS, heartbeatKey, QUEUES, type TrainJobPayload } from "../lib/queue/queues.ts";
-import { markFailed } from "../lib/training/training-job-repository.ts";
+import { cappedBackoff, createTrainingQueue, HEARTBEAT_TTL_SECONDS, heartbeatKey, QUEUE_ATTEMPTS_BACKSTOP, QUEUES, type TrainJobPayload } from "../lib/queue/queues.ts";
+import { JobReconciler } from "../lib/training/job-reconciler.ts";
+import { markFailed, recordUnclaimedAttempt } from "../lib/training/training-job-repository.ts";
+import { guardSandboxStartup } from "./sandbox-startup-guard.ts";
 
 export interface TrainingWorker {
   worker: Worker<TrainJobPayload>;
+  reconciler: JobReconciler;
   close(): Promise<void>;
 }
 
@@ -29,12 +32,15 @@ export function createTrainingWorker(config: WorkerConfig, log: (msg: string) =>
     lockDuration: config.TRAINYARD_JOB_LOCK_MS,
     // Look for jobs whose worker died as often as a lock can expire, so they resume promptly.
     stalledInterval: Math.min(30_000, config.TRAINYARD_JOB_LOCK_MS),
-    // A job whose worker vanished is retried from its checkpoint; twice is enough to tell a job
-    // that kills its worker (e.g. out of memory) from a worker that was merely stopped.
-    maxStalledCount: 2,
+    // A job whose worker vanished is retried from its checkpoint. Whether a job that keeps killing
+    // its worker (e.g. out of memory) should fail is decided by progress, in Postgres (job-runner).
+    maxStalledCount: QUEUE_ATTEMPTS_BACKSTOP,
+    settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade, config.TRAINYARD_RETRY_DELAY_MS) },
     // The sandboxed child reads its configuration from the environment, like this process did.
     workerForkOptions: { env: { ...process.env, ...stringEnv(config) } },
   });
+  // A child that dies while starting must fail its attempt, not wedge the job forever (a BullMQ bug).
+  guardSandboxStartup(worker, log);
   worker.on("error", (err) => log(`worker error: ${err.message}`));
   worker.on("active", (job) => log(`job ${job.id} started (attempt ${job.attemptsMade + 1})`));
   worker.on("completed", (job, result) => log(`job ${job.id} ${(result as { outcome?: string } | undefined)?.outcome ?? "done"}`));
@@ -43,19 +49,44 @@ export function createTrainingWorker(config: WorkerConfig, log: (msg: string) =>
     const final = err.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
     log(`job ${job.id} failed${final ? "" : ", will retry"}: ${err.message}`);
     if (final) markFailed(db, job.data.jobId, err.message).catch((e: Error) => log(`could not record the failure: ${e.message}`));
+    // An attempt whose process never started never claimed the job, so no claim counted it: count
+    // it here, so that a job whose processes cannot start fails like one that makes no progress.
+    else if (/^Error initializing child/.test(err.message)) void countUnclaimed(job.data.jobId, err.message);
   });
+  const countUnclaimed = async (jobId: string, reason: string) => {
+    try {
+      const n = await recordUnclaimedAttempt(db, jobId, reason);
+      if (n >= config.TRAINYARD_MAX_ATTEMPTS_WITHOUT_PROGRESS) {
+        await markFailed(db, jobId, `the job made no progress in ${n} attempts in a row; the last could not start its process: ${reason}`);
+      }
+    } catch (e) {
+      log(`could not record the failed start of job ${jobId}: ${(e as Error).message}`);
+    }
+  };
 
   // One key per host, refreshed by every worker on it: the container health check reads one key.
   const beat = () => connection.set(heartbeatKey(config.TRAINYARD_QUEUE_PREFIX, hostname()), Date.now(), "EX", HEARTBEAT_TTL_SECONDS).catch(() => {});
   void beat();
   const heartbeat = setInterval(beat, 10_000);
 
+  // Makes the queue match Postgres after Redis lost jobs (a restart, an outage): see job-reconciler.
+  const producer = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  producer.on("error", () => {});
+  const queue = createTrainingQueue(producer, config.TRAINYARD_QUEUE_PREFIX);
+  queue.on("error", () => {});
+  const reconciler = new JobReconciler(db, queue, producer, config.TRAINYARD_QUEUE_PREFIX, log);
+  reconciler.start(config.TRAINYARD_RECONCILE_INTERVAL_MS);
+
   return {
     worker,
+    reconciler,
     async close() {
       clearInterval(heartbeat);
+      await reconciler.stop();
       // A job still running when this returns keeps its checkpoints; another worker resumes it once its lock expires.
       await Promise.race([worker.close(), new Promise((r) => setTimeout(r, 10_000))]);
+      await queue.close().catch(() => {});
+      producer.disconnect();
       connection.disconnect();
       await db.$disconnect();
     },

@@ -40,9 +40,14 @@ export class ApiKeyService {
   async create(tenantName: string, name: string): Promise<ApiKeyView & { key: string }> {
     const prefix = randomBytes(8).toString("hex");
     const key = `ty_${prefix}_${randomBytes(32).toString("base64url")}`;
-    const tenant = await this.db.tenant.upsert({ where: { name: tenantName }, create: { id: randomUUID(), name: tenantName }, update: {} });
-    const row = await this.db.apiKey.create({
-      data: { id: randomUUID(), tenantId: tenant.id, name, prefix, hash: sha256(key).toString("hex") },
+    // One transaction: a key that cannot be stored must not leave a new tenant without one behind.
+    const { tenant, row } = await this.db.$transaction(async (tx) => {
+      // INSERT ... ON CONFLICT DO NOTHING, not upsert (a read, then an insert): two keys created at
+      // once for a new tenant would both try to insert it, and one would fail on the unique name.
+      await tx.tenant.createMany({ data: [{ id: randomUUID(), name: tenantName }], skipDuplicates: true });
+      const tenant = await tx.tenant.findUniqueOrThrow({ where: { name: tenantName } });
+      const row = await tx.apiKey.create({ data: { id: randomUUID(), tenantId: tenant.id, name, prefix, hash: sha256(key).toString("hex") } });
+      return { tenant, row };
     });
     return { ...this.toView(row, tenant.name), key };
   }

@@ -43,6 +43,14 @@ export const workerConfigSchema = z.object({
   TRAINYARD_WORKER_CONCURRENCY: z.coerce.number().int().positive().default(1),
   /** How long a job's lock lives without renewal before another worker takes the job over. */
   TRAINYARD_JOB_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
+  /** A job fails when this many attempts in a row end (a crash, a dead worker, an error) before finishing an epoch. */
+  TRAINYARD_MAX_ATTEMPTS_WITHOUT_PROGRESS: z.coerce.number().int().min(1).max(1000).default(5),
+  /** First delay before a failed attempt is retried; it doubles with each retry, up to 15 times this. */
+  TRAINYARD_RETRY_DELAY_MS: z.coerce.number().int().min(0).default(2000),
+  /** How long a running attempt waits for an unreachable Postgres before it gives up (and a later attempt resumes). */
+  TRAINYARD_DEPENDENCY_WAIT_MS: z.coerce.number().int().min(0).default(300_000),
+  /** How often a worker re-enqueues jobs that Postgres says are queued or running but the queue has lost (a Redis restart). */
+  TRAINYARD_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(500).default(30_000),
 });
 
 export type ApiConfig = Readonly<z.infer<typeof apiConfigSchema>>;

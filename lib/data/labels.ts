@@ -3,11 +3,23 @@
 import { ValidationError } from "../errors.ts";
 import type { Task } from "./dataset-schema.ts";
 
+// Decimal notation only: Number() would also read "0x10" as 16, "0b1", "0o7" and "Infinity",
+// which in a data file are typos or other data, not values.
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** The one rule for numbers written as text (CSV cells, string labels): the finite decimal value, or NaN. */
+export function decimalValue(text: string): number {
+  const t = text.trim();
+  const v = DECIMAL.test(t) ? Number(t) : NaN;
+  return Number.isFinite(v) ? v : NaN;
+}
+
+/** `where(i)` names the i-th label's place; `path` names the labels as a whole (for too few classes). */
 export function encodeTargets(labels: (string | number)[], task: Task, where: (i: number) => string, path = "labels"): { targets: Float32Array<ArrayBuffer>; classes: string[] } {
   if (task === "regression") {
     const targets = new Float32Array(labels.length);
     labels.forEach((l, i) => {
-      const v = typeof l === "number" ? l : Number(l);
+      const v = typeof l === "number" ? l : decimalValue(l);
       if (typeof l === "string" && l.trim() === "") throw ValidationError.at(where(i), "label is empty");
       if (!Number.isFinite(v)) throw ValidationError.at(where(i), `label '${l}' is not a number (regression needs numeric labels)`);
       targets[i] = v;
@@ -20,9 +32,9 @@ export function encodeTargets(labels: (string | number)[], task: Task, where: (i
     return s;
   });
   const distinct = [...new Set(names)];
-  const numeric = distinct.every((s) => Number.isFinite(Number(s)));
+  const numeric = distinct.every((s) => !Number.isNaN(decimalValue(s)));
   // Sorted so that the same data always gives the same class ids, whatever the row order.
-  const classes = numeric ? distinct.sort((a, b) => Number(a) - Number(b)) : distinct.sort();
+  const classes = numeric ? distinct.sort((a, b) => decimalValue(a) - decimalValue(b)) : distinct.sort();
   if (classes.length < 2) throw ValidationError.at(path, `classification needs at least 2 classes, found ${classes.length}`);
   const index = new Map(classes.map((c, i) => [c, i]));
   return { targets: Float32Array.from(names, (n) => index.get(n)!), classes };

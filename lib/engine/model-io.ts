@@ -3,10 +3,16 @@
 import * as tf from "@tensorflow/tfjs";
 // Custom layers register themselves on import; they must be known before a model using them loads.
 import "./layers/index.ts";
+import { optimizerState, restoreOptimizerState, type OptimizerState } from "./train/optimizers.ts";
 
 export interface StoredModel {
-  /** `{ modelTopology, trainingConfig? }` — trainingConfig is present when optimizer state is included. */
-  topology: { modelTopology: object; trainingConfig?: object };
+  /**
+   * `{ modelTopology, trainingConfig?, optimizerState? }` — trainingConfig is present when the
+   * optimizer is included; optimizerState then carries what tfjs's optimizer weights leave out
+   * (Adam's β powers), so that a resumed job continues bit for bit. Ours, not tfjs's: other
+   * TensorFlow.js readers ignore it, and a checkpoint without it loads as tfjs alone loads it.
+   */
+  topology: { modelTopology: object; trainingConfig?: object; optimizerState?: OptimizerState };
   weightSpecs: tf.io.WeightsManifestEntry[];
   weights: Uint8Array<ArrayBuffer>;
 }
@@ -18,12 +24,16 @@ export function storedModelFrom(row: { topology: unknown; weightSpecs: unknown; 
 
 export async function saveModel(model: tf.LayersModel, includeOptimizer = false): Promise<StoredModel> {
   let saved: StoredModel | undefined;
+  const state = includeOptimizer && model.optimizer ? optimizerState(model.optimizer) : undefined;
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       const data = artifacts.weightData;
       const buffer = data === undefined ? new ArrayBuffer(0) : Array.isArray(data) ? tf.io.concatenateArrayBuffers(data) : data;
+      const topology: StoredModel["topology"] = { modelTopology: artifacts.modelTopology as object };
+      if (artifacts.trainingConfig) topology.trainingConfig = artifacts.trainingConfig as object;
+      if (state) topology.optimizerState = state;
       saved = {
-        topology: { modelTopology: artifacts.modelTopology as object, ...(artifacts.trainingConfig ? { trainingConfig: artifacts.trainingConfig as object } : {}) },
+        topology,
         weightSpecs: artifacts.weightSpecs ?? [],
         weights: new Uint8Array(buffer),
       };
@@ -37,7 +47,7 @@ export async function saveModel(model: tf.LayersModel, includeOptimizer = false)
 export async function loadModel(stored: StoredModel): Promise<tf.LayersModel> {
   // Copy: the stored bytes may be a view into a larger (or unaligned) buffer.
   const weightData = stored.weights.slice().buffer;
-  return tf.loadLayersModel(
+  const model = await tf.loadLayersModel(
     tf.io.fromMemory({
       modelTopology: stored.topology.modelTopology,
       trainingConfig: stored.topology.trainingConfig as tf.io.TrainingConfig | undefined,
@@ -45,4 +55,7 @@ export async function loadModel(stored: StoredModel): Promise<tf.LayersModel> {
       weightData,
     }),
   );
+  const state = stored.topology.optimizerState;
+  if (state && model.optimizer) restoreOptimizerState(model.optimizer, state);
+  return model;
 }

@@ -68,25 +68,40 @@ export function topologicalOrder(plan: Plan): PlanNode[] {
   plan.outputs.forEach((o, i) => {
     if (!byName.has(o) && !inputNames.has(o)) throw ValidationError.at(`${plan.outputsPath}[${i}]`, `no node named '${o}'`);
   });
+  // Depth first from each output, on an explicit stack rather than by recursion: a chain as long
+  // as a spec may be must not exhaust the call stack. The stack is the trail a cycle is named along.
   const order: PlanNode[] = [];
   const state = new Map<string, "visiting" | "done">();
-  const visit = (name: string, trail: string[]) => {
-    if (inputNames.has(name)) return;
-    const s = state.get(name);
-    if (s === "done") return;
-    const node = byName.get(name)!;
-    if (s === "visiting") {
-      const cycle = [...trail.slice(trail.indexOf(name)), name];
-      throw ValidationError.at(node.path, `is part of a cycle: ${cycle.join(" → ")}`);
-    }
-    state.set(name, "visiting");
-    for (const dep of node.inputs) visit(dep, [...trail, name]);
-    // A shared node needs the node it shares to exist first.
-    if (node.spec.type === "shared") visit(node.spec.of, [...trail, name]);
-    state.set(name, "done");
-    order.push(node);
+  // A shared node needs the node it shares to exist first.
+  const depsOf = (n: PlanNode) => (n.spec.type === "shared" ? [...n.inputs, n.spec.of] : n.inputs);
+  const stack: { node: PlanNode; deps: string[]; next: number }[] = [];
+  const depth = new Map<string, number>();
+  const enter = (node: PlanNode) => {
+    state.set(node.name, "visiting");
+    depth.set(node.name, stack.length);
+    stack.push({ node, deps: depsOf(node), next: 0 });
   };
-  for (const o of plan.outputs) visit(o, []);
+  for (const o of plan.outputs) {
+    if (inputNames.has(o) || state.has(o)) continue;
+    enter(byName.get(o)!);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      if (top.next === top.deps.length) {
+        stack.pop();
+        state.set(top.node.name, "done");
+        order.push(top.node);
+        continue;
+      }
+      const dep = top.deps[top.next++];
+      if (inputNames.has(dep) || state.get(dep) === "done") continue;
+      const node = byName.get(dep)!;
+      if (state.get(dep) === "visiting") {
+        const cycle = [...stack.slice(depth.get(dep)).map((f) => f.node.name), dep];
+        throw ValidationError.at(node.path, `is part of a cycle: ${cycle.join(" → ")}`);
+      }
+      enter(node);
+    }
+  }
   for (const n of plan.nodes) {
     if (!state.has(n.name)) throw ValidationError.at(n.path, "is not connected to any output");
   }

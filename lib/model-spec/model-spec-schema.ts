@@ -149,12 +149,15 @@ const trainingFields = {
 /** Names of a graph's inputs, nodes and outputs (and so of a dataset's named inputs and outputs). */
 export const nodeName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,99}$/, "node names are letters, digits, _ . - and start with a letter or _");
 
+/** The most layers (sequential) or nodes (graph) a spec may have: it bounds every walk over them. */
+export const MAX_NODES = 1000;
+
 // One object rather than a union of the two forms: a union would report a bad layer as "matches
 // neither form" instead of at its path.
 export const modelSpecSchema = z
   .object({
     input: inputSchema.optional().describe("Sequential specs: the input shape, batch axis excluded."),
-    layers: z.array(layerSpecSchema).min(1, "must have at least one layer").max(1000, "at most 1000 layers").optional().describe("Sequential specs: layers applied in order."),
+    layers: z.array(layerSpecSchema).min(1, "must have at least one layer").max(MAX_NODES, `at most ${MAX_NODES} layers`).optional().describe("Sequential specs: layers applied in order."),
     inputs: z.record(nodeName, inputSchema).optional().describe("Graph specs: named inputs."),
     nodes: z.record(nodeName, nodeSpecSchema).optional().describe("Graph specs: named nodes, each listing its inputs."),
     outputs: z.array(z.string().min(1)).min(1, "must name at least one output").optional().describe("Graph specs: the nodes whose values the model outputs."),
@@ -173,6 +176,8 @@ export const modelSpecSchema = z
         if (!spec[k]) ctx.addIssue({ code: "custom", path: [k], message: "is required in a graph spec" });
         else if (k !== "outputs" && Object.keys(spec[k]!).length === 0) ctx.addIssue({ code: "custom", path: [k], message: "must not be empty" });
       }
+      // A record has no .max(); here rather than on the field so the OpenAPI document keeps its shape.
+      if (spec.nodes && Object.keys(spec.nodes).length > MAX_NODES) ctx.addIssue({ code: "custom", path: ["nodes"], message: `at most ${MAX_NODES} nodes` });
     } else ctx.addIssue({ code: "custom", message: "expected a sequential spec ({input, layers}) or a graph spec ({inputs, nodes, outputs})" });
     for (const k of ["losses", "lossWeights"] as const) {
       for (const name of Object.keys(spec[k] ?? {})) {

@@ -10,6 +10,15 @@ export const trainJobPayloadSchema = z.object({
 });
 export type TrainJobPayload = z.infer<typeof trainJobPayloadSchema>;
 
+/** BullMQ's attempts (and stalls) per job: a backstop far beyond the progress rule in lib/training. */
+export const QUEUE_ATTEMPTS_BACKSTOP = 10_000;
+
+/** Retry delay: doubling from `base` and capped at 15 × base (2 s → 30 s), so that many retries never wait for hours. */
+export const CAPPED_BACKOFF = "capped-exponential";
+export function cappedBackoff(attemptsMade: number, base: number): number {
+  return Math.min(15 * base, base * 2 ** Math.max(0, Math.min(attemptsMade - 1, 10)));
+}
+
 interface QueueDef<P extends z.ZodType> {
   /** The BullMQ queue name (under the deployment's prefix). */
   name: string;
@@ -28,10 +37,12 @@ export const QUEUES = {
     options: (jobId: string): JobsOptions => ({
       // The BullMQ job id is the training job's id: enqueueing twice is a no-op, not a second run.
       jobId,
-      // Transient failures (a database blip, a worker that died) are retried and resume from the
-      // last checkpoint; configuration errors throw UnrecoverableError and are not retried.
-      attempts: 3,
-      backoff: { type: "exponential", delay: 2000 },
+      // Transient failures (a dead worker or process, an error) are retried and resume from the
+      // last checkpoint; configuration errors throw UnrecoverableError and are not retried. How
+      // many retries a job gets is decided in Postgres, by progress (a job fails after a number of
+      // attempts in a row that finished no epoch), so BullMQ's own count is only a backstop.
+      attempts: QUEUE_ATTEMPTS_BACKSTOP,
+      backoff: { type: CAPPED_BACKOFF },
       removeOnComplete: { age: 24 * 3600, count: 10_000 },
       removeOnFail: { age: 7 * 24 * 3600 },
     }),

@@ -5,15 +5,12 @@ import { randomUUID } from "node:crypto";
 import { Prisma, type Db } from "../db/prisma.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import { buildModel, type ModelSummary } from "../engine/build/build-model.ts";
+import { limitProblems, preflight, type SpecLimits } from "../engine/build/preflight.ts";
 import { modelInputs, modelOutputNames, modelSpecSchema, type ModelSpec } from "../model-spec/model-spec-schema.ts";
 import { checkTraining } from "../model-spec/objectives.ts";
 import type { CreateModel, ModelView } from "./model-schema.ts";
 
-export interface ModelLimits {
-  maxParams: number;
-  maxLayers: number;
-  maxFlopsPerSample: number;
-}
+export type ModelLimits = SpecLimits;
 
 export interface SpecReport {
   paramCount: number;
@@ -41,19 +38,16 @@ function toView(row: ModelRow): ModelView {
 const withLatest = { versions: { select: { version: true }, orderBy: { version: "desc" }, take: 1 } } as const;
 
 /**
- * Checks a spec completely — builds it (shapes), then training rules and limits — and frees the
+ * Checks a spec completely — shapes and limits from the preflight, which allocates nothing, then
+ * training rules, then a build with zeroed weights for what only tfjs finds — and frees the
  * weights at once. Returns what a person needs to judge it: shapes, parameters, FLOPs, memory.
  */
 export function inspectSpec(spec: ModelSpec, limits: ModelLimits): SpecReport {
-  const { model, paramCount, inputShapes, outputShapes, summary } = buildModel(spec);
-  model.dispose();
-  const problems = checkTraining(spec, outputShapes);
-  if (summary.layers.length > limits.maxLayers) problems.push({ path: "spec", message: `has ${summary.layers.length} layers, the limit is ${limits.maxLayers}` });
-  if (paramCount > limits.maxParams) problems.push({ path: "spec", message: `the model has ${paramCount} parameters, the limit is ${limits.maxParams}` });
-  if (summary.flopsPerSample > limits.maxFlopsPerSample) {
-    problems.push({ path: "spec", message: `the model needs about ${summary.flopsPerSample.toExponential(2)} FLOPs per sample, the limit is ${limits.maxFlopsPerSample.toExponential(2)}` });
-  }
+  const pre = preflight(spec, "spec", limits.maxLayers);
+  const problems = [...checkTraining(spec, pre.outputShapes), ...limitProblems(pre, limits)];
   if (problems.length) throw new ValidationError(problems);
+  const { model, paramCount, inputShapes, outputShapes, summary } = buildModel(spec, "spec", { preflight: pre, zeroWeights: true });
+  model.dispose();
   return { paramCount, inputShapes, outputShapes, summary };
 }
 

@@ -11,12 +11,13 @@ import { buildModel } from "../engine/build/build-model.ts";
 import { loadModel, saveModel } from "../engine/model-io.ts";
 import { deriveSeed, withSeededRandom } from "../engine/seeded-random.ts";
 import { compileForTraining, train, TrainingDivergedError, TrainingSetupError, type EpochMetrics } from "../engine/train/trainer.ts";
-import { ValidationError } from "../errors.ts";
+import { isDependencyDown, ValidationError } from "../errors.ts";
 import { modelInputs, modelSpecSchema } from "../model-spec/model-spec-schema.ts";
 import { cancelKey } from "../queue/queues.ts";
 import { ModelVersionRepository } from "../registry/model-version-repository.ts";
 import type { Signature } from "../registry/signature.ts";
 import { CheckpointStore } from "./checkpoint-store.ts";
+import { DependencyPatience } from "./dependency-patience.ts";
 import { matchModelToDataset } from "./dataset-matching.ts";
 import { claimJob, markCancelled, SupersededError, writeAsOwner } from "./training-job-repository.ts";
 import type { Hyperparameters } from "./training-job-schema.ts";
@@ -34,9 +35,13 @@ export interface RunContext {
   db: Db;
   redis: Redis;
   queuePrefix: string;
-  /** Reports progress to the queue (BullMQ job.updateProgress). */
-  progress?: (p: object) => Promise<void>;
+  /** Called after each epoch is stored (tests use it to act between epochs). */
+  progress?: (p: { epoch: number; epochs: number; metrics: EpochMetrics }) => Promise<void>;
   log?: (msg: string) => void;
+  /** The job fails when this many attempts in a row, this one included, have not finished an epoch (default 5). */
+  maxAttemptsWithoutProgress?: number;
+  /** How long this attempt waits for an unreachable database before giving up (default 5 minutes). */
+  dependencyWaitMs?: number;
 }
 
 /** skipped: nothing to do (cancelled while queued, or finished). superseded: another attempt took the job over. */
@@ -44,22 +49,32 @@ export type RunOutcome = "succeeded" | "cancelled" | "skipped" | "superseded";
 
 export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: string): Promise<RunOutcome> {
   const { db, redis } = ctx;
-  const row = await db.trainingJob.findFirst({ where: { id: jobId, tenantId }, include: { model: true } });
+  const patience = new DependencyPatience(ctx.dependencyWaitMs ?? 300_000, (m) => ctx.log?.(`job ${jobId}: ${m}`));
+  const row = await patience.run("loading the job", () => db.trainingJob.findFirst({ where: { id: jobId, tenantId }, include: { model: true } }));
   if (!row) throw new PermanentJobError(`training job ${jobId} does not exist`);
   // Every later write of this attempt names its number: a worker whose lock expired while it was
   // still alive finds itself superseded and stops, instead of training on next to its successor.
-  const attempt = await claimJob(db, jobId, row.startedAt);
-  if (attempt === null) {
+  const claim = await patience.run("claiming the job", () => claimJob(db, jobId));
+  if (!claim) {
     // Cancelled while queued, or already finished by an earlier attempt: nothing to do.
     if (row.status === "queued" || row.status === "running") await markCancelled(db, jobId);
     return "skipped";
+  }
+  const { attempt } = claim;
+  // Deaths that leave progress behind do not use up the job's life; only attempts that end
+  // without finishing an epoch count, so a job that cannot run fails, and says why.
+  const limit = ctx.maxAttemptsWithoutProgress ?? 5;
+  if (claim.attemptsWithoutProgress + 1 > limit) {
+    throw new PermanentJobError(
+      `the job made no progress in ${claim.attemptsWithoutProgress} attempts in a row (each stopped before finishing an epoch: its worker or process died, or it failed); it stands at epoch ${claim.epoch}`,
+    );
   }
 
   let model: tf.LayersModel | undefined;
   try {
     const hp = row.hyperparameters as Hyperparameters;
     const spec = parseOrFail(modelSpecSchema, row.model.spec, "model spec");
-    const dataset = await new DatasetRepository(db).loadTensors(tenantId, row.datasetId);
+    const dataset = await patience.run("loading the dataset", () => new DatasetRepository(db).loadTensors(tenantId, row.datasetId));
     // The job's model is built (or loaded) below; its stored output shapes are the same, and
     // deciding the match first fails a job that cannot train before any work.
     const outputShapes = (row.model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape);
@@ -67,7 +82,7 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
     const data = unpack(dataset, match.inputOrder, match.outputOrder);
 
     const checkpoints = new CheckpointStore(db);
-    const resume = await checkpoints.resumePoint(jobId);
+    const resume = await patience.run("loading the checkpoint", () => checkpoints.resumePoint(jobId));
     const startEpoch = resume?.epoch ?? 0;
     let metrics = (row.metrics as EpochMetrics | null) ?? {};
     if (resume) {
@@ -81,11 +96,16 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
     let lastCancelCheck = 0;
     const result = await train(model, data, { ...hp, mode: spec.mode }, match.objectives, {
       shouldStop: async () => {
-        if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId))) === 1) return true;
+        // Redis down: cannot see the fast signal now; the database flag below still counts.
+        if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId)).catch(() => 0)) === 1) return true;
         // The Redis signal is the fast path; the database flag is the record, checked now and then.
+        // An unreachable database stops nothing: the next epoch's write waits for it anyway.
         if (Date.now() - lastCancelCheck > 2000) {
           lastCancelCheck = Date.now();
-          const j = await db.trainingJob.findUnique({ where: { id: jobId }, select: { cancelRequested: true } });
+          const j = await db.trainingJob.findUnique({ where: { id: jobId }, select: { cancelRequested: true } }).catch((err) => {
+            if (isDependencyDown(err)) return { cancelRequested: false };
+            throw err;
+          });
           return j?.cancelRequested ?? true;
         }
         return false;
@@ -93,25 +113,28 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
       onEpochEnd: async (epoch, m) => {
         metrics = m;
         const saved = await saveModel(model!, true);
-        await db.$transaction(async (tx) => {
-          // First, so that the job row stays locked until commit: a claim waits for this epoch's
-          // checkpoint, and the attempt that takes over resumes from it.
-          await writeAsOwner(tx, jobId, attempt, { epoch, metrics: m });
-          await CheckpointStore.saveEpoch(tx, jobId, epoch, m, saved);
-        }, WRITE_TX);
+        await patience.run(`storing epoch ${epoch}`, () =>
+          db.$transaction(async (tx) => {
+            // First, so that the job row stays locked until commit: a claim waits for this epoch's
+            // checkpoint, and the attempt that takes over resumes from it.
+            const waited = patience.takeReport(epoch, attempt);
+            await writeAsOwner(tx, jobId, attempt, { epoch, metrics: m, attemptsWithoutProgress: 0, ...(waited ? { lastInterruption: waited } : {}) });
+            await CheckpointStore.saveEpoch(tx, jobId, epoch, m, saved);
+          }, WRITE_TX),
+        );
         await ctx.progress?.({ epoch, epochs: hp.epochs, metrics: m });
       },
     }, startEpoch);
 
     if (result.stopped) {
-      await markCancelled(db, jobId);
+      await patience.run("recording the cancellation", () => markCancelled(db, jobId));
       return "cancelled";
     }
     const signature: Signature = {
       inputs: modelInputs(spec).map((i, k) => ({ name: i.name, shape: data.inputs[k].shape })),
       outputs: match.objectives.map((o, k) => ({ name: o.name, task: match.labels[k].task, classes: match.labels[k].classes })),
     };
-    await registerVersion(db, { ...row, attempt }, model, signature, metrics);
+    await patience.run("registering the version", () => registerVersion(db, { ...row, attempt }, model!, signature, metrics));
     return "succeeded";
   } catch (err) {
     if (err instanceof SupersededError) {

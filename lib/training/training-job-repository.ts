@@ -1,24 +1,42 @@
 // Training job rows as the worker writes them. An attempt claims the job and gets a number; every
 // later write names that number (a fencing token), so an attempt that another one has superseded
 // (its lock expired while it was still alive: a long pause, a network split) cannot write again.
-import { Prisma, type Db } from "../db/prisma.ts";
+import type { Db, Prisma } from "../db/prisma.ts";
 
 /** Another attempt has claimed the job since this one did: this one must stop writing. */
 export class SupersededError extends Error {}
 
-/** Claims the job for a new attempt: its number, or null when the job is not there to run (cancelled, finished). */
-export async function claimJob(db: Db, jobId: string, startedAt: Date | null): Promise<number | null> {
-  const claimed = await db.trainingJob
-    .update({
-      where: { id: jobId, status: { in: ["queued", "running"] }, cancelRequested: false },
-      data: { status: "running", startedAt: startedAt ?? new Date(), attempts: { increment: 1 }, error: null },
-      select: { attempts: true },
-    })
-    .catch((err) => {
-      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2025") return null;
-      throw err;
-    });
-  return claimed?.attempts ?? null;
+export interface Claim {
+  /** This attempt's number (the fencing token of every later write). */
+  attempt: number;
+  /** Attempts in a row, before this one, that ended without finishing an epoch. */
+  attemptsWithoutProgress: number;
+  /** The epoch the job stands at: the last one stored. */
+  epoch: number;
+}
+
+/**
+ * Claims the job for a new attempt, or null when it is not there to run (cancelled, finished).
+ * One statement, so that it reads the row as it is when it takes it: whether the previous
+ * attempt made progress is judged from the epoch it started at (`claimEpoch`) and the one the job
+ * stands at now. An epoch being stored locks the row, so a claim waits for it and counts it.
+ */
+export async function claimJob(db: Db, jobId: string): Promise<Claim | null> {
+  const rows = await db.$queryRaw<Claim[]>`
+    UPDATE "TrainingJob" SET
+      "status" = 'running',
+      "startedAt" = COALESCE("startedAt", now()),
+      "attempts" = "attempts" + 1,
+      "error" = NULL,
+      "attemptsWithoutProgress" = CASE WHEN "attempts" > 0 AND "epoch" = "claimEpoch" THEN "attemptsWithoutProgress" + 1 ELSE 0 END,
+      "claimEpoch" = "epoch",
+      "lastInterruption" = CASE WHEN "attempts" > 0
+        THEN 'attempt ' || "attempts" || ' stopped before finishing (its worker or its process died, or it failed); attempt ' || ("attempts" + 1) || ' resumed at epoch ' || "epoch"
+        ELSE "lastInterruption" END,
+      "updatedAt" = now()
+    WHERE "id" = ${jobId}::uuid AND "status" IN ('queued', 'running') AND "cancelRequested" = false
+    RETURNING "attempts" AS attempt, "attemptsWithoutProgress", "epoch"`;
+  return rows[0] ?? null;
 }
 
 /**
@@ -28,6 +46,21 @@ export async function claimJob(db: Db, jobId: string, startedAt: Date | null): P
 export async function writeAsOwner(tx: Prisma.TransactionClient, jobId: string, attempt: number, data: Prisma.TrainingJobUpdateManyMutationInput): Promise<void> {
   const { count } = await tx.trainingJob.updateMany({ where: { id: jobId, attempts: attempt }, data });
   if (count === 0) throw new SupersededError(`job ${jobId}: attempt ${attempt} no longer owns it`);
+}
+
+/**
+ * Counts an attempt that failed before it could claim the job (its process died while starting)
+ * as an attempt without progress, as a claim would; returns how many there are now in a row.
+ */
+export async function recordUnclaimedAttempt(db: Db, jobId: string, reason: string): Promise<number> {
+  const rows = await db.$queryRaw<{ n: number }[]>`
+    UPDATE "TrainingJob" SET
+      "attemptsWithoutProgress" = "attemptsWithoutProgress" + 1,
+      "lastInterruption" = ${`an attempt failed before it could start: ${reason.slice(0, 500)}`},
+      "updatedAt" = now()
+    WHERE "id" = ${jobId}::uuid AND "status" IN ('queued', 'running')
+    RETURNING "attemptsWithoutProgress" AS n`;
+  return rows[0]?.n ?? 0;
 }
 
 export async function markCancelled(db: Db, jobId: string): Promise<void> {

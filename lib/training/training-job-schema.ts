@@ -40,6 +40,8 @@ export const trainingJobSchema = z
     metrics: metricsSchema.nullable(),
     error: z.string().nullable(),
     cancelRequested: z.boolean(),
+    attempts: z.number().int().describe("Attempts so far. A dead worker or process, or a transient error, starts another, which resumes from the last checkpoint."),
+    lastInterruption: z.string().nullable().describe("What last interrupted the job (an attempt that stopped, an unreachable database) and how it went on; null if nothing did."),
     modelVersion: z.number().int().nullable().describe("The model version this job produced, once it succeeded."),
     createdAt: z.iso.datetime(),
     startedAt: z.iso.datetime().nullable(),

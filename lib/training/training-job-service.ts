@@ -20,7 +20,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
 
 type JobRow = {
   id: string; status: TrainingJobView["status"]; datasetId: string; hyperparameters: unknown; epoch: number; epochs: number;
-  metrics: unknown; error: string | null; cancelRequested: boolean; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
+  metrics: unknown; error: string | null; cancelRequested: boolean; attempts: number; lastInterruption: string | null; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
   model: { name: string }; version: { version: number } | null;
 };
 
@@ -32,7 +32,7 @@ function toView(row: JobRow): TrainingJobView {
     hyperparameters: row.hyperparameters as TrainingJobView["hyperparameters"],
     progress: { epoch: row.epoch, epochs: row.epochs },
     metrics: (row.metrics as Record<string, number> | null) ?? null,
-    error: row.error, cancelRequested: row.cancelRequested, modelVersion: row.version?.version ?? null,
+    error: row.error, cancelRequested: row.cancelRequested, attempts: row.attempts, lastInterruption: row.lastInterruption, modelVersion: row.version?.version ?? null,
     createdAt: row.createdAt.toISOString(), startedAt: row.startedAt?.toISOString() ?? null, finishedAt: row.finishedAt?.toISOString() ?? null,
   };
 }

@@ -2,10 +2,10 @@
 // Domain errors map to their status; a dependency that does not answer maps to 503; anything
 // else is a 500 whose body says nothing internal (the log has the details).
 import fp from "fastify-plugin";
-import type { FastifyError, FastifyReply } from "fastify";
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "@fastify/type-provider-zod";
 import { z } from "zod";
-import { DomainError, ValidationError, type FieldProblem } from "../../lib/errors.ts";
+import { DomainError, isDependencyDown, ValidationError, type FieldProblem } from "../../lib/errors.ts";
 
 export const problemSchema = z
   .object({
@@ -32,15 +32,13 @@ function pathOf(context: string | undefined, instancePath: string): string {
   return out || (context ?? "body");
 }
 
-const UNREACHABLE = /ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|Connection terminated|Can't reach database|Stream isn't writeable|Connection is closed|connect ETIMEDOUT/i;
-
-function isDependencyDown(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const { code, message, name } = e as { code?: string; message?: string; name?: string };
-    if (name === "PrismaClientInitializationError" || code === "P1001" || code === "P1017") return true;
-    if ((code && UNREACHABLE.test(code)) || (message && UNREACHABLE.test(message))) return true;
-  }
-  return false;
+/**
+ * Fastify answers a malformed URL or an over-long path parameter while routing, before any error
+ * handler exists for the request; its `frameworkErrors` option sends those here, so that they too
+ * are problem+json.
+ */
+export function frameworkError(err: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  return send(reply, err.statusCode ?? 400, err.code ?? "Bad request", err.message);
 }
 
 export const errorHandlerPlugin = fp(

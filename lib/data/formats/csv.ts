@@ -4,8 +4,11 @@
 import { ValidationError } from "../../errors.ts";
 import { DEFAULT_INPUT, DEFAULT_OUTPUT } from "../../model-spec/model-spec-schema.ts";
 import type { Task } from "../dataset-schema.ts";
-import { encodeTargets } from "../labels.ts";
+import { decimalValue, encodeTargets } from "../labels.ts";
 import type { ParsedDataset } from "../packing.ts";
+
+/** The content types a CSV upload may be sent as. */
+export const CSV_MEDIA_TYPES: readonly string[] = ["text/csv", "application/csv"];
 
 export interface CsvTable {
   header: string[];
@@ -94,18 +97,34 @@ export function parseCsvDataset(text: string, opts: { name?: string; label?: str
     let k = 0;
     fields.forEach((raw, j) => {
       if (j === labelIndex) return labels.push(raw);
-      const v = raw.trim() === "" ? NaN : Number(raw);
-      if (!Number.isFinite(v)) {
+      const v = decimalValue(raw);
+      if (Number.isNaN(v)) {
         throw ValidationError.at(`CSV row ${table.rowNumbers[i]}`, `column '${table.header[j]}': '${raw}' is not a number`);
       }
       features[i * width + k++] = v;
     });
   });
-  const numericLabels = labels.every((l) => l.trim() !== "" && Number.isFinite(Number(l)));
+  const numericLabels = labels.every((l) => !Number.isNaN(decimalValue(l)));
   const task: Task = opts.task ?? (numericLabels ? "regression" : "classification");
-  const { targets, classes } = encodeTargets(labels, task, (i) => `CSV row ${table.rowNumbers[i]}, column '${labelColumn}'`);
+  const { targets, classes } = encodeTargets(labels, task, (i) => `CSV row ${table.rowNumbers[i]}, column '${labelColumn}'`, `CSV column '${labelColumn}'`);
   return {
     name: opts.name, inputs: [{ name: DEFAULT_INPUT, shape: [width] }], outputs: [{ name: DEFAULT_OUTPUT, task, classes, shape: [1] }], featureNames, features, targets,
     rows: table.rows.length,
   };
+}
+
+/**
+ * Where in a CSV the first field holding `needle` is, as a spreadsheet names it (`CSV row 17,
+ * column 'species'`), or undefined. Only asked once something is known to be wrong, so it may
+ * parse the whole text again; a CSV too broken to parse throws its own problem instead.
+ */
+export function whereInCsv(text: string, needle: string): string | undefined {
+  const table = parseCsv(text);
+  const h = table.header.findIndex((f) => f.includes(needle));
+  if (h >= 0) return `CSV header column ${h + 1}`;
+  for (let i = 0; i < table.rows.length; i++) {
+    const j = table.rows[i].findIndex((f) => f.includes(needle));
+    if (j >= 0) return `CSV row ${table.rowNumbers[i]}, column '${table.header[j]}'`;
+  }
+  return undefined;
 }

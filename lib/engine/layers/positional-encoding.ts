@@ -30,7 +30,9 @@ export class PositionalEncoding extends tf.layers.Layer {
   static className = "TrainyardPositionalEncoding";
   readonly maxLength: number;
   // A plain array, not a tensor: nothing to dispose, and a slice of it becomes a tensor per call.
-  private table: Float32Array | undefined;
+  // Computed for the longest sequence seen so far, not for maxLength at build: a spec may allow
+  // millions of steps, and building (which :validate does) must not compute them all.
+  private table: Float32Array = new Float32Array(0);
   private dModel = 0;
 
   constructor(args: PositionalEncodingConfig & LayerArgs) {
@@ -63,7 +65,6 @@ export class PositionalEncoding extends tf.layers.Layer {
     const dModel = this.checkShape(inputShape)[2];
     if (dModel === null) throw new Error(`${PositionalEncoding.className} needs a known dModel (last dimension)`);
     this.dModel = dModel;
-    this.table = sinusoidalEncoding(this.maxLength, dModel);
     this.built = true;
   }
 
@@ -76,7 +77,11 @@ export class PositionalEncoding extends tf.layers.Layer {
       const x = Array.isArray(inputs) ? inputs[0] : inputs;
       const time = x.shape[1] as number;
       this.checkTime(time);
-      const encoding = tf.tensor3d((this.table as Float32Array).subarray(0, time * this.dModel), [1, time, this.dModel]);
+      if (this.table.length < time * this.dModel) {
+        // Grow by doubling, so that sequences of growing length cost a logarithmic number of rebuilds.
+        this.table = sinusoidalEncoding(Math.min(this.maxLength, Math.max(time, 2 * (this.table.length / this.dModel))), this.dModel);
+      }
+      const encoding = tf.tensor3d(this.table.subarray(0, time * this.dModel), [1, time, this.dModel]);
       return tf.add(x, encoding);
     });
   }

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
+import { CSV_MEDIA_TYPES } from "../../../lib/data/formats/csv.ts";
 import { createDatasetCsvQuerySchema, createDatasetJsonSchema, datasetSchema, type CreateDatasetJson } from "../../../lib/data/dataset-schema.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
@@ -9,20 +10,21 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
   const security = [{ bearerAuth: [] }];
 
   // CSV arrives as one string; it is parsed (and checked row by row) in the dataset service.
-  app.addContentTypeParser(["text/csv", "application/csv"], { parseAs: "string", bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser([...CSV_MEDIA_TYPES], { parseAs: "string", bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES }, (_req, body, done) => done(null, body));
+  const csvSchema = z.string().describe("CSV with a header row; every column but the label must be numeric");
 
   app.post("/v1/datasets", {
     config: { auth: "tenant" },
     bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES,
     schema: {
       operationId: "createDataset", tags: ["datasets"], security,
-      summary: "Upload a dataset: JSON rows of numbers with labels, or a CSV (Content-Type: text/csv, ?name=&label=<column>)",
+      summary: "Upload a dataset: JSON rows of numbers with labels, or a CSV (Content-Type: text/csv, ?name=&label=<column>); gzip or deflate Content-Encoding accepted",
       querystring: createDatasetCsvQuerySchema,
       // One schema per content type, so a JSON problem is reported at its own path.
       body: {
         content: {
           "application/json": { schema: createDatasetJsonSchema },
-          "text/csv": { schema: z.string().describe("CSV with a header row; every column but the label must be numeric") },
+          ...Object.fromEntries(CSV_MEDIA_TYPES.map((type) => [type, { schema: csvSchema }])),
         },
       },
       response: { 201: datasetSchema, 400: problemSchema, 401: problemSchema, 413: problemSchema, 415: problemSchema },
