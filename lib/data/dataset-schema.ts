@@ -39,9 +39,36 @@ export const createDatasetJsonSchema = z
   .meta({ id: "CreateDataset" });
 export type CreateDatasetJson = z.infer<typeof createDatasetJsonSchema>;
 
-/** One named input of a dataset and the shape of one of its rows. */
-export const datasetInputSchema = z.object({ name: z.string(), shape: z.array(z.number().int()) });
+/** One column of a tabular input: numbers as they are, or categories stored as their code (index into `categories`). */
+export const columnSchema = z
+  .object({
+    name: z.string(),
+    kind: z.enum(["numeric", "categorical"]),
+    categories: z.array(z.string()).optional().describe("categorical: code i stands for categories[i] (sorted)."),
+    missing: z.number().int().optional().describe("Cells with no value, stored as NaN and filled by preprocessing (impute)."),
+  })
+  .meta({ id: "DatasetColumn" });
+export type DatasetColumn = z.infer<typeof columnSchema>;
+
+/**
+ * What an input holds, which decides its default preprocessing: `tabular` (flat rows of columns:
+ * standardized, categories one-hot), `image` ([H, W, C] pixels 0–255: scaled to [0, 1]),
+ * `sequence` ([time] token ids or [time, features]) and `tensor` (anything else; as uploaded).
+ */
+export const inputKindSchema = z.enum(["tabular", "image", "sequence", "tensor"]);
+export type InputKind = z.infer<typeof inputKindSchema>;
+
+/** One named input of a dataset and the shape of one of its rows (as stored: a categorical column is one code). */
+export const datasetInputSchema = z.object({
+  name: z.string(),
+  shape: z.array(z.number().int()),
+  kind: inputKindSchema.optional().describe("Absent on datasets stored before kinds: tabular for flat rows, tensor otherwise."),
+  columns: z.array(columnSchema).optional().describe("Tabular inputs: one entry per value of a row."),
+});
 export type DatasetInput = z.infer<typeof datasetInputSchema>;
+
+/** An input's kind, for datasets stored before kinds were recorded. */
+export const kindOf = (input: DatasetInput): InputKind => input.kind ?? (input.shape.length === 1 ? "tabular" : "tensor");
 
 /** One set of labels of a dataset: the model output it trains, its task and classes, the shape of one row's labels. */
 export const datasetOutputSchema = z.object({
@@ -52,12 +79,21 @@ export const datasetOutputSchema = z.object({
 });
 export type DatasetOutput = z.infer<typeof datasetOutputSchema>;
 
-export const createDatasetCsvQuerySchema = z.object({
-  name: z.string().trim().min(1).max(200).optional().describe("Dataset name (CSV uploads)."),
-  label: z.string().min(1).optional().describe("The CSV column that holds the label (CSV uploads)."),
+/** Query parameters of a raw-body upload (CSV, TSV, NDJSON, NumPy, image zips, text); each format reads those it knows. */
+export const uploadQuerySchema = z.object({
+  name: z.string().trim().min(1).max(200).optional().describe("Dataset name (required for raw-body uploads)."),
+  label: z.string().min(1).optional().describe("Tabular: the column that holds the label (default: the last)."),
   task: datasetTaskSchema.optional().describe("Default: classification when the label column has text, regression when numbers."),
+  categorical: z.string().optional().describe("Tabular: comma-separated columns to treat as categories even if they hold numbers."),
+  missing: z.enum(["error", "impute"]).optional().describe("Tabular: empty or NA cells are an error (default), or kept and filled in by preprocessing (impute)."),
+  imageSize: z.string().optional().describe("Image zips: H,W to resize every image to (required when sizes differ)."),
+  channels: z.enum(["1", "3"]).optional().describe("Image zips: 1 (grayscale) or 3 (RGB, default)."),
+  sequenceLength: z.string().optional().describe("Text: characters per training sequence (char models)."),
 });
-export type CreateDatasetCsvQuery = z.infer<typeof createDatasetCsvQuerySchema>;
+export type UploadQuery = z.infer<typeof uploadQuerySchema>;
+/** The query of a CSV upload (a subset of every raw-body upload's). */
+export const createDatasetCsvQuerySchema = uploadQuerySchema;
+export type CreateDatasetCsvQuery = UploadQuery;
 
 export const datasetSchema = z
   .object({

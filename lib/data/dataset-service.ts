@@ -1,9 +1,9 @@
 // Datasets, API side: an upload (JSON or CSV) is parsed and checked completely before one row is
 // written, then stored packed so that a worker loads it without parsing anything.
 import type { Db } from "../db/prisma.ts";
-import type { CreateDatasetCsvQuery, CreateDatasetJson, DatasetView } from "./dataset-schema.ts";
+import type { CreateDatasetJson, DatasetView, UploadQuery } from "./dataset-schema.ts";
 import { DatasetRepository } from "./dataset-repository.ts";
-import { parseCsvDataset } from "./formats/csv.ts";
+import { formatFor } from "./formats/index.ts";
 import { parseJsonDataset } from "./formats/json.ts";
 
 export class DatasetService {
@@ -13,9 +13,10 @@ export class DatasetService {
     this.repository = new DatasetRepository(db);
   }
 
-  /** A JSON body, or the text of a CSV with its query (name, label column, task). */
-  async upload(tenantId: string, body: CreateDatasetJson | string, query: CreateDatasetCsvQuery): Promise<DatasetView> {
-    const parsed = typeof body === "string" ? parseCsvDataset(body, query) : parseJsonDataset(body);
+  /** A JSON body (application/json), or a raw body in one of UPLOAD_FORMATS with its query. */
+  async upload(tenantId: string, mediaType: string | undefined, body: CreateDatasetJson | string | Buffer, query: UploadQuery): Promise<DatasetView> {
+    const format = formatFor(mediaType);
+    const parsed = format ? await format.parse(body as string | Buffer, query) : parseJsonDataset(body as CreateDatasetJson);
     return this.repository.create(tenantId, parsed);
   }
 

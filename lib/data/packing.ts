@@ -15,6 +15,8 @@ export interface ParsedDataset {
   /** Output after output, each rows × prod(shape) values. */
   targets: Float32Array<ArrayBuffer>;
   rows: number;
+  /** Things worth knowing that are not errors, e.g. numeric labels that look like class ids. */
+  warnings?: string[];
 }
 
 /** The numeric data of a stored dataset. */

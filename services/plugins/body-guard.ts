@@ -13,7 +13,7 @@ import { Readable, PassThrough } from "node:stream";
 import { createGunzip, createInflate } from "node:zlib";
 import fp from "fastify-plugin";
 import type { FastifyRequest } from "fastify";
-import { CSV_MEDIA_TYPES, whereInCsv } from "../../lib/data/formats/csv.ts";
+import { formatFor } from "../../lib/data/formats/index.ts";
 import { DomainError, ValidationError, type FieldProblem } from "../../lib/errors.ts";
 
 export const MAX_BODY_DEPTH = 64;
@@ -147,9 +147,13 @@ export const bodyGuardPlugin = fp(
       if (accepted && request.body === undefined) throw ValidationError.at("body", `is required: send ${accepted.join(" or ")}`);
       const { body } = request;
       let problem: FieldProblem | undefined;
-      if (typeof body === "string" && CSV_MEDIA_TYPES.includes(mediaTypeOf(request)!)) {
-        // Name the cell, as a spreadsheet would. Decoded from UTF-8 bytes, it holds no lone surrogate.
-        if (body.includes(NUL)) problem = { path: whereInCsv(body, NUL) ?? "CSV", message: NUL_MESSAGE };
+      const format = formatFor(mediaTypeOf(request));
+      if (typeof body === "string" && format) {
+        // Name the place, as the format does (a CSV's row and column). Decoded from UTF-8 bytes, a
+        // text body holds no lone surrogate.
+        if (body.includes(NUL)) problem = { path: format.locate?.(body, NUL) ?? format.name.toUpperCase(), message: NUL_MESSAGE };
+      } else if (Buffer.isBuffer(body)) {
+        // Binary formats (zip, npy) hold no text to check here; their parsers check names and labels.
       } else {
         problem = findProblem(body, MAX_BODY_DEPTH);
       }

@@ -7,9 +7,6 @@ import type { Task } from "../dataset-schema.ts";
 import { decimalValue, encodeTargets } from "../labels.ts";
 import type { ParsedDataset } from "../packing.ts";
 
-/** The content types a CSV upload may be sent as. */
-export const CSV_MEDIA_TYPES: readonly string[] = ["text/csv", "application/csv"];
-
 export interface CsvTable {
   header: string[];
   /** Data rows; `rowNumbers[i]` is the 1-based line of `rows[i]` in the file (header = 1). */

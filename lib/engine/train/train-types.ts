@@ -41,6 +41,8 @@ export interface TrainConfig {
   seed: number;
   /** "perceptron": Rosenblatt's rule for a single dense layer with a step activation. */
   mode?: "backprop" | "perceptron";
+  /** Rows to train and validate on (e.g. a stratified split made by the caller); default: a seeded split by validationSplit. */
+  split?: { train: Int32Array; validation: Int32Array };
 }
 
 export type EpochMetrics = Record<string, number>;

@@ -28,7 +28,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   if (!optimizer) throw new TrainingSetupError("train() needs a compiled model (compileForTraining)");
   const objectives = objectivesOf(model, objective);
   const outputShapes = outputShapesOf(model);
-  const { train: trainIdx, validation: valIdx } = splitIndices(data.rows, cfg.validationSplit, cfg.seed);
+  const { train: trainIdx, validation: valIdx } = cfg.split ?? splitIndices(data.rows, cfg.validationSplit, cfg.seed);
   if (trainIdx.length === 0) throw new TrainingSetupError(`validationSplit ${cfg.validationSplit} leaves no training rows out of ${data.rows}`);
 
   const allX = data.inputs.map((t) => tf.tensor(t.data, [data.rows, ...t.shape], t.dtype ?? "float32"));

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
-import { CSV_MEDIA_TYPES } from "../../../lib/data/formats/csv.ts";
-import { createDatasetCsvQuerySchema, createDatasetJsonSchema, datasetSchema, type CreateDatasetJson } from "../../../lib/data/dataset-schema.ts";
+import { UPLOAD_FORMATS } from "../../../lib/data/formats/index.ts";
+import { createDatasetJsonSchema, datasetSchema, uploadQuerySchema, type CreateDatasetJson } from "../../../lib/data/dataset-schema.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
 
@@ -9,9 +9,17 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
   const datasets = app.services.datasets;
   const security = [{ bearerAuth: [] }];
 
-  // CSV arrives as one string; it is parsed (and checked row by row) in the dataset service.
-  app.addContentTypeParser([...CSV_MEDIA_TYPES], { parseAs: "string", bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES }, (_req, body, done) => done(null, body));
-  const csvSchema = z.string().describe("CSV with a header row; every column but the label must be numeric");
+  // Raw-body formats arrive as a string (text) or a Buffer (binary); the format's parser in the
+  // dataset service checks them row by row.
+  for (const format of UPLOAD_FORMATS) {
+    app.addContentTypeParser([...format.mediaTypes], { parseAs: format.body === "text" ? "string" : "buffer", bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES }, (_req, body, done) => done(null, body));
+  }
+  const rawBodies = Object.fromEntries(
+    UPLOAD_FORMATS.flatMap((f) => {
+      const schema = f.body === "text" ? z.string().describe(f.description) : z.custom<Buffer>((v) => Buffer.isBuffer(v)).meta({ type: "string", format: "binary", description: f.description });
+      return f.mediaTypes.map((type) => [type, { schema }]);
+    }),
+  );
 
   app.post("/v1/datasets", {
     config: { auth: "tenant" },
@@ -19,12 +27,12 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
     schema: {
       operationId: "createDataset", tags: ["datasets"], security,
       summary: "Upload a dataset: JSON rows of numbers with labels, or a CSV (Content-Type: text/csv, ?name=&label=<column>); gzip or deflate Content-Encoding accepted",
-      querystring: createDatasetCsvQuerySchema,
+      querystring: uploadQuerySchema,
       // One schema per content type, so a JSON problem is reported at its own path.
       body: {
         content: {
           "application/json": { schema: createDatasetJsonSchema },
-          ...Object.fromEntries(CSV_MEDIA_TYPES.map((type) => [type, { schema: csvSchema }])),
+          ...rawBodies,
         },
       },
       response: { 201: datasetSchema, 400: problemSchema, 401: problemSchema, 413: problemSchema, 415: problemSchema },
@@ -32,7 +40,8 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
   }, async (request, reply) => {
     // The body was validated against the schema of its content type; the type provider cannot
     // express a per-content-type body, hence the cast.
-    const dataset = await datasets.upload(tenantOf(request), request.body as CreateDatasetJson | string, request.query);
+    const mediaType = request.headers["content-type"]?.split(";")[0].trim().toLowerCase();
+    const dataset = await datasets.upload(tenantOf(request), mediaType, request.body as CreateDatasetJson | string | Buffer, request.query);
     return reply.status(201).header("location", `/v1/datasets/${dataset.id}`).send(dataset);
   });
 
