@@ -11,6 +11,7 @@ import { infrastructurePlugin } from "./plugins/infrastructure.ts";
 import { swaggerPlugin } from "./plugins/swagger.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { apiKeyRoutes } from "./routes/v1/api-keys.ts";
+import { builtinDatasetRoutes } from "./routes/v1/builtin-datasets.ts";
 import { datasetRoutes } from "./routes/v1/datasets.ts";
 import { infoRoutes } from "./routes/v1/info.ts";
 import { modelRoutes } from "./routes/v1/models.ts";
@@ -42,6 +43,7 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(infoRoutes);
   await app.register(apiKeyRoutes);
   await app.register(datasetRoutes);
+  await app.register(builtinDatasetRoutes);
   await app.register(modelRoutes);
   await app.register(trainingJobRoutes);
   await app.register(templateRoutes);

@@ -12,16 +12,45 @@ const labelsSchema = z.array(nestedLabelsSchema, { error: "expected an array of 
 const rowsSchema = (what: string) =>
   z.array(z.array(nestedNumbersSchema), { error: `expected an array of rows${what}` }).min(1, "must have at least one row");
 
+/** One cell of a table: a number, a string (a category, or a number written as text), or null for a missing value. */
+const tableCellSchema = z.union([z.number(), z.string(), z.null()], { error: "expected a number, a string or null" });
+
+/** Longest `sequenceLength` of a `sequences` upload. */
+export const MAX_SEQUENCE_LENGTH = 65_536;
+
 export const createDatasetJsonSchema = z
   .object({
     name: z.string().trim().min(1, "must not be empty").max(200),
     features: rowsSchema("")
       .optional()
-      .describe("One input: one entry per row, numbers or nested arrays for images and sequences (e.g. 28×28×1). Give `features` or `inputs`."),
+      .describe("One input: one entry per row, numbers or nested arrays for images and sequences (e.g. 28×28×1). Give one of `features`, `inputs`, `rows`, `columns` or `sequences`."),
     inputs: z
       .record(nodeName, rowsSchema(" for this input"))
       .optional()
-      .describe("Several inputs (a siamese pair, an image with metadata): rows per input name, matched to the names of a graph spec's `inputs`. Give `features` or `inputs`."),
+      .describe("Several inputs (a siamese pair, an image with metadata): rows per input name, matched to the names of a graph spec's `inputs`. Give one of `features`, `inputs`, `rows`, `columns` or `sequences`."),
+    rows: z
+      .array(z.record(z.string(), tableCellSchema), { error: "expected an array of objects, one per row" })
+      .min(1, "must have at least one row")
+      .optional()
+      .describe("A table, one object of column values per row (every row the same keys): numbers become numeric columns, text categorical ones, null is missing; the `label` column holds the labels. Instead of `features` and `labels`."),
+    columns: z
+      .record(z.string(), z.array(tableCellSchema, { error: "expected an array of values, one per row" }))
+      .optional()
+      .describe("A table, one array of values per column (all the same length), read as `rows` are. Instead of `features` and `labels`."),
+    label: z.string().min(1).optional().describe("`rows` and `columns`: the column that holds the labels (default: the last)."),
+    categorical: z.array(z.string()).optional().describe("`rows` and `columns`: columns to treat as categories even if they hold numbers."),
+    missing: z
+      .enum(["error", "impute"])
+      .optional()
+      .describe("`rows` and `columns`: missing values (null, \"\", \"NA\", ...) are an error (default), or kept and filled in by preprocessing (impute)."),
+    sequences: z
+      .array(z.array(nestedNumbersSchema), { error: "expected an array of sequences, one per row" })
+      .min(1, "must have at least one row")
+      .optional()
+      .describe("Sequences of different lengths, one per row: token ids ([3, 1, 4]) or steps of features ([[0.1, 2], [0.3, 1]]), padded with 0 (token id 0 is padding) or truncated to `sequenceLength`. Instead of `features`."),
+    sequenceLength: z.number().int().positive().max(MAX_SEQUENCE_LENGTH).optional().describe("`sequences`: the length every sequence is padded or truncated to (default: the longest)."),
+    padding: z.enum(["post", "pre"]).optional().describe("`sequences`: pad at the end (post, default) or at the start (pre)."),
+    truncating: z.enum(["post", "pre"]).optional().describe("`sequences`: drop steps from the end (post, default: keep the first) or from the start (pre: keep the last)."),
     inputShape: z.array(z.number().int().positive()).min(1).optional().describe("Reshapes flat `features` rows, e.g. 784 numbers per row as [28, 28, 1]."),
     labels: labelsSchema
       .optional()
@@ -76,6 +105,7 @@ export const datasetOutputSchema = z.object({
   task: datasetTaskSchema,
   classes: z.array(z.string()),
   shape: z.array(z.number().int()).describe("Shape of one row's labels: [1] for a class or a value, [H, W] for a per-pixel mask."),
+  counts: z.array(z.number().int()).optional().describe("Classification: how many labels (rows, or pixels of masks) each class has, in the order of classes."),
 });
 export type DatasetOutput = z.infer<typeof datasetOutputSchema>;
 
@@ -108,6 +138,7 @@ export const datasetSchema = z
     targetSize: z.number().int(),
     targetShape: z.array(z.number().int()).describe("Shape of one row's target: [1] for a class or a value, [H, W] for a per-pixel mask."),
     outputs: z.array(datasetOutputSchema).describe("Every set of labels, by the model output it trains; task, classes and targetShape above describe the first."),
+    warnings: z.array(z.string()).describe("Things worth knowing that are not errors, e.g. numeric labels that look like class ids (upload with task=classification)."),
     createdAt: z.iso.datetime(),
   })
   .meta({ id: "Dataset" });

@@ -5,18 +5,23 @@ import type { CreateDatasetJson, DatasetView, UploadQuery } from "./dataset-sche
 import { DatasetRepository } from "./dataset-repository.ts";
 import { formatFor } from "./formats/index.ts";
 import { parseJsonDataset } from "./formats/json.ts";
+import { MULTIPART, parseMultipartDataset, type IncomingPart } from "./formats/multipart.ts";
+import { DEFAULT_UPLOAD_LIMITS, type UploadLimits } from "./formats/upload-limits.ts";
 
 export class DatasetService {
   private readonly repository: DatasetRepository;
 
-  constructor(db: Db) {
+  constructor(db: Db, private readonly limits: UploadLimits = DEFAULT_UPLOAD_LIMITS) {
     this.repository = new DatasetRepository(db);
   }
 
-  /** A JSON body (application/json), or a raw body in one of UPLOAD_FORMATS with its query. */
-  async upload(tenantId: string, mediaType: string | undefined, body: CreateDatasetJson | string | Buffer, query: UploadQuery): Promise<DatasetView> {
+  /** A JSON body (application/json), a raw body in one of UPLOAD_FORMATS with its query, or the parts of a multipart body. */
+  async upload(tenantId: string, mediaType: string | undefined, body: CreateDatasetJson | string | Buffer | AsyncIterable<IncomingPart>, query: UploadQuery): Promise<DatasetView> {
     const format = formatFor(mediaType);
-    const parsed = format ? await format.parse(body as string | Buffer, query) : parseJsonDataset(body as CreateDatasetJson);
+    const parsed =
+      mediaType === MULTIPART ? await parseMultipartDataset(body as AsyncIterable<IncomingPart>, query, this.limits)
+      : format ? await format.parse(body as string | Buffer, query, this.limits)
+      : parseJsonDataset(body as CreateDatasetJson);
     return this.repository.create(tenantId, parsed);
   }
 

@@ -31,11 +31,42 @@ export function encodeTargets(labels: (string | number)[], task: Task, where: (i
     if (!s) throw ValidationError.at(where(i), "label is empty");
     return s;
   });
-  const distinct = [...new Set(names)];
-  const numeric = distinct.every((s) => !Number.isNaN(decimalValue(s)));
-  // Sorted so that the same data always gives the same class ids, whatever the row order.
-  const classes = numeric ? distinct.sort((a, b) => decimalValue(a) - decimalValue(b)) : distinct.sort();
+  const classes = sortNames([...new Set(names)]);
   if (classes.length < 2) throw ValidationError.at(path, `classification needs at least 2 classes, found ${classes.length}`);
   const index = new Map(classes.map((c, i) => [c, i]));
   return { targets: Float32Array.from(names, (n) => index.get(n)!), classes };
+}
+
+/**
+ * Class names and categories in the order their ids follow, so that the same data always gives the
+ * same ids whatever the row order: by value when every name is a number ("2" before "10"), else
+ * by UTF-16 code unit (the same everywhere, unlike a locale's order).
+ */
+export function sortNames(names: string[]): string[] {
+  const numeric = names.every((s) => !Number.isNaN(decimalValue(s)));
+  if (!numeric) return names.sort();
+  return names.sort((a, b) => decimalValue(a) - decimalValue(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** At most this many distinct integers look like class ids whatever the number of rows… */
+const FEW_CLASSES = 20;
+/** …and at most this share of the rows does on a large dataset. */
+const FEW_CLASSES_SHARE = 0.05;
+
+/**
+ * How many distinct values regression targets hold when they look like class ids rather than
+ * values: integers only, at least 2 and few of them (at most 20, or 5% of the rows), each seen on
+ * two rows on average. Undefined when they look like values.
+ */
+export function classLikeIntegers(targets: ArrayLike<number>): number | undefined {
+  const rows = targets.length;
+  const limit = Math.min(Math.max(FEW_CLASSES, Math.floor(rows * FEW_CLASSES_SHARE)), Math.floor(rows / 2));
+  const distinct = new Set<number>();
+  for (let i = 0; i < rows; i++) {
+    const v = targets[i];
+    if (!Number.isInteger(v)) return undefined;
+    distinct.add(v);
+    if (distinct.size > limit) return undefined;
+  }
+  return distinct.size >= 2 ? distinct.size : undefined;
 }

@@ -22,6 +22,8 @@ export interface ParsedDataset {
 /** The numeric data of a stored dataset. */
 export interface DatasetTensors {
   rows: number;
+  /** Names of a tabular first input's columns (datasets stored before column metadata). */
+  featureNames: string[];
   inputs: DatasetInput[];
   outputs: DatasetOutput[];
   /** Input after input, as stored. */

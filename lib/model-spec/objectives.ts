@@ -99,7 +99,11 @@ export function lossFor(labels: LabelsInfo, outputShape: (number | null)[], requ
     if (requested && requested !== "meanSquaredError") throw ValidationError.at(lossAt, `${requested} needs a classification dataset; this one is regression`);
     const units = valuesIn(out);
     const want = valuesIn(labels.targetShape);
-    if (units !== want) throw ValidationError.at(at, `output ${formatShape(out)} has ${units} values, the regression dataset has ${want} target(s) per row`);
+    if (units !== want) {
+      // The usual cause: class ids uploaded as numbers, which read as regression targets.
+      const hint = units > 1 && want === 1 ? "; if the labels are class ids, upload the dataset with task=classification (?task=classification for files)" : "";
+      throw ValidationError.at(at, `output ${formatShape(out)} has ${units} values, the regression dataset has ${want} target(s) per row${hint}`);
+    }
     return "meanSquaredError";
   }
   if (requested === "meanSquaredError") throw ValidationError.at(lossAt, "meanSquaredError needs a regression dataset; this one is classification");

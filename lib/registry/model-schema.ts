@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { modelSpecSchema } from "../model-spec/model-spec-schema.ts";
 import { modelSummarySchema as summary } from "../model-spec/model-summary-schema.ts";
+import { signatureSchema } from "./signature.ts";
 
 export const modelNameSchema = z
   .string()
@@ -31,3 +32,14 @@ export const modelSchema = z
   })
   .meta({ id: "Model" });
 export type ModelView = z.infer<typeof modelSchema>;
+
+export const modelVersionSchema = z
+  .object({
+    version: z.number().int(),
+    jobId: z.uuid().describe("The training job that produced it."),
+    signature: signatureSchema,
+    metrics: z.record(z.string(), z.number()).describe("The last epoch's metrics, and test_ metrics when the job held out a test split."),
+    createdAt: z.iso.datetime(),
+  })
+  .meta({ id: "ModelVersion" });
+export type ModelVersionView = z.infer<typeof modelVersionSchema>;

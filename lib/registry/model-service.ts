@@ -8,7 +8,8 @@ import { buildModel, type ModelSummary } from "../engine/build/build-model.ts";
 import { limitProblems, preflight, type SpecLimits } from "../engine/build/preflight.ts";
 import { modelInputs, modelOutputNames, modelSpecSchema, type ModelSpec } from "../model-spec/model-spec-schema.ts";
 import { checkTraining } from "../model-spec/objectives.ts";
-import type { CreateModel, ModelView } from "./model-schema.ts";
+import type { CreateModel, ModelVersionView, ModelView } from "./model-schema.ts";
+import { ModelVersionRepository } from "./model-version-repository.ts";
 
 export type ModelLimits = SpecLimits;
 
@@ -52,7 +53,19 @@ export function inspectSpec(spec: ModelSpec, limits: ModelLimits): SpecReport {
 }
 
 export class ModelService {
-  constructor(private readonly db: Db, private readonly limits: ModelLimits) {}
+  private readonly versionRepository: ModelVersionRepository;
+
+  constructor(private readonly db: Db, private readonly limits: ModelLimits) {
+    this.versionRepository = new ModelVersionRepository(db);
+  }
+
+  versions(tenantId: string, name: string): Promise<ModelVersionView[]> {
+    return this.versionRepository.list(tenantId, name);
+  }
+
+  version(tenantId: string, name: string, version: number): Promise<ModelVersionView> {
+    return this.versionRepository.describe(tenantId, name, version);
+  }
 
   validate(spec: ModelSpec): SpecReport {
     return inspectSpec(spec, this.limits);

@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import type { Db, Prisma } from "../db/prisma.ts";
 import { storedModelFrom, type StoredModel } from "../engine/model-io.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
+import type { ModelVersionView } from "./model-schema.ts";
 import { readSignature, type Signature } from "./signature.ts";
 
 export interface NewVersion {
@@ -16,6 +17,11 @@ export interface NewVersion {
   model: StoredModel;
   metrics: Record<string, number>;
 }
+
+const VIEW = { version: true, jobId: true, signature: true, metrics: true, createdAt: true } as const;
+const toView = (r: { version: number; jobId: string; signature: unknown; metrics: unknown; createdAt: Date }): ModelVersionView => ({
+  version: r.version, jobId: r.jobId, signature: readSignature(r.signature), metrics: r.metrics as Record<string, number>, createdAt: r.createdAt.toISOString(),
+});
 
 export interface VersionRef {
   id: string;
@@ -49,6 +55,27 @@ export class ModelVersionRepository {
     const latest = await this.db.modelVersion.findFirst({ where: { modelId: model.id }, orderBy: { version: "desc" }, select: { id: true, version: true } });
     if (!latest) throw new ConflictError(`model '${modelName}' has no trained version yet; train it with POST /v1/training-jobs`);
     return latest;
+  }
+
+  /** The versions of a model, newest first, without their weights. */
+  async list(tenantId: string, modelName: string): Promise<ModelVersionView[]> {
+    const model = await this.modelId(tenantId, modelName);
+    const rows = await this.db.modelVersion.findMany({ where: { modelId: model }, select: VIEW, orderBy: { version: "desc" }, take: 1000 });
+    return rows.map(toView);
+  }
+
+  /** One version's description: its signature (with the fitted preprocessing) and metrics. */
+  async describe(tenantId: string, modelName: string, version: number): Promise<ModelVersionView> {
+    const model = await this.modelId(tenantId, modelName);
+    const row = await this.db.modelVersion.findUnique({ where: { modelId_version: { modelId: model, version } }, select: VIEW });
+    if (!row) throw new NotFoundError("model version", `${modelName}/${version}`);
+    return toView(row);
+  }
+
+  private async modelId(tenantId: string, modelName: string): Promise<string> {
+    const model = await this.db.model.findUnique({ where: { tenantId_name: { tenantId, name: modelName } }, select: { id: true } });
+    if (!model) throw new NotFoundError("model", modelName);
+    return model.id;
   }
 
   /** A version's weights and signature, to load for inference. */

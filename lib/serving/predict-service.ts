@@ -2,6 +2,7 @@
 // small LRU, answering TensorFlow Serving's row format.
 import * as tf from "@tensorflow/tfjs";
 import { flattenInto } from "../data/nested.ts";
+import { applyPreprocessing, encodeTabularInstance, fittedShape } from "../data/preprocessing/preprocessor.ts";
 import type { Db } from "../db/prisma.ts";
 import { loadModel } from "../engine/model-io.ts";
 import { ValidationError } from "../errors.ts";
@@ -36,7 +37,7 @@ export class PredictService {
     const { inputs, outputs } = loaded.signature;
     const xs = this.readInstances(inputs, instances);
     const predictions = tf.tidy((): Prediction[] => {
-      const x = xs.map((flat, k) => tf.tensor(flat, [instances.length, ...inputs[k].shape]));
+      const x = xs.map((input) => tf.tensor(input.data, [instances.length, ...input.shape]));
       const y = loaded.model.predict(x.length === 1 ? x[0] : x) as tf.Tensor | tf.Tensor[];
       if (!Array.isArray(y)) return y.arraySync() as Nested[][];
       const perOutput = y.map((t) => t.arraySync() as Nested[]);
@@ -46,15 +47,24 @@ export class PredictService {
   }
 
   /**
-   * Checks every instance against the model's inputs and packs them, one buffer per input. An
-   * instance is the input itself (one-input models) or an object of inputs by name.
+   * Checks every instance against the model's inputs and packs them, one buffer per input, then
+   * applies each input's fitted preprocessing (the training split's statistics) so that clients
+   * send raw values. An instance is the input itself (one-input models) or an object of inputs by
+   * name; a tabular input's row may also be an object of its columns by name, with category names.
    */
-  private readInstances(inputs: Signature["inputs"], instances: unknown[]): Float32Array[] {
+  private readInstances(inputs: Signature["inputs"], instances: unknown[]): { data: Float32Array; shape: number[] }[] {
+    const n = instances.length;
     const widths = inputs.map((i) => i.shape.reduce((a, b) => a * b, 1));
-    const xs = widths.map((w) => new Float32Array(instances.length * w));
+    const xs = widths.map((w) => new Float32Array(n * w));
     const names = inputs.map((i) => i.name);
+    const readOne = (k: number, value: unknown, i: number, path: string) => {
+      const fitted = inputs[k].preprocessing;
+      if (fitted?.kind === "tabular") xs[k].set(encodeTabularInstance(fitted.columns, value, path), i * widths[k]);
+      else flattenInto(value, inputs[k].shape, path, xs[k], i * widths[k]);
+    };
     instances.forEach((inst, i) => {
-      if (Array.isArray(inst) && inputs.length === 1) return flattenInto(inst, inputs[0].shape, `instances[${i}]`, xs[0], i * widths[0]);
+      const byInputName = isRecord(inst) && (inputs.length > 1 || Object.keys(inst).every((key) => names.includes(key)));
+      if (inputs.length === 1 && !byInputName) return readOne(0, inst, i, `instances[${i}]`);
       if (!isRecord(inst)) {
         throw ValidationError.at(`instances[${i}]`, `the model has ${inputs.length} inputs (${names.join(", ")}): expected an object of them by name`);
       }
@@ -62,10 +72,13 @@ export class PredictService {
       if (unknown.length) throw ValidationError.at(`instances[${i}].${unknown[0]}`, `is not an input of the model (its inputs: ${names.join(", ")})`);
       inputs.forEach((input, k) => {
         if (!(input.name in inst)) throw ValidationError.at(`instances[${i}]`, `lacks input '${input.name}'`);
-        flattenInto(inst[input.name], input.shape, `instances[${i}].${input.name}`, xs[k], i * widths[k]);
+        readOne(k, inst[input.name], i, `instances[${i}].${input.name}`);
       });
     });
-    return xs;
+    return xs.map((raw, k) => {
+      const fitted = inputs[k].preprocessing;
+      return fitted ? { data: applyPreprocessing(fitted, raw, n, "instances"), shape: fittedShape(fitted, inputs[k].shape) } : { data: raw, shape: inputs[k].shape };
+    });
   }
 
   private load(versionId: string): Promise<Loaded> {

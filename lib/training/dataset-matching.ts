@@ -2,6 +2,8 @@
 // input, which labels train each output, and with which loss. The API checks this before a job is
 // queued (so a mismatch is a 400, not a failed job); the worker uses the same answer to train.
 import type { DatasetInput, DatasetOutput } from "../data/dataset-schema.ts";
+import { processedShape, specFor } from "../data/preprocessing/preprocessor.ts";
+import type { PreprocessingField } from "../data/preprocessing/preprocessing-schema.ts";
 import { ValidationError } from "../errors.ts";
 import { formatShape, modelInputs, modelOutputNames, type ModelSpec } from "../model-spec/model-spec-schema.ts";
 import { objectivesFor, type OutputObjective } from "../model-spec/objectives.ts";
@@ -16,9 +18,19 @@ export interface DatasetMatch {
   objectives: OutputObjective[];
 }
 
-/** Pairs a spec (and its built output shapes) with a dataset's inputs and labels, and picks each output's loss; a 400 says what does not fit. */
-export function matchModelToDataset(spec: ModelSpec, outputShapes: (number | null)[][], dataset: { inputs: DatasetInput[]; outputs: DatasetOutput[] }): DatasetMatch {
-  const inputOrder = matchInputs(modelInputs(spec), dataset.inputs);
+/**
+ * Pairs a spec (and its built output shapes) with a dataset's inputs and labels, and picks each
+ * output's loss; a 400 says what does not fit. Inputs are compared after preprocessing (a tabular
+ * input's one-hot columns widen it), as declared by `preprocessing` or by default.
+ */
+export function matchModelToDataset(
+  spec: ModelSpec,
+  outputShapes: (number | null)[][],
+  dataset: { inputs: DatasetInput[]; outputs: DatasetOutput[] },
+  preprocessing?: PreprocessingField,
+): DatasetMatch {
+  const processed = dataset.inputs.map((i) => ({ ...i, shape: processedShape(i, specFor(preprocessing, i.name)), stored: i.shape }));
+  const inputOrder = matchInputs(modelInputs(spec), processed);
   const labels = matchOutputs(modelOutputNames(spec), dataset.outputs);
   const objectives = objectivesFor(spec, outputShapes, labels.map((l) => ({ task: l.task, classes: l.classes, targetShape: l.shape })));
   return { inputOrder, outputOrder: labels.map((l) => l.name), labels, objectives };
@@ -41,7 +53,7 @@ function pairByName<T extends { name: string }>(names: string[], parts: T[], mis
  * Pairs a model's inputs with a dataset's and checks their shapes. Returns the dataset input
  * names in the model's order, or throws a 400 that says which input is missing or does not fit.
  */
-export function matchInputs(model: { name: string; shape: (number | null)[] }[], dataset: DatasetInput[]): string[] {
+export function matchInputs(model: { name: string; shape: (number | null)[] }[], dataset: (DatasetInput & { stored?: number[] })[]): string[] {
   const names = model.map((m) => m.name);
   const pairs = pairByName(names, dataset, (name) => `has no input named '${name}' for the model's input of that name (the dataset's inputs: ${dataset.map((i) => i.name).join(", ")})`);
   return pairs.map((d, k) => {
@@ -49,7 +61,8 @@ export function matchInputs(model: { name: string; shape: (number | null)[] }[],
     const fits = m.shape.length === d.shape.length && m.shape.every((dim, i) => dim === null || dim === d.shape[i]);
     if (!fits) {
       const which = model.length === 1 ? "input shape" : `input '${m.name}' shape`;
-      throw ValidationError.at("model", `${which} ${formatShape(m.shape)} does not match the dataset's rows ${formatShape(d.shape)}`);
+      const after = d.stored && formatShape(d.stored) !== formatShape(d.shape) ? ` after preprocessing (${formatShape(d.stored)} as stored; categorical columns are one-hot)` : "";
+      throw ValidationError.at("model", `${which} ${formatShape(m.shape)} does not match the dataset's rows ${formatShape(d.shape)}${after}`);
     }
     return d.name;
   });

@@ -10,6 +10,7 @@ import { Prisma, type Db } from "../db/prisma.ts";
 import { buildModel } from "../engine/build/build-model.ts";
 import { loadModel, saveModel } from "../engine/model-io.ts";
 import { deriveSeed, withSeededRandom } from "../engine/seeded-random.ts";
+import { evaluateRows } from "../engine/train/metrics.ts";
 import { compileForTraining, train, TrainingDivergedError, TrainingSetupError, type EpochMetrics } from "../engine/train/trainer.ts";
 import { isDependencyDown, ValidationError } from "../errors.ts";
 import { modelInputs, modelSpecSchema } from "../model-spec/model-spec-schema.ts";
@@ -18,6 +19,7 @@ import { ModelVersionRepository } from "../registry/model-version-repository.ts"
 import type { Signature } from "../registry/signature.ts";
 import { CheckpointStore } from "./checkpoint-store.ts";
 import { DependencyPatience } from "./dependency-patience.ts";
+import { prepareData } from "./data-preparation.ts";
 import { matchModelToDataset } from "./dataset-matching.ts";
 import { claimJob, markCancelled, SupersededError, writeAsOwner } from "./training-job-repository.ts";
 import type { Hyperparameters } from "./training-job-schema.ts";
@@ -78,8 +80,10 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
     // The job's model is built (or loaded) below; its stored output shapes are the same, and
     // deciding the match first fails a job that cannot train before any work.
     const outputShapes = (row.model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape);
-    const match = matchModelToDataset(spec, outputShapes, dataset);
-    const data = unpack(dataset, match.inputOrder, match.outputOrder);
+    const match = matchModelToDataset(spec, outputShapes, dataset, hp.preprocessing);
+    // Split, and preprocessing fitted on the training rows: the same on every attempt.
+    const prepared = prepareData(dataset, unpack(dataset, match.inputOrder, match.outputOrder), match.inputOrder, hp);
+    const { data, split } = prepared;
 
     const checkpoints = new CheckpointStore(db);
     const resume = await patience.run("loading the checkpoint", () => checkpoints.resumePoint(jobId));
@@ -94,7 +98,7 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
     }
 
     let lastCancelCheck = 0;
-    const result = await train(model, data, { ...hp, mode: spec.mode }, match.objectives, {
+    const result = await train(model, data, { ...hp, mode: spec.mode, split: { train: split.train, validation: split.validation } }, match.objectives, {
       shouldStop: async () => {
         // Redis down: cannot see the fast signal now; the database flag below still counts.
         if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId)).catch(() => 0)) === 1) return true;
@@ -130,8 +134,14 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
       await patience.run("recording the cancellation", () => markCancelled(db, jobId));
       return "cancelled";
     }
+    // Held-out rows are scored once, at the end: they never steered training.
+    if (split.test.length) metrics = { ...metrics, ...evaluateRows(model, data, split.test, match.objectives, hp.batchSize, "test_") };
     const signature: Signature = {
-      inputs: modelInputs(spec).map((i, k) => ({ name: i.name, shape: data.inputs[k].shape })),
+      inputs: modelInputs(spec).map((i, k) => ({
+        name: i.name,
+        shape: prepared.inputs[k].rawShape,
+        ...(prepared.inputs[k].fitted ? { preprocessing: prepared.inputs[k].fitted } : {}),
+      })),
       outputs: match.objectives.map((o, k) => ({ name: o.name, task: match.labels[k].task, classes: match.labels[k].classes })),
     };
     await patience.run("registering the version", () => registerVersion(db, { ...row, attempt }, model!, signature, metrics));

@@ -1,5 +1,7 @@
 // Request/response shapes for training jobs.
 import { z } from "zod";
+import { preprocessingFieldSchema } from "../data/preprocessing/preprocessing-schema.ts";
+import { augmentationSchema } from "../model-spec/augmentation-schema.ts";
 import { optimizerSchema } from "../model-spec/optimizer-schema.ts";
 
 /** What a job trains with; stored with the job, so a retry or a resume uses exactly the same. */
@@ -8,14 +10,23 @@ export const hyperparametersSchema = z.object({
   batchSize: z.number().int("expected an integer").min(1, "must be >= 1").max(65_536).default(32),
   optimizer: optimizerSchema.default({ type: "adam", learningRate: 0.001 }),
   validationSplit: z.number().min(0, "must be >= 0").lt(1, "must be < 1").default(0.2),
+  testSplit: z.number().min(0, "must be >= 0").lt(1, "must be < 1").default(0).describe("Rows held out until training ends; their metrics (test_loss, test_accuracy) are stored with the model version."),
+  stratify: z.boolean().optional().describe("Split each class in the same proportions (default: true when the first output is a classification)."),
+  preprocessing: preprocessingFieldSchema
+    .optional()
+    .describe("How inputs are prepared, one spec for all or one per input name. Default: tabular numeric columns standardized, categorical ones one-hot, images scaled to [0, 1]. Fitted on the training split and applied by :predict."),
+  augmentation: augmentationSchema.optional(),
   seed: z.number().int("expected an integer").min(0).max(2 ** 32 - 1).optional().describe("Same seed, same result on the same backend. Chosen at random and recorded when omitted."),
 });
-export type Hyperparameters = Required<z.infer<typeof hyperparametersSchema>>;
+export type Hyperparameters = z.infer<typeof hyperparametersSchema> & { seed: number };
 
 export const createTrainingJobSchema = hyperparametersSchema
   .extend({
     model: z.string().min(1).describe("Name of the model to train."),
     dataset: z.uuid({ error: "expected a dataset id (uuid)" }),
+  })
+  .superRefine((job, ctx) => {
+    if (job.validationSplit + job.testSplit >= 1) ctx.addIssue({ code: "custom", path: ["testSplit"], message: `with validationSplit ${job.validationSplit}, leaves no rows to train on` });
   })
   .meta({ id: "CreateTrainingJob" });
 export type CreateTrainingJob = z.infer<typeof createTrainingJobSchema>;
@@ -34,8 +45,11 @@ export const trainingJobSchema = z
       batchSize: z.number().int(),
       optimizer: z.object({ type: z.enum(["sgd", "adam", "rmsprop", "adagrad"]), learningRate: z.number() }).catchall(z.union([z.number(), z.boolean()])),
       validationSplit: z.number(),
+      testSplit: z.number().optional(),
+      stratify: z.boolean().optional(),
+      preprocessing: preprocessingFieldSchema.optional(),
       seed: z.number().int(),
-    }),
+    }).loose(),
     progress: z.object({ epoch: z.number().int(), epochs: z.number().int() }),
     metrics: metricsSchema.nullable(),
     error: z.string().nullable(),

@@ -6,8 +6,10 @@ import type { Redis } from "ioredis";
 import { DatasetRepository } from "../data/dataset-repository.ts";
 import type { Db } from "../db/prisma.ts";
 import { NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
+import { checkAugmentation } from "../model-spec/augmentation-schema.ts";
 import { modelSpecSchema } from "../model-spec/model-spec-schema.ts";
 import { CANCEL_TTL_SECONDS, cancelKey, QUEUES, type TrainJobPayload } from "../queue/queues.ts";
+import { strataOutput, stratifyProblem } from "./data-split.ts";
 import { matchModelToDataset } from "./dataset-matching.ts";
 import type { CreateTrainingJob, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 
@@ -54,9 +56,14 @@ export class TrainingJobService {
 
     const spec = modelSpecSchema.parse(model.spec);
     const outputShapes = (model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape);
-    matchModelToDataset(spec, outputShapes, dataset);
-    const trainRows = dataset.rows - Math.floor(dataset.rows * rest.validationSplit);
+    matchModelToDataset(spec, outputShapes, dataset, rest.preprocessing);
+    checkAugmentation(rest.augmentation, dataset.inputs);
+    const trainRows = dataset.rows - Math.floor(dataset.rows * rest.validationSplit) - Math.floor(dataset.rows * rest.testSplit);
     if (trainRows < 1) throw ValidationError.at("validationSplit", `leaves no training rows out of ${dataset.rows}`);
+    const strata = strataOutput(dataset.outputs, rest.stratify);
+    const counts = strata === undefined ? undefined : dataset.outputs[strata].counts;
+    const tooSmall = counts && stratifyProblem(counts, dataset.outputs[strata!].classes, rest);
+    if (tooSmall) throw ValidationError.at("dataset", tooSmall);
 
     const hyperparameters: Hyperparameters = { ...rest, seed: rest.seed ?? randomInt(2 ** 31) } as Hyperparameters;
     const id = randomUUID();

@@ -105,6 +105,10 @@ function acceptedTypes(request: FastifyRequest): string[] | undefined {
   return body.content ? Object.keys(body.content) : ["application/json"];
 }
 
+// A multipart body is read by its route from the raw request as the parts arrive (its files are
+// checked by lib/data/formats/multipart.ts), so it is never decoded here nor parsed before validation.
+const MULTIPART = "multipart/form-data";
+
 const hasBody = (request: FastifyRequest) => request.headers["transfer-encoding"] !== undefined || Number(request.headers["content-length"]) > 0;
 const mediaTypeOf = (request: FastifyRequest) => request.headers["content-type"]?.split(";")[0].trim().toLowerCase();
 
@@ -139,12 +143,17 @@ export const bodyGuardPlugin = fp(
       if (!type || !accepted.includes(type)) {
         throw new UnsupportedMediaTypeError(`${type ? `Content-Type '${type}'` : "a body without a Content-Type"} is not accepted here; send ${accepted.join(" or ")}`);
       }
+      if (type === MULTIPART) {
+        const encoding = request.headers["content-encoding"]?.trim().toLowerCase();
+        if (encoding && encoding !== "identity") throw new UnsupportedMediaTypeError(`Content-Encoding '${encoding}' is not accepted for multipart/form-data; send the parts as they are (an .npz may itself be compressed)`);
+        return payload;
+      }
       return decoded(request, payload);
     });
 
     app.addHook("preValidation", async (request) => {
       const accepted = acceptedTypes(request);
-      if (accepted && request.body === undefined) throw ValidationError.at("body", `is required: send ${accepted.join(" or ")}`);
+      if (accepted && request.body === undefined && mediaTypeOf(request) !== MULTIPART) throw ValidationError.at("body", `is required: send ${accepted.join(" or ")}`);
       const { body } = request;
       let problem: FieldProblem | undefined;
       const format = formatFor(mediaTypeOf(request));

@@ -24,7 +24,7 @@ export const domainPlugin = fp(
     const predict = new PredictService(db, config.TRAINYARD_MODEL_CACHE_SIZE, config.TRAINYARD_MAX_PREDICT_INSTANCES);
     app.decorate("services", {
       apiKeys: new ApiKeyService(db, config.TRAINYARD_ADMIN_KEY),
-      datasets: new DatasetService(db),
+      datasets: new DatasetService(db, { maxBytes: config.TRAINYARD_MAX_UPLOAD_BYTES }),
       models: new ModelService(db, { maxParams: config.TRAINYARD_MAX_PARAMS, maxLayers: config.TRAINYARD_MAX_LAYERS, maxFlopsPerSample: config.TRAINYARD_MAX_FLOPS }),
       trainingJobs: new TrainingJobService(db, app.trainingQueue, app.redis, config.TRAINYARD_QUEUE_PREFIX),
       predict,

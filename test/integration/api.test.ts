@@ -113,7 +113,8 @@ describe("datasets", () => {
   test("a non-numeric feature and an unknown label column are named", async () => {
     const res = await env.app.inject({ method: "POST", url: "/v1/datasets?name=bad&label=species", headers: { ...auth, "content-type": "text/csv" }, payload: "a,b,species\n1,2,x\n1,abc,y\n" });
     assert.equal(res.statusCode, 400);
-    assert.match(res.json().detail, /CSV row 3: column 'b': 'abc' is not a number/);
+    // Named by row and column (issue 8); a column of numbers and text suggests ?categorical=.
+    assert.match(res.json().detail, /CSV row 3, column 'b': 'abc' is not a number.*\?categorical=b/);
     const col = await env.app.inject({ method: "POST", url: "/v1/datasets?name=bad&label=kind", headers: { ...auth, "content-type": "text/csv" }, payload: "a,b,species\n1,2,x\n" });
     assert.equal(col.statusCode, 400);
     assert.match(col.json().detail, /querystring.label: column 'kind' is not in the CSV header/);

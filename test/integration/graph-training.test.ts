@@ -186,7 +186,7 @@ describe("graph models train through the API", () => {
       outputs: { species: rows.map((r) => r.species), petal_width: rows.map((r) => r.x[3]) },
     }, 201);
     assert.deepEqual(ds.outputs, [
-      { name: "species", task: "classification", classes: ["setosa", "versicolor", "virginica"], shape: [1] },
+      { name: "species", task: "classification", classes: ["setosa", "versicolor", "virginica"], shape: [1], counts: [50, 50, 50] },
       { name: "petal_width", task: "regression", classes: [], shape: [1] },
     ]);
     const spec = {

@@ -61,7 +61,7 @@ describe("training", () => {
 
     const bad = await env.app.inject({ method: "POST", url: "/v1/models/iris:predict", headers: auth, payload: { instances: [[1, 2, 3]] } });
     assert.equal(bad.statusCode, 400);
-    assert.match(bad.json().detail, /instances\[0\]: expected 4 numbers, got 3/);
+    assert.match(bad.json().detail, /instances\[0\]: expected 4 values \(sepal_length, sepal_width, petal_length, petal_width\), got 3/);
     const notNumbers = await env.app.inject({ method: "POST", url: "/v1/models/iris:predict", headers: auth, payload: { instances: [[1, 2, 3, "x"]] } });
     assert.equal(notNumbers.statusCode, 400);
     assert.equal(notNumbers.json().errors[0].path.startsWith("instances[0]"), true);
@@ -93,7 +93,7 @@ describe("training", () => {
   test("a job whose loss diverges fails at once, without retries, with a clear error", async () => {
     const res = await env.app.inject({ method: "POST", url: "/v1/datasets", headers: auth, payload: { name: "explode", features: [[1e18], [2e18], [3e18], [4e18]], labels: [1e18, 2e18, 3e18, 4e18] } });
     await createModel(env.app.inject.bind(env.app), auth, "linear", { input: { shape: [1] }, layers: [{ type: "dense", units: 1 }] });
-    const job = await env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: auth, payload: { model: "linear", dataset: res.json().id, epochs: 5, optimizer: { type: "sgd", learningRate: 1 }, validationSplit: 0 } });
+    const job = await env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: auth, payload: { model: "linear", dataset: res.json().id, epochs: 5, optimizer: { type: "sgd", learningRate: 1 }, validationSplit: 0, preprocessing: { numeric: "none" } } });
     assert.equal(job.statusCode, 202, job.body);
     const done = await waitForJob(env.app.inject.bind(env.app), auth, job.json().id);
     assert.equal(done.status, "failed");

@@ -33,7 +33,8 @@ test("CSV datasets: label column, classes, numeric checks", () => {
   assert.deepEqual([...d.features], [1, 2, 3, 4, 5, 6]);
   const r = parseCsvDataset("x,t\n1,0.5\n2,1.5\n", { name: "r" });
   assert.equal(r.outputs[0].task, "regression");
-  assert.throws(() => parseCsvDataset("x,label\n,a\n", { name: "t", label: "label" }), /CSV row 2: column 'x': '' is not a number/);
+  // An empty cell is a missing value now (issue 8), no longer "not a number".
+  assert.throws(() => parseCsvDataset("x,label\n,a\n2,b\n", { name: "t", label: "label" }), /CSV row 2, column 'x': is empty; 1 cell is missing in column 'x'.*\?missing=impute/);
   assert.throws(() => parseCsvDataset("x,label\n1,a\n", { label: "label" }), /querystring.name: is required/);
   assert.throws(() => parseCsvDataset("x,label\n1,a\n2,a\n", { name: "t", label: "label" }), /at least 2 classes/);
 });

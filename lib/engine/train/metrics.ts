@@ -2,8 +2,8 @@
 // with several outputs), and evaluation of a whole set in inference mode.
 import * as tf from "@tensorflow/tfjs";
 import { DEFAULT_OUTPUT } from "../../model-spec/model-spec-schema.ts";
-import { correctCount, lossValue } from "./losses.ts";
-import { TrainingSetupError, type EpochMetrics, type LossName, type Objective, type OutputObjective } from "./train-types.ts";
+import { correctCount, lossValue, targetTensor } from "./losses.ts";
+import { TrainingSetupError, type EpochMetrics, type LossName, type Objective, type OutputObjective, type TrainData } from "./train-types.ts";
 
 export function objectivesOf(model: tf.LayersModel, objective: Objective): OutputObjective[] {
   const list = typeof objective === "string" ? [{ name: DEFAULT_OUTPUT, loss: objective, weight: 1 }] : objective;
@@ -61,4 +61,22 @@ export function evaluate(model: tf.LayersModel, xs: tf.Tensor[], ys: tf.Tensor |
     correct.forEach((c, k) => (tally.correct[k] += c));
   }
   return metricsOf(objectives, outputShapes, tally, n, prefix);
+}
+
+/** Loss and accuracy over some rows of `data` (a held-out test split, say), in inference mode. */
+export function evaluateRows(model: tf.LayersModel, data: TrainData, rows: Int32Array, objective: Objective, batchSize: number, prefix = ""): EpochMetrics {
+  const objectives = objectivesOf(model, objective);
+  const outputShapes = outputShapesOf(model);
+  const [xs, ys] = tf.tidy(() => {
+    const i = tf.tensor1d(rows, "int32");
+    return [
+      data.inputs.map((t) => tf.gather(tf.tensor(t.data, [data.rows, ...t.shape], t.dtype ?? "float32"), i)),
+      data.targets.map((t, k) => tf.gather(targetTensor(t, data.rows, objectives[k].loss, outputShapes[k]), i)),
+    ];
+  });
+  try {
+    return evaluate(model, xs, ys, objectives, batchSize, prefix);
+  } finally {
+    tf.dispose([...xs, ...ys]);
+  }
 }

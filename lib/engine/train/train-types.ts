@@ -1,5 +1,6 @@
 // What the training loop takes and gives back. Plain data: the caller (lib/training) packs a
 // dataset into these, and the loop knows nothing of where it came from.
+import type { Augmentation } from "../../model-spec/augmentation-schema.ts";
 import type { OptimizerConfig } from "../../model-spec/optimizer-schema.ts";
 import type { LossName } from "../../model-spec/model-spec-schema.ts";
 import type { OutputObjective, Task } from "../../model-spec/objectives.ts";
@@ -43,6 +44,8 @@ export interface TrainConfig {
   mode?: "backprop" | "perceptron";
   /** Rows to train and validate on (e.g. a stratified split made by the caller); default: a seeded split by validationSplit. */
   split?: { train: Int32Array; validation: Int32Array };
+  /** Random transforms of the training images, per batch (never of validation rows); see augment.ts. */
+  augmentation?: Augmentation;
 }
 
 export type EpochMetrics = Record<string, number>;

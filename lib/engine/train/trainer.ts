@@ -3,6 +3,7 @@
 // checks that fail fast on NaN, and a hook after every epoch that stores metrics and a checkpoint.
 import * as tf from "@tensorflow/tfjs";
 import { deriveSeed, mulberry32, permutation, withSeededRandom } from "../seeded-random.ts";
+import { Augmenter } from "./augment.ts";
 import { targetTensor, lossValue, correctCount } from "./losses.ts";
 import { evaluate, metricsOf, objectivesOf, outputShapesOf, type Tally } from "./metrics.ts";
 import { perceptronParts, perceptronStep } from "./perceptron.ts";
@@ -44,6 +45,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   const decayed = cfg.optimizer.weightDecay ? vars.filter((v) => !/(bias|gamma|beta|moving_\w+)(_\d+)?$/.test(v.name)) : [];
   const perceptron = cfg.mode === "perceptron" ? perceptronParts(model) : undefined;
   const regularized = model.layers.some((l) => l.losses.length > 0);
+  const augmenter = Augmenter.create(cfg.augmentation, cfg.seed, data);
 
   let metrics: EpochMetrics = {};
   let lastEpoch = startEpoch;
@@ -62,8 +64,16 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
           const batchIdx = order.subarray(start, Math.min(start + cfg.batchSize, order.length));
           const [batchLoss, outputLosses, batchCorrect] = tf.tidy((): [number, number[], number[]] => {
             const i = tf.tensor1d(batchIdx, "int32");
-            const xb = trainSet.xs.map((x) => tf.gather(x, i));
-            const ybs = trainSet.ys.map((y) => tf.gather(y, i));
+            // Augmented parts come from the rows as uploaded, transformed per example; the rest is gathered.
+            const aug = augmenter?.batch(epoch, start, Int32Array.from(batchIdx, (b) => trainIdx[b]));
+            const xb = trainSet.xs.map((x, k) => {
+              const rows = aug?.inputs[k];
+              return rows ? tf.tensor(rows, [batchIdx.length, ...data.inputs[k].shape]) : tf.gather(x, i);
+            });
+            const ybs = trainSet.ys.map((y, k) => {
+              const rows = aug?.targets[k];
+              return rows ? targetTensor({ ...data.targets[k], data: rows }, batchIdx.length, objectives[k].loss, outputShapes[k]) : tf.gather(y, i);
+            });
             if (perceptron) {
               const [l, c] = perceptronStep(perceptron, xb[0], ybs[0], cfg.optimizer.learningRate);
               return [l, [l], [c]];

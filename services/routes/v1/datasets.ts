@@ -1,6 +1,8 @@
+import multipart from "@fastify/multipart";
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
 import { UPLOAD_FORMATS } from "../../../lib/data/formats/index.ts";
+import { MULTIPART, MULTIPART_LIMITS, multipartBodySchema } from "../../../lib/data/formats/multipart.ts";
 import { createDatasetJsonSchema, datasetSchema, uploadQuerySchema, type CreateDatasetJson } from "../../../lib/data/dataset-schema.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
@@ -21,18 +23,23 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
     }),
   );
 
+  // multipart/form-data (files as they are, `curl -F`): the handler hands the parts, unread, to the
+  // dataset service, which reads each file within the upload limit. Nothing else is multipart here.
+  await app.register(multipart, { limits: { ...MULTIPART_LIMITS, fileSize: app.config.TRAINYARD_MAX_UPLOAD_BYTES } });
+
   app.post("/v1/datasets", {
     config: { auth: "tenant" },
     bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES,
     schema: {
       operationId: "createDataset", tags: ["datasets"], security,
-      summary: "Upload a dataset: JSON rows of numbers with labels, or a CSV (Content-Type: text/csv, ?name=&label=<column>); gzip or deflate Content-Encoding accepted",
+      summary: "Upload a dataset: JSON rows of numbers with labels, a raw body in an upload format (CSV, NumPy .npz, …; ?name=&label=<column>), or multipart/form-data files (.npy `features` and `labels`, or one `file`); gzip or deflate Content-Encoding accepted for non-multipart bodies",
       querystring: uploadQuerySchema,
       // One schema per content type, so a JSON problem is reported at its own path.
       body: {
         content: {
           "application/json": { schema: createDatasetJsonSchema },
           ...rawBodies,
+          [MULTIPART]: { schema: multipartBodySchema },
         },
       },
       response: { 201: datasetSchema, 400: problemSchema, 401: problemSchema, 413: problemSchema, 415: problemSchema },
@@ -41,7 +48,8 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
     // The body was validated against the schema of its content type; the type provider cannot
     // express a per-content-type body, hence the cast.
     const mediaType = request.headers["content-type"]?.split(";")[0].trim().toLowerCase();
-    const dataset = await datasets.upload(tenantOf(request), mediaType, request.body as CreateDatasetJson | string | Buffer, request.query);
+    const body = request.isMultipart() ? request.parts() : (request.body as CreateDatasetJson | string | Buffer);
+    const dataset = await datasets.upload(tenantOf(request), mediaType, body, request.query);
     return reply.status(201).header("location", `/v1/datasets/${dataset.id}`).send(dataset);
   });
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
-import { createModelSchema, modelNameSchema, modelSchema, validateModelResponseSchema } from "../../../lib/registry/model-schema.ts";
+import { createModelSchema, modelNameSchema, modelSchema, modelVersionSchema, validateModelResponseSchema } from "../../../lib/registry/model-schema.ts";
 import { modelSpecSchema } from "../../../lib/model-spec/model-spec-schema.ts";
 import { predictRequestSchema, predictResponseSchema } from "../../../lib/serving/predict-schema.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
@@ -44,6 +44,24 @@ export const modelRoutes: FastifyPluginAsyncZod = async (app) => {
       params: z.object({ name: modelNameSchema }), response: { 200: modelSchema, 401: problemSchema, 404: problemSchema },
     },
   }, async (request) => models.get(tenantOf(request), request.params.name));
+
+  app.get("/v1/models/:name/versions", {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "listModelVersions", tags: ["models"], security, summary: "A model's trained versions, newest first",
+      params: z.object({ name: modelNameSchema }), response: { 200: z.object({ versions: z.array(modelVersionSchema) }), 401: problemSchema, 404: problemSchema },
+    },
+  }, async (request) => ({ versions: await models.versions(tenantOf(request), request.params.name) }));
+
+  app.get("/v1/models/:name/versions/:version", {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "getModelVersion", tags: ["models"], security,
+      summary: "A trained version: its signature (with the preprocessing fitted on the training split) and metrics",
+      params: z.object({ name: modelNameSchema, version: z.coerce.number().int().positive() }),
+      response: { 200: modelVersionSchema, 401: problemSchema, 404: problemSchema },
+    },
+  }, async (request) => models.version(tenantOf(request), request.params.name, request.params.version));
 
   // TF Serving's `/v1/models/{name}:predict`. The regex ends the parameter before the colon, and
   // `::` is the router's escape for a literal one.
