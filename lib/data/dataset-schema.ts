@@ -138,6 +138,8 @@ export const datasetSchema = z
     targetSize: z.number().int(),
     targetShape: z.array(z.number().int()).describe("Shape of one row's target: [1] for a class or a value, [H, W] for a per-pixel mask."),
     outputs: z.array(datasetOutputSchema).describe("Every set of labels, by the model output it trains; task, classes and targetShape above describe the first."),
+    contentHash: z.string().nullable().describe("sha256 of the stored layout and values: the same data uploaded again under the same name is recognised, not stored twice."),
+    bytes: z.number().int().describe("Bytes of stored values (float32)."),
     warnings: z.array(z.string()).describe("Things worth knowing that are not errors, e.g. numeric labels that look like class ids (upload with task=classification)."),
     createdAt: z.iso.datetime(),
   })

@@ -15,14 +15,23 @@ export class DatasetService {
     this.repository = new DatasetRepository(db);
   }
 
-  /** A JSON body (application/json), a raw body in one of UPLOAD_FORMATS with its query, or the parts of a multipart body. */
-  async upload(tenantId: string, mediaType: string | undefined, body: CreateDatasetJson | string | Buffer | AsyncIterable<IncomingPart>, query: UploadQuery): Promise<DatasetView> {
+  /**
+   * A JSON body (application/json), a raw body in one of UPLOAD_FORMATS with its query, or the
+   * parts of a multipart body. `created` is false when the same data under the same name was
+   * already stored (that dataset is answered).
+   */
+  async upload(tenantId: string, mediaType: string | undefined, body: CreateDatasetJson | string | Buffer | AsyncIterable<IncomingPart>, query: UploadQuery): Promise<DatasetView & { created: boolean }> {
     const format = formatFor(mediaType);
     const parsed =
       mediaType === MULTIPART ? await parseMultipartDataset(body as AsyncIterable<IncomingPart>, query, this.limits)
       : format ? await format.parse(body as string | Buffer, query, this.limits)
       : parseJsonDataset(body as CreateDatasetJson);
     return this.repository.create(tenantId, parsed);
+  }
+
+  /** Removes uploads that never finished (see DatasetRepository.sweepAbandoned); an hour is longer than any upload takes. */
+  sweepAbandoned(olderThanMs = 3_600_000): Promise<number> {
+    return this.repository.sweepAbandoned(olderThanMs);
   }
 
   list(tenantId: string): Promise<DatasetView[]> {

@@ -22,14 +22,22 @@ export const domainPlugin = fp(
   async (app) => {
     const { db, config } = app;
     const predict = new PredictService(db, config.TRAINYARD_MODEL_CACHE_SIZE, config.TRAINYARD_MAX_PREDICT_INSTANCES);
+    const datasets = new DatasetService(db, { maxBytes: config.TRAINYARD_MAX_UPLOAD_BYTES });
     app.decorate("services", {
       apiKeys: new ApiKeyService(db, config.TRAINYARD_ADMIN_KEY),
-      datasets: new DatasetService(db, { maxBytes: config.TRAINYARD_MAX_UPLOAD_BYTES }),
+      datasets,
       models: new ModelService(db, { maxParams: config.TRAINYARD_MAX_PARAMS, maxLayers: config.TRAINYARD_MAX_LAYERS, maxFlopsPerSample: config.TRAINYARD_MAX_FLOPS }),
       trainingJobs: new TrainingJobService(db, app.trainingQueue, app.redis, config.TRAINYARD_QUEUE_PREFIX),
       predict,
     });
-    app.addHook("onClose", async () => predict.dispose());
+    // Uploads whose writer died halfway stay invisible; every replica clears old ones now and then.
+    const sweep = () => void datasets.sweepAbandoned().catch((err: Error) => app.log.warn({ err: err.message }, "sweeping abandoned uploads"));
+    const sweeper = setInterval(sweep, 10 * 60_000).unref();
+    app.addHook("onReady", async () => sweep());
+    app.addHook("onClose", async () => {
+      clearInterval(sweeper);
+      predict.dispose();
+    });
   },
   { name: "domain", dependencies: ["infrastructure"] },
 );

@@ -52,6 +52,10 @@ test("datasets and models from before named inputs and outputs keep working afte
   assert.deepEqual(ds.inputs, [{ name: "input", shape: [4] }]);
   assert.deepEqual(ds.targetShape, [1]);
   assert.deepEqual(ds.outputs, [{ name: "output", task: "classification", classes: ["a", "b"], shape: [1] }]);
+  // The one bytea value became the dataset's one shard.
+  const shards = (await db.query(`SELECT "index", "rowStart", "rowCount", features, targets FROM "DatasetShard"`)).rows;
+  assert.deepEqual(shards, [{ index: 0, rowStart: 0, rowCount: 1, features: Buffer.from([0]), targets: Buffer.from([0]) }]);
+  assert.deepEqual((await db.query(`SELECT status, bytes FROM "Dataset"`)).rows, [{ status: "ready", bytes: "2" }]);
   const models = (await db.query(`SELECT name, outputs FROM "Model" ORDER BY name`)).rows;
   assert.deepEqual(models, [
     { name: "graph", outputs: [{ name: "head", shape: [null, 3] }] },

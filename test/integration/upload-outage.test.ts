@@ -116,11 +116,18 @@ function bigDataset(name: string, rows = 40_000, width = 25) {
   return JSON.stringify({ name, features, labels: features.map((_, i) => (i % 2 ? "a" : "b")) });
 }
 
-/** Starts the killed Postgres again and counts its datasets. */
+/**
+ * Starts the killed Postgres again and counts its datasets, once what an interrupted upload left
+ * behind (invisible, `uploading`) has been swept, as every API replica does now and then.
+ */
 async function restartAndCountDatasets(): Promise<number> {
   if (down) await postgres.start();
   down = false;
   await waitForPostgres(postgres.url);
+  const visible = await direct.services.datasets.list((await direct.db.tenant.findFirstOrThrow()).id);
+  await direct.services.datasets.sweepAbandoned(0);
+  const all = await direct.db.dataset.count();
+  assert.equal(all, visible.length, "after the sweep, every dataset left is a visible one");
   const c = new pg.Client({ connectionString: postgres.url });
   await c.connect();
   try {

@@ -18,7 +18,7 @@ export class BuiltinDatasetService {
   }
 
   /** `body` is the new dataset's `name` (default: the built-in's) and the built-in's parameters. */
-  async import(tenantId: string, builtin: string, body: ImportBuiltin): Promise<DatasetView> {
+  async import(tenantId: string, builtin: string, body: ImportBuiltin): Promise<DatasetView & { created: boolean }> {
     const { name, ...params } = body;
     const parsed = await buildBuiltin(builtin, name ?? builtin, params);
     return this.repository.create(tenantId, parsed);

@@ -28,10 +28,10 @@ export const builtinDatasetRoutes: FastifyPluginAsyncZod = async (app) => {
       summary: "Import a built-in data set, or generate one, as an ordinary dataset: {\"name\", ...parameters}",
       params: z.object({ name: z.string().describe("A name from GET /v1/datasets/builtin.") }),
       body: importBuiltinSchema,
-      response: { 201: datasetSchema, 400: problemSchema, 401: problemSchema, 404: problemSchema },
+      response: { 201: datasetSchema, 200: datasetSchema.describe("Imported before with the same name and parameters: that dataset."), 400: problemSchema, 401: problemSchema, 404: problemSchema },
     },
   }, async (request, reply) => {
-    const dataset = await builtins.import(tenantOf(request), request.params.name, request.body);
-    return reply.status(201).header("location", `/v1/datasets/${dataset.id}`).send(dataset);
+    const { created, ...dataset } = await builtins.import(tenantOf(request), request.params.name, request.body);
+    return reply.status(created ? 201 : 200).header("location", `/v1/datasets/${dataset.id}`).send(dataset);
   });
 };

@@ -42,7 +42,11 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
           [MULTIPART]: { schema: multipartBodySchema },
         },
       },
-      response: { 201: datasetSchema, 400: problemSchema, 401: problemSchema, 413: problemSchema, 415: problemSchema },
+      response: {
+        201: datasetSchema,
+        200: datasetSchema.describe("The same data under the same name was already stored: that dataset, not stored twice."),
+        400: problemSchema, 401: problemSchema, 413: problemSchema, 415: problemSchema,
+      },
     },
   }, async (request, reply) => {
     // The body was validated against the schema of its content type; the type provider cannot
@@ -50,7 +54,8 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
     const mediaType = request.headers["content-type"]?.split(";")[0].trim().toLowerCase();
     const body = request.isMultipart() ? request.parts() : (request.body as CreateDatasetJson | string | Buffer);
     const dataset = await datasets.upload(tenantOf(request), mediaType, body, request.query);
-    return reply.status(201).header("location", `/v1/datasets/${dataset.id}`).send(dataset);
+    const { created, ...view } = dataset;
+    return reply.status(created ? 201 : 200).header("location", `/v1/datasets/${view.id}`).send(view);
   });
 
   app.get("/v1/datasets", {
