@@ -11,17 +11,18 @@ const root = path.resolve(import.meta.dirname, "../..");
 /** What each area may import of the project (besides itself), and which packages it must not. */
 const RULES: Record<string, { may: string[]; mayNot?: string[]; packagesDenied: RegExp[] }> = {
   "lib/errors.ts": { may: [], packagesDenied: [/./] },
+  "lib/random": { may: [], packagesDenied: [/./] },
   "lib/config": { may: [], packagesDenied: [/^@tensorflow\//, /^@prisma\//, /^bullmq$/, /^ioredis$/, /^fastify/] },
   "lib/db": { may: [], packagesDenied: [/^@tensorflow\//, /^bullmq$/, /^ioredis$/, /^fastify/] },
   "lib/model-spec": { may: ["lib/errors.ts"], packagesDenied: [/^@tensorflow\//, /^@prisma\//, /^bullmq$/, /^ioredis$/, /^fastify/, /^pg$/] },
-  "lib/engine": { may: ["lib/errors.ts", "lib/model-spec"], packagesDenied: [/^@prisma\//, /^bullmq$/, /^ioredis$/, /^fastify/, /^pg$/] },
+  "lib/engine": { may: ["lib/errors.ts", "lib/random", "lib/model-spec"], packagesDenied: [/^@prisma\//, /^bullmq$/, /^ioredis$/, /^fastify/, /^pg$/] },
   "lib/queue": { may: [], packagesDenied: [/^@tensorflow\//, /^@prisma\//, /^fastify/] },
   "lib/auth": { may: ["lib/errors.ts", "lib/db"], packagesDenied: [/^@tensorflow\//, /^bullmq$/, /^fastify/] },
-  "lib/data": { may: ["lib/errors.ts", "lib/model-spec", "lib/db"], packagesDenied: [/^@tensorflow\//, /^bullmq$/, /^ioredis$/, /^fastify/] },
+  "lib/data": { may: ["lib/errors.ts", "lib/random", "lib/model-spec", "lib/db"], packagesDenied: [/^@tensorflow\//, /^bullmq$/, /^ioredis$/, /^fastify/] },
   "lib/registry": { may: ["lib/errors.ts", "lib/model-spec", "lib/engine", "lib/data", "lib/db"], packagesDenied: [/^bullmq$/, /^ioredis$/, /^fastify/] },
   "lib/serving": { may: ["lib/errors.ts", "lib/model-spec", "lib/engine", "lib/data", "lib/registry", "lib/db"], packagesDenied: [/^bullmq$/, /^ioredis$/, /^fastify/] },
   "lib/training": {
-    may: ["lib/errors.ts", "lib/model-spec", "lib/engine", "lib/data", "lib/registry", "lib/queue", "lib/db"],
+    may: ["lib/errors.ts", "lib/random", "lib/model-spec", "lib/engine", "lib/data", "lib/registry", "lib/queue", "lib/db"],
     packagesDenied: [/^fastify/],
   },
   "services/routes": { may: ["lib", "services/plugins", "services/version.ts"], mayNot: ["lib/db"], packagesDenied: [/^@prisma\//, /^pg$/, /^bullmq$/, /^ioredis$/, /^@tensorflow\//] },

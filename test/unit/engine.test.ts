@@ -46,6 +46,8 @@ test("the loss follows from the dataset and the output, or the mismatch is expla
   assert.equal(lossFor({ ...cls, targetShape: [8, 8] }, [8, 8, 3]), "categoricalCrossentropy");
   assert.throws(() => lossFor({ ...cls, targetShape: [8, 8] }, [4, 4, 3]), /does not fit targets of shape \[8, 8\]/);
   assert.throws(() => lossFor(cls, [2]), /output has 2 units, the dataset has 3 classes/);
+  // Class ids uploaded as numbers read as regression: a classifier's output says what to do.
+  assert.throws(() => lossFor({ task: "regression", classes: [], targetShape: [1] }, [10]), /output \[10\] has 10 values, the regression dataset has 1 target\(s\) per row; if the labels are class ids, upload the dataset with task=classification/);
 });
 
 const spec = modelSpecSchema.parse({

@@ -1,7 +1,7 @@
 // Gaussian blobs, as scikit-learn's make_blobs draws them: k centres uniform in a box, and
 // isotropic Gaussian points around each.
 import { classificationDataset, defineBuiltin, idClasses, rowsParam, seedParam } from "./builtin-def.ts";
-import { seededRandom } from "./seeded-random.ts";
+import { seededRandom } from "../../random/seeded-random.ts";
 
 const BOX = 10;
 

@@ -2,7 +2,7 @@
 // background, each image with its mask of class ids. Grey levels are 0–255 like an uploaded
 // image, so the default image preprocessing scales them to [0, 1].
 import { defineBuiltin, rowsParam, seedParam, classificationDataset } from "./builtin-def.ts";
-import { seededRandom } from "./seeded-random.ts";
+import { seededRandom } from "../../random/seeded-random.ts";
 
 const CLASSES = ["background", "square", "circle"];
 const BACKGROUND = 40;

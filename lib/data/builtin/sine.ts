@@ -3,7 +3,7 @@
 // than next-value regression, which none of the zoo's heads is built for.
 import { ValidationError } from "../../errors.ts";
 import { classificationDataset, defineBuiltin, rowsParam, seedParam } from "./builtin-def.ts";
-import { seededRandom } from "./seeded-random.ts";
+import { seededRandom } from "../../random/seeded-random.ts";
 
 export const sine = defineBuiltin({
   name: "sine",

@@ -1,7 +1,7 @@
 // Two interleaved spirals (Lang and Witbrock, 1988): a classic hard case for a small network,
 // since the classes wind around each other and no few straight cuts separate them.
 import { classificationDataset, defineBuiltin, rowsParam, seedParam } from "./builtin-def.ts";
-import { seededRandom } from "./seeded-random.ts";
+import { seededRandom } from "../../random/seeded-random.ts";
 
 export const spirals = defineBuiltin({
   name: "spirals",

@@ -2,7 +2,7 @@
 // and no noise it is the truth table itself; more rows repeat the corners, and noise turns each
 // corner into a Gaussian cloud.
 import { classificationDataset, defineBuiltin, rowsParam, seedParam } from "./builtin-def.ts";
-import { seededRandom } from "./seeded-random.ts";
+import { seededRandom } from "../../random/seeded-random.ts";
 
 const CORNERS = [[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 0]] as const;
 
