@@ -28,7 +28,7 @@ import { crc32 } from "node:zlib";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { ensureDatabase, migrateDeploy } from "../lib/db/migrate.ts";
-import { mulberry32 } from "../lib/engine/seeded-random.ts";
+import { mulberry32 } from "../lib/random/seeded-random.ts";
 import { drawShape, encode, SHAPES } from "../test/helpers/image-zips.ts";
 import { freePort } from "../test/helpers/processes.ts";
 
@@ -117,6 +117,11 @@ class Service {
     throw new Error(`${this.entry}: no ${what} within ${timeoutMs / 1000} s:\n${this.tail.slice(-3000)}`);
   }
 
+  /** Waits up to `ms` for the process to exit (it may already have). */
+  async exitWithin(ms: number): Promise<void> {
+    await Promise.race([this.exited, sleep(ms)]);
+  }
+
   /** SIGTERM to the group, SIGKILL after `graceMs`. */
   async stop(graceMs = 10_000): Promise<void> {
     if (this.alive) {
@@ -148,8 +153,8 @@ function describeExit(exit: Service["exit"]): string {
 /** Why a process died, from its exit and the end of its output. */
 function deathOf(service: Service): string {
   const out = service.output();
-  const oom = /JavaScript heap out of memory|Reached heap limit|Cannot create a string longer|Array buffer allocation failed|Invalid (string|array) length/.exec(out);
-  return `${describeExit(service.exit)}${oom ? `: ${oom[0]}` : ""}`;
+  const why = /JavaScript heap out of memory|^\w*Error: [^\n]{0,200}/m.exec(out);
+  return `${describeExit(service.exit)}${why ? `: ${why[0]}` : ""}`;
 }
 
 // ---- memory -----------------------------------------------------------------------------------
@@ -472,9 +477,11 @@ async function cleanup(): Promise<void> {
 }
 
 let cleaning: Promise<void> | undefined;
+let interrupted = false;
 const cleanOnce = () => (cleaning ??= cleanup());
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
+    interrupted = true;
     console.error(`\n${signal}: cleaning up`);
     void cleanOnce().finally(() => process.exit(130));
   });
@@ -534,8 +541,8 @@ async function main(): Promise<void> {
     rows.push({ file, bytes: zip.bytes, count: fmt(zip.images), notes: [] });
   }
 
+  databaseCreated = true; // (dropped IF EXISTS: a signal during the creation leaves nothing behind)
   await ensureDatabase(databaseUrl);
-  databaseCreated = true;
   await migrateDeploy(databaseUrl);
   progress(`database ${dbName}, Redis prefix ${prefix}`);
 
@@ -557,10 +564,16 @@ async function main(): Promise<void> {
     const query = csv ? "?name=bench-table&label=class" : "?name=bench-shapes";
     progress(`uploading ${path.basename(row.file)} (${fmt(row.bytes / MB, 1)} MB) to API pid ${api.pid} (RSS ${fmt(baseline)} MB at rest)`);
     row.upload = await uploadFile(base, `/v1/datasets${query}`, key, row.file, csv ? "text/csv" : "application/zip", o.uploadTimeoutS * 1000);
+    // A dropped connection may be the API dying: give its exit a moment to arrive.
+    if (!row.upload.ok) await api.exitWithin(3000);
     sampler.stop();
     row.apiPeak = sampler.main;
     if (!api.alive) row.upload = { ...row.upload, status: `API died (${deathOf(api)}); client saw ${row.upload.status}`, ok: false };
-    else if (!row.upload.ok) row.notes.push(`answer: ${JSON.stringify(row.upload.body)?.slice(0, 300)}`);
+    else if (!row.upload.ok) {
+      if (row.upload.body !== undefined) row.notes.push(`answer: ${JSON.stringify(row.upload.body).slice(0, 300)}`);
+      const logged = api.output().trim().split("\n").at(-1);
+      if (logged) row.notes.push(`API log: ${logged.slice(0, 400)}`);
+    }
     if (row.upload.ok) row.datasetId = row.upload.body.id;
     if (row.upload.ok && !csv) row.notes.push(`${fmt(row.upload.body.rows / row.upload.seconds)} images/s`);
     row.notes.push(`API RSS at rest ${fmt(baseline)} MB; body sent after ${fmt(row.upload.sentSeconds, 1)} s`);
@@ -657,7 +670,8 @@ async function main(): Promise<void> {
 try {
   await main();
 } catch (err) {
-  console.error(err instanceof Error ? err.stack : err);
+  // After a signal, main fails on the processes the cleanup stops: nothing worth showing.
+  if (!interrupted) console.error(err instanceof Error ? err.stack : err);
   process.exitCode = 1;
 } finally {
   await cleanOnce();

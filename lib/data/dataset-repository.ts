@@ -4,7 +4,7 @@
 // visible (and is removed). A reader takes it shard by shard.
 import { createHash, randomUUID } from "node:crypto";
 import type { Db } from "../db/prisma.ts";
-import { NotFoundError } from "../errors.ts";
+import { ConflictError, NotFoundError } from "../errors.ts";
 import type { DatasetInput, DatasetOutput, DatasetView, Task } from "./dataset-schema.ts";
 import { size, toFloats, type DatasetTensors, type ParsedDataset } from "./packing.ts";
 
@@ -42,6 +42,32 @@ function withClassCounts(parsed: ParsedDataset): DatasetOutput[] {
     return { ...o, counts };
   });
 }
+
+/** Where a page of the newest-first listing ended: its last dataset. */
+export interface ListPosition {
+  createdAt: Date;
+  id: string;
+}
+
+/** A dataset's rows and parts without values, and where its shards' rows are. */
+export interface StoredDataset {
+  id: string;
+  name: string;
+  rows: number;
+  featureNames: string[];
+  inputs: DatasetInput[];
+  outputs: DatasetOutput[];
+  shards: ShardRange[];
+}
+
+export interface ShardRange {
+  index: number;
+  rowStart: number;
+  rowCount: number;
+}
+
+/** The ids of the training jobs that still need a dataset (queued or running); asked of the training area, which owns jobs. */
+export type ActiveJobsOf = (tenantId: string, datasetId: string) => Promise<string[]>;
 
 export class DatasetRepository {
   constructor(
@@ -86,6 +112,24 @@ export class DatasetRepository {
     return rows.map(toView);
   }
 
+  /**
+   * A page of the newest-first listing, after `after` (the last dataset of the previous page).
+   * Ordered by (createdAt, id), so a page continues exactly where the last one ended however many
+   * datasets were added since: those are newer and come before it.
+   */
+  async page(tenantId: string, limit: number, after?: ListPosition): Promise<{ datasets: DatasetView[]; more: boolean }> {
+    const rows = await this.db.dataset.findMany({
+      where: {
+        tenantId, status: "ready",
+        ...(after ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] } : {}),
+      },
+      select: viewSelect,
+      orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+      take: limit + 1,
+    });
+    return { datasets: rows.slice(0, limit).map(toView), more: rows.length > limit };
+  }
+
   async get(tenantId: string, id: string): Promise<DatasetView> {
     const row = await this.db.dataset.findFirst({ where: { id, tenantId, status: "ready" }, select: viewSelect });
     if (!row) throw new NotFoundError("dataset", id);
@@ -96,6 +140,86 @@ export class DatasetRepository {
   async findShapes(tenantId: string, id: string): Promise<{ inputs: DatasetInput[]; outputs: DatasetOutput[]; rows: number } | null> {
     const row = await this.db.dataset.findFirst({ where: { id, tenantId, status: "ready" }, select: { inputs: true, outputs: true, rowCount: true } });
     return row && { inputs: row.inputs as unknown as DatasetInput[], outputs: row.outputs as unknown as DatasetOutput[], rows: row.rowCount };
+  }
+
+  /** A ready dataset's layout and its shards' row ranges: what reading some of its rows, or all of them part by part, starts from. */
+  async stored(tenantId: string, id: string): Promise<StoredDataset> {
+    const row = await this.db.dataset.findFirst({
+      where: { id, tenantId, status: "ready" },
+      select: { id: true, name: true, rowCount: true, featureNames: true, inputs: true, outputs: true, shards: { select: { index: true, rowStart: true, rowCount: true }, orderBy: { index: "asc" } } },
+    });
+    if (!row) throw new NotFoundError("dataset", id);
+    return {
+      id: row.id, name: row.name, rows: row.rowCount, featureNames: row.featureNames,
+      inputs: row.inputs as unknown as DatasetInput[], outputs: row.outputs as unknown as DatasetOutput[], shards: row.shards,
+    };
+  }
+
+  /**
+   * Rows [start, start + count) of every part, packed as a shard is (`features` input after input,
+   * `targets` output after output, each count × prod(shape)), read from only the shards that hold
+   * them, and of those only the bytes of these rows.
+   */
+  async readRows(d: StoredDataset, start: number, count: number): Promise<{ features: Float32Array; targets: Float32Array }> {
+    const end = Math.min(start + count, d.rows);
+    const held = d.shards.filter((s) => s.rowStart < end && s.rowStart + s.rowCount > start);
+    const read = async (column: "features" | "targets", parts: { shape: number[] }[]) => {
+      const widths = parts.map((p) => size(p.shape));
+      const out = new Float32Array(Math.max(0, end - start) * widths.reduce((a, b) => a + b, 0));
+      let at = 0;
+      for (let k = 0; k < parts.length; k++) {
+        for (const shard of held) {
+          const from = Math.max(start, shard.rowStart);
+          const to = Math.min(end, shard.rowStart + shard.rowCount);
+          const values = toFloats(await this.partBytes(d.id, shard, column, widths, k, from, to));
+          out.set(values, at);
+          at += values.length;
+        }
+      }
+      return out;
+    };
+    return { features: await read("features", d.inputs), targets: await read("targets", d.outputs) };
+  }
+
+  /** Every row of one part (input k, or output k), shard by shard, as the stored float32 bytes. */
+  async *partChunks(d: StoredDataset, column: "features" | "targets", k: number): AsyncGenerator<Uint8Array> {
+    const widths = (column === "features" ? d.inputs : d.outputs).map((p) => size(p.shape));
+    for (const shard of d.shards) yield await this.partBytes(d.id, shard, column, widths, k, shard.rowStart, shard.rowStart + shard.rowCount);
+  }
+
+  /**
+   * Rows [from, to) of part k of one shard: only those bytes leave the database. A shard lays its
+   * parts one after another, each rowCount × width values.
+   */
+  private async partBytes(datasetId: string, shard: ShardRange, column: "features" | "targets", widths: number[], k: number, from: number, to: number): Promise<Uint8Array> {
+    const before = widths.slice(0, k).reduce((a, b) => a + b, 0);
+    const offset = 4 * (shard.rowCount * before + (from - shard.rowStart) * widths[k]);
+    const length = 4 * (to - from) * widths[k];
+    // The column is one of two names, never input: substring() reads the bytes of these rows only.
+    const rows = column === "features"
+      ? await this.db.$queryRaw<{ bytes: Uint8Array }[]>`SELECT substring("features" FROM ${offset + 1}::int FOR ${length}::int) AS bytes FROM "DatasetShard" WHERE "datasetId" = ${datasetId}::uuid AND "index" = ${shard.index}::int`
+      : await this.db.$queryRaw<{ bytes: Uint8Array }[]>`SELECT substring("targets" FROM ${offset + 1}::int FOR ${length}::int) AS bytes FROM "DatasetShard" WHERE "datasetId" = ${datasetId}::uuid AND "index" = ${shard.index}::int`;
+    // Gone: the dataset was deleted while it was being read.
+    if (!rows.length) throw new NotFoundError("dataset", datasetId);
+    const bytes = rows[0].bytes;
+    if (bytes.byteLength !== length) throw new Error(`dataset ${datasetId} shard ${shard.index}: ${column} holds ${bytes.byteLength} bytes at ${offset}, its layout says ${length}`);
+    return bytes;
+  }
+
+  /**
+   * Deletes a ready dataset and, by cascade, its shards, unless a training job still needs it
+   * (queued or running: a 409 naming them). Jobs and model versions trained on it stay: a job
+   * keeps the dataset's id as history, a version holds its own weights and preprocessing.
+   */
+  async delete(tenantId: string, id: string, activeJobsOf: ActiveJobsOf): Promise<void> {
+    const exists = await this.db.dataset.findFirst({ where: { id, tenantId, status: "ready" }, select: { id: true } });
+    if (!exists) throw new NotFoundError("dataset", id);
+    const jobs = await activeJobsOf(tenantId, id);
+    if (jobs.length) {
+      throw new ConflictError(`dataset '${id}' is used by ${jobs.length === 1 ? "a queued or running training job" : `${jobs.length} queued or running training jobs`}: ${jobs.join(", ")}; cancel ${jobs.length === 1 ? "it" : "them"} or wait until ${jobs.length === 1 ? "it finishes" : "they finish"}`);
+    }
+    const { count } = await this.db.dataset.deleteMany({ where: { id, tenantId, status: "ready" } });
+    if (count === 0) throw new NotFoundError("dataset", id);
   }
 
   /**

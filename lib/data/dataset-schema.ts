@@ -145,3 +145,48 @@ export const datasetSchema = z
   })
   .meta({ id: "Dataset" });
 export type DatasetView = z.infer<typeof datasetSchema>;
+
+/** Query of the dataset listing: newest first, a page at a time. */
+export const listDatasetsQuerySchema = z.object({
+  limit: z.coerce.number({ error: "expected a whole number from 1 to 200" }).int("expected a whole number from 1 to 200").min(1).max(200).default(50).describe("Datasets per page, 1–200 (default 50)."),
+  cursor: z.string().max(512).optional().describe("`nextCursor` of the previous page, as it was given: the next page starts after that page's last dataset."),
+});
+export type ListDatasetsQuery = z.infer<typeof listDatasetsQuerySchema>;
+
+export const datasetPageSchema = z
+  .object({
+    datasets: z.array(datasetSchema).describe("Newest first."),
+    nextCursor: z.string().nullable().describe("Pass as `cursor` for the next page; null on the last page. Datasets added meanwhile are newer and do not shift the pages that follow."),
+  })
+  .meta({ id: "DatasetPage" });
+export type DatasetPage = z.infer<typeof datasetPageSchema>;
+
+export const datasetRowsQuerySchema = z.object({
+  offset: z.coerce.number({ error: "expected a whole number ≥ 0" }).int("expected a whole number ≥ 0").min(0).default(0).describe("The first row to show (0-based)."),
+  limit: z.coerce.number({ error: "expected a whole number from 1 to 100" }).int("expected a whole number from 1 to 100").min(1).max(100).default(20).describe("Rows to show, 1–100 (default 20)."),
+});
+export type DatasetRowsQuery = z.infer<typeof datasetRowsQuerySchema>;
+
+/** A value as a person reads it: a number, a category or class name, null for a missing cell, or arrays or objects of them. */
+export type ReadableValue = number | string | null | ReadableValue[] | { [name: string]: ReadableValue };
+const readableValueSchema = (description: string) =>
+  z.custom<ReadableValue>(() => true).meta({ description, type: ["number", "string", "null", "array", "object"] });
+
+export const datasetRowsSchema = z
+  .object({
+    rows: z.number().int().describe("Rows in the dataset (not on this page)."),
+    offset: z.number().int(),
+    items: z
+      .array(
+        z.object({
+          row: z.number().int().describe("The row's number (0-based)."),
+          features: readableValueSchema(
+            "The row's input: for a table an object by column name (category names, null for a missing cell), else nested arrays of the input's shape. For several inputs, an object of them by input name.",
+          ),
+          label: readableValueSchema("The row's label: a class name (classification) or a number, nested arrays of them for shaped labels. For several outputs, an object of them by output name."),
+        }),
+      )
+      .describe("Empty when offset is at or past the last row."),
+  })
+  .meta({ id: "DatasetRows" });
+export type DatasetRows = z.infer<typeof datasetRowsSchema>;

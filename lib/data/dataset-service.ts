@@ -1,17 +1,31 @@
 // Datasets, API side: an upload (JSON or CSV) is parsed and checked completely before one row is
-// written, then stored packed so that a worker loads it without parsing anything.
+// written, then stored packed so that a worker loads it without parsing anything. Stored datasets
+// are listed a page at a time, previewed a few rows at a time, downloaded as the .npz they would be
+// uploaded as, and deleted once no training job needs them.
+import { Readable } from "node:stream";
 import type { Db } from "../db/prisma.ts";
-import type { CreateDatasetJson, DatasetView, UploadQuery } from "./dataset-schema.ts";
-import { DatasetRepository } from "./dataset-repository.ts";
+import { ValidationError } from "../errors.ts";
+import type { CreateDatasetJson, DatasetPage, DatasetRows, DatasetRowsQuery, DatasetView, ListDatasetsQuery, UploadQuery } from "./dataset-schema.ts";
+import { DatasetRepository, type ActiveJobsOf, type ListPosition } from "./dataset-repository.ts";
 import { formatFor } from "./formats/index.ts";
 import { parseJsonDataset } from "./formats/json.ts";
 import { MULTIPART, parseMultipartDataset, type IncomingPart } from "./formats/multipart.ts";
+import { datasetArrays, planNpz } from "./formats/npz-writer.ts";
 import { DEFAULT_UPLOAD_LIMITS, type UploadLimits } from "./formats/upload-limits.ts";
+import { readableRows } from "./readable-rows.ts";
+
+/** A download: its file name, its exact length, and its bytes as they are read. */
+export interface DatasetDownload {
+  filename: string;
+  bytes: number;
+  body: Readable;
+}
 
 export class DatasetService {
   private readonly repository: DatasetRepository;
 
-  constructor(db: Db, private readonly limits: UploadLimits = DEFAULT_UPLOAD_LIMITS) {
+  /** `activeJobsOf` answers which training jobs still need a dataset: the training area owns jobs, and this area does not import it. */
+  constructor(db: Db, private readonly activeJobsOf: ActiveJobsOf, private readonly limits: UploadLimits = DEFAULT_UPLOAD_LIMITS) {
     this.repository = new DatasetRepository(db);
   }
 
@@ -34,11 +48,68 @@ export class DatasetService {
     return this.repository.sweepAbandoned(olderThanMs);
   }
 
+  /** The tenant's datasets, newest first (at most 1000; the API lists them a page at a time). */
   list(tenantId: string): Promise<DatasetView[]> {
     return this.repository.list(tenantId);
+  }
+
+  /** A page of the tenant's datasets, newest first; `nextCursor` continues after its last one. */
+  async page(tenantId: string, query: ListDatasetsQuery): Promise<DatasetPage> {
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const { datasets, more } = await this.repository.page(tenantId, query.limit, after);
+    const last = datasets.at(-1);
+    return { datasets, nextCursor: more && last ? encodeCursor({ createdAt: new Date(last.createdAt), id: last.id }) : null };
   }
 
   get(tenantId: string, id: string): Promise<DatasetView> {
     return this.repository.get(tenantId, id);
   }
+
+  /** Rows [offset, offset + limit) as a person reads them, read from only the shards that hold them. */
+  async rows(tenantId: string, id: string, query: DatasetRowsQuery): Promise<DatasetRows> {
+    const stored = await this.repository.stored(tenantId, id);
+    const count = Math.max(0, Math.min(query.limit, stored.rows - query.offset));
+    const packed = count > 0 ? await this.repository.readRows(stored, query.offset, count) : { features: new Float32Array(0), targets: new Float32Array(0) };
+    return { rows: stored.rows, offset: query.offset, items: readableRows(stored, query.offset, count, packed) };
+  }
+
+  /**
+   * The dataset as a NumPy .npz, streamed shard by shard (see formats/npz-writer.ts for what it
+   * holds): uploading it again with Content-Type application/x-npz stores the same data.
+   */
+  async download(tenantId: string, id: string): Promise<DatasetDownload> {
+    const stored = await this.repository.stored(tenantId, id);
+    const plan = planNpz(datasetArrays(stored, (column, k) => this.repository.partChunks(stored, column, k)));
+    return { filename: `${stored.name}.npz`, bytes: plan.bytes, body: Readable.from(plan.stream(), { objectMode: false }) };
+  }
+
+  /** Deletes a dataset and its rows; a 409 while a queued or running training job uses it. */
+  delete(tenantId: string, id: string): Promise<void> {
+    return this.repository.delete(tenantId, id, this.activeJobsOf);
+  }
+}
+
+// The cursor is opaque to clients: base64url of the last dataset's creation time and id.
+const CURSOR_PROBLEM = "is not a cursor of this listing: pass `nextCursor` of the previous page as it was given";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function encodeCursor(p: ListPosition): string {
+  return Buffer.from(JSON.stringify([p.createdAt.toISOString(), p.id])).toString("base64url");
+}
+
+function decodeCursor(cursor: string): ListPosition {
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw ValidationError.at("querystring.cursor", CURSOR_PROBLEM);
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+  } catch {
+    throw ValidationError.at("querystring.cursor", CURSOR_PROBLEM);
+  }
+  if (!Array.isArray(decoded) || decoded.length !== 2) throw ValidationError.at("querystring.cursor", CURSOR_PROBLEM);
+  const [time, id] = decoded as unknown[];
+  const createdAt = typeof time === "string" ? new Date(time) : undefined;
+  if (!createdAt || Number.isNaN(createdAt.getTime()) || createdAt.toISOString() !== time || typeof id !== "string" || !UUID.test(id)) {
+    throw ValidationError.at("querystring.cursor", CURSOR_PROBLEM);
+  }
+  return { createdAt, id };
 }

@@ -94,6 +94,12 @@ export class TrainingJobService {
     return rows.map(toView);
   }
 
+  /** The jobs that still need a dataset (queued or running), oldest first: while there are any, the dataset may not be deleted. */
+  async activeJobsUsing(tenantId: string, datasetId: string): Promise<string[]> {
+    const rows = await this.db.trainingJob.findMany({ where: { tenantId, datasetId, status: { in: ["queued", "running"] } }, select: { id: true }, orderBy: { createdAt: "asc" } });
+    return rows.map((r) => r.id);
+  }
+
   async metrics(tenantId: string, id: string) {
     await this.get(tenantId, id);
     const points = await this.db.metricPoint.findMany({ where: { jobId: id }, orderBy: [{ epoch: "asc" }, { name: "asc" }] });

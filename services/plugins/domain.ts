@@ -22,12 +22,14 @@ export const domainPlugin = fp(
   async (app) => {
     const { db, config } = app;
     const predict = new PredictService(db, config.TRAINYARD_MODEL_CACHE_SIZE, config.TRAINYARD_MAX_PREDICT_INSTANCES);
-    const datasets = new DatasetService(db, { maxBytes: config.TRAINYARD_MAX_UPLOAD_BYTES });
+    const trainingJobs = new TrainingJobService(db, app.trainingQueue, app.redis, config.TRAINYARD_QUEUE_PREFIX);
+    // A dataset is not deleted while a job needs it; the training area owns jobs and answers which.
+    const datasets = new DatasetService(db, (tenantId, datasetId) => trainingJobs.activeJobsUsing(tenantId, datasetId), { maxBytes: config.TRAINYARD_MAX_UPLOAD_BYTES });
     app.decorate("services", {
       apiKeys: new ApiKeyService(db, config.TRAINYARD_ADMIN_KEY),
       datasets,
       models: new ModelService(db, { maxParams: config.TRAINYARD_MAX_PARAMS, maxLayers: config.TRAINYARD_MAX_LAYERS, maxFlopsPerSample: config.TRAINYARD_MAX_FLOPS }),
-      trainingJobs: new TrainingJobService(db, app.trainingQueue, app.redis, config.TRAINYARD_QUEUE_PREFIX),
+      trainingJobs,
       predict,
     });
     // Uploads whose writer died halfway stay invisible; every replica clears old ones now and then.

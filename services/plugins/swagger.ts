@@ -43,21 +43,35 @@ export const swaggerPlugin = fp(
         ],
       },
       transform: (args) => {
-        // The zod transform knows one body schema per route; a body with a schema per content
-        // type (datasets: JSON or CSV) is converted here, each with zod's own JSON Schema output.
-        const body = (args.schema as { body?: { content?: Record<string, { schema: z.ZodType }> } } | undefined)?.body;
-        if (!body?.content) return jsonSchemaTransform(args);
-        const { body: _body, ...rest } = args.schema as Record<string, unknown>;
-        const out = jsonSchemaTransform({ ...args, schema: rest });
-        const content = Object.fromEntries(
-          Object.entries(body.content).map(([type, c]) => {
-            const { $schema: _s, id: _id, $defs: _d, ...json } = z.toJSONSchema(c.schema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
-            // Named schemas are already components (jsonSchemaTransformObject emits every one): point there.
-            const withRefs = JSON.parse(JSON.stringify(json).replaceAll('"#/$defs/', '"#/components/schemas/'));
-            return [type, { schema: withRefs }];
-          }),
-        );
-        return { ...out, schema: { ...out.schema, body: { content } } };
+        // The zod transform knows one schema per body and per response; a schema per content
+        // type (a dataset upload: JSON, CSV, …; a download: an .npz file) is converted here, each
+        // with zod's own JSON Schema output.
+        type Content = { content?: Record<string, { schema: z.ZodType }> };
+        const schema = args.schema as { body?: Content; response?: Record<string, Content> } | undefined;
+        const body = schema?.body?.content ? schema.body : undefined;
+        const byType = Object.entries(schema?.response ?? {}).filter(([, r]) => r.content);
+        if (!body && !byType.length) return jsonSchemaTransform(args);
+        const { body: plainBody, response, ...rest } = args.schema as Record<string, unknown> & { response?: Record<string, unknown> };
+        const plainResponse = response && Object.fromEntries(Object.entries(response).filter(([code]) => !byType.some(([c]) => c === code)));
+        const out = jsonSchemaTransform({ ...args, schema: { ...rest, ...(body ? {} : { body: plainBody }), ...(plainResponse ? { response: plainResponse } : {}) } });
+        const convert = (content: Record<string, { schema: z.ZodType }>, io: "input" | "output") =>
+          Object.fromEntries(
+            Object.entries(content).map(([type, c]) => {
+              const { $schema: _s, id: _id, $defs: _d, ...json } = z.toJSONSchema(c.schema, { io, unrepresentable: "any" }) as Record<string, unknown>;
+              // Named schemas are already components (jsonSchemaTransformObject emits every one): point there.
+              const withRefs = JSON.parse(JSON.stringify(json).replaceAll('"#/$defs/', '"#/components/schemas/'));
+              return [type, { schema: withRefs }];
+            }),
+          );
+        const transformed = out.schema as Record<string, unknown> & { response?: Record<string, unknown> };
+        return {
+          ...out,
+          schema: {
+            ...transformed,
+            ...(body ? { body: { content: convert(body.content!, "input") } } : {}),
+            ...(byType.length ? { response: { ...transformed.response, ...Object.fromEntries(byType.map(([code, r]) => [code, { content: convert(r.content!, "output") }])) } } : {}),
+          },
+        };
       },
       transformObject: (doc) => {
         const out = jsonSchemaTransformObject(doc) as { paths?: Record<string, unknown>; components?: { schemas?: Record<string, JsonSchema> } };

@@ -1,9 +1,12 @@
+import { Readable } from "node:stream";
 import multipart from "@fastify/multipart";
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
 import { UPLOAD_FORMATS } from "../../../lib/data/formats/index.ts";
 import { MULTIPART, MULTIPART_LIMITS, multipartBodySchema } from "../../../lib/data/formats/multipart.ts";
-import { createDatasetJsonSchema, datasetSchema, uploadQuerySchema, type CreateDatasetJson } from "../../../lib/data/dataset-schema.ts";
+import {
+  createDatasetJsonSchema, datasetPageSchema, datasetRowsQuerySchema, datasetRowsSchema, datasetSchema, listDatasetsQuerySchema, uploadQuerySchema, type CreateDatasetJson,
+} from "../../../lib/data/dataset-schema.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
 
@@ -58,16 +61,68 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
     return reply.status(created ? 201 : 200).header("location", `/v1/datasets/${view.id}`).send(view);
   });
 
+  // Reading and removing stored datasets: the listing (a page at a time), the description, a
+  // preview of rows, the download as .npz, and deletion.
   app.get("/v1/datasets", {
     config: { auth: "tenant" },
-    schema: { operationId: "listDatasets", tags: ["datasets"], security, summary: "List datasets", response: { 200: z.object({ datasets: z.array(datasetSchema) }), 401: problemSchema } },
-  }, async (request) => ({ datasets: await datasets.list(tenantOf(request)) }));
+    schema: {
+      operationId: "listDatasets", tags: ["datasets"], security, summary: "List datasets, newest first, a page at a time (?limit=&cursor=)",
+      querystring: listDatasetsQuerySchema, response: { 200: datasetPageSchema, 400: problemSchema, 401: problemSchema },
+    },
+  }, async (request) => datasets.page(tenantOf(request), request.query));
 
   app.get("/v1/datasets/:id", {
     config: { auth: "tenant" },
     schema: {
       operationId: "getDataset", tags: ["datasets"], security, summary: "Get a dataset's description",
-      params: z.object({ id: z.uuid() }), response: { 200: datasetSchema, 401: problemSchema, 404: problemSchema },
+      params: datasetParams, response: { 200: datasetSchema, 400: problemSchema, 401: problemSchema, 404: problemSchema },
     },
   }, async (request) => datasets.get(tenantOf(request), request.params.id));
+
+  app.get("/v1/datasets/:id/rows", {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "getDatasetRows", tags: ["datasets"], security,
+      summary: "Preview rows as a person reads them (?offset=&limit=, at most 100): table cells by column name with category names, class names for labels",
+      params: datasetParams, querystring: datasetRowsQuerySchema, response: { 200: datasetRowsSchema, 400: problemSchema, 401: problemSchema, 404: problemSchema },
+    },
+  }, async (request) => datasets.rows(tenantOf(request), request.params.id, request.query));
+
+  app.get("/v1/datasets/:id/download", {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "downloadDataset", tags: ["datasets"], security,
+      summary: "Download the stored rows as a NumPy .npz (x and y, or inputs.<name> and outputs.<name>), which uploads again as the same dataset",
+      params: datasetParams,
+      response: {
+        200: { content: { [NPZ]: { schema: npzFileSchema } } },
+        400: problemSchema, 401: problemSchema, 404: problemSchema,
+      },
+    },
+  }, async (request, reply) => {
+    const file = await datasets.download(tenantOf(request), request.params.id);
+    return reply.type(NPZ).header("content-length", file.bytes).header("content-disposition", attachment(file.filename)).send(file.body);
+  });
+
+  app.delete("/v1/datasets/:id", {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "deleteDataset", tags: ["datasets"], security,
+      summary: "Delete a dataset and its rows (409 while a queued or running training job uses it; models trained on it stay)",
+      params: datasetParams, response: { 204: z.null().describe("Deleted."), 400: problemSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema },
+    },
+  }, async (request, reply) => {
+    await datasets.delete(tenantOf(request), request.params.id);
+    return reply.status(204).send(null);
+  });
 };
+
+const datasetParams = z.object({ id: z.uuid() });
+const NPZ = "application/x-npz";
+const npzFileSchema = z.custom<Readable>((v) => v instanceof Readable).meta({ type: "string", format: "binary", description: "A NumPy .npz: one .npy array per input and per set of labels, [rows, ...shape]." });
+
+/** Content-Disposition for a download: a plain ASCII name for every client, and the exact one (RFC 6266 filename*) for those that read it. */
+function attachment(filename: string): string {
+  const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
+}
