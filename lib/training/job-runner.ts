@@ -76,7 +76,10 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
   try {
     const hp = row.hyperparameters as Hyperparameters;
     const spec = parseOrFail(modelSpecSchema, row.model.spec, "model spec");
+    const loadStarted = Date.now();
     const dataset = await patience.run("loading the dataset", () => new DatasetRepository(db).loadTensors(tenantId, row.datasetId));
+    const megabytes = (dataset.x.byteLength + dataset.y.byteLength) / 1e6;
+    ctx.log?.(`job ${jobId}: loaded the dataset: ${dataset.rows} rows, ${megabytes.toFixed(1)} MB in ${((Date.now() - loadStarted) / 1000).toFixed(2)} s`);
     // The job's model is built (or loaded) below; its stored output shapes are the same, and
     // deciding the match first fails a job that cannot train before any work.
     const outputShapes = (row.model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape);

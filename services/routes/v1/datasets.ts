@@ -2,7 +2,9 @@ import { Readable } from "node:stream";
 import multipart from "@fastify/multipart";
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
+import { constants as bufferConstants } from "node:buffer";
 import { UPLOAD_FORMATS } from "../../../lib/data/formats/index.ts";
+import { UploadTooLargeError } from "../../../lib/data/formats/upload-limits.ts";
 import { MULTIPART, MULTIPART_LIMITS, multipartBodySchema } from "../../../lib/data/formats/multipart.ts";
 import {
   createDatasetJsonSchema, datasetPageSchema, datasetRowsQuerySchema, datasetRowsSchema, datasetSchema, listDatasetsQuerySchema, uploadQuerySchema, type CreateDatasetJson,
@@ -10,14 +12,25 @@ import {
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
 
+/** The longest text body that decodes into one string (UTF-8 never has more characters than bytes). */
+const MAX_TEXT_BYTES = bufferConstants.MAX_STRING_LENGTH;
+
 export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
   const datasets = app.services.datasets;
   const security = [{ bearerAuth: [] }];
 
   // Raw-body formats arrive as a string (text) or a Buffer (binary); the format's parser in the
   // dataset service checks them row by row.
+  // Text is decoded here rather than by fastify: V8 strings stop at about 512 Mi characters, and
+  // fastify's own decoding would throw outside its error handling and end the process.
   for (const format of UPLOAD_FORMATS) {
-    app.addContentTypeParser([...format.mediaTypes], { parseAs: format.body === "text" ? "string" : "buffer", bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES }, (_req, body, done) => done(null, body));
+    app.addContentTypeParser([...format.mediaTypes], { parseAs: "buffer", bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES }, (_req, body, done) => {
+      if (format.body !== "text") return done(null, body);
+      if ((body as Buffer).length > MAX_TEXT_BYTES) {
+        return done(new UploadTooLargeError(`a ${format.name.toUpperCase()} body may hold at most ${MAX_TEXT_BYTES} bytes; send a larger dataset as an .npz or in parts`), undefined);
+      }
+      done(null, (body as Buffer).toString("utf8"));
+    });
   }
   const rawBodies = Object.fromEntries(
     UPLOAD_FORMATS.flatMap((f) => {
