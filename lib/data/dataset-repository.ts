@@ -6,6 +6,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Db } from "../db/prisma.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
 import type { DatasetInput, DatasetOutput, DatasetView, Task } from "./dataset-schema.ts";
+import type { PreprocessingField } from "./preprocessing/preprocessing-schema.ts";
 import { size, toFloats, type DatasetTensors, type ParsedDataset } from "./packing.ts";
 
 /** Bytes of values per shard: large enough that a shard is one cheap round trip, small enough to bound a reader's extra memory. */
@@ -13,19 +14,19 @@ const SHARD_BYTES = 8 * 1024 * 1024;
 
 const viewSelect = {
   id: true, name: true, task: true, rowCount: true, inputShape: true, inputs: true, classes: true, featureNames: true, targetSize: true, targetShape: true,
-  outputs: true, warnings: true, contentHash: true, bytes: true, createdAt: true,
+  outputs: true, warnings: true, contentHash: true, bytes: true, preprocessing: true, createdAt: true,
 } as const;
 
 type DatasetRow = {
   id: string; name: string; task: Task; rowCount: number; inputShape: number[]; inputs: unknown; classes: string[]; featureNames: string[];
-  targetSize: number; targetShape: number[]; outputs: unknown; warnings: string[]; contentHash: string | null; bytes: bigint; createdAt: Date;
+  targetSize: number; targetShape: number[]; outputs: unknown; warnings: string[]; contentHash: string | null; bytes: bigint; preprocessing: unknown; createdAt: Date;
 };
 
 function toView(d: DatasetRow): DatasetView {
   return {
     id: d.id, name: d.name, task: d.task, rows: d.rowCount, inputShape: d.inputShape, inputs: d.inputs as DatasetInput[], classes: d.classes,
     featureNames: d.featureNames, targetSize: d.targetSize, targetShape: d.targetShape, outputs: d.outputs as DatasetOutput[], warnings: d.warnings,
-    contentHash: d.contentHash, bytes: Number(d.bytes), createdAt: d.createdAt.toISOString(),
+    contentHash: d.contentHash, bytes: Number(d.bytes), preprocessing: (d.preprocessing as PreprocessingField | null) ?? null, createdAt: d.createdAt.toISOString(),
   };
 }
 
@@ -94,7 +95,7 @@ export class DatasetRepository {
         inputShape: parsed.inputs[0].shape, inputs: parsed.inputs as object[],
         // The first set of labels is also described in columns of its own (what most datasets have).
         task: first.task, classes: first.classes, targetSize: size(first.shape), targetShape: first.shape, outputs: outputs as object[],
-        warnings: parsed.warnings ?? [], status: "uploading", contentHash, bytes: BigInt(parsed.features.byteLength + parsed.targets.byteLength),
+        warnings: parsed.warnings ?? [], ...(parsed.preprocessing ? { preprocessing: parsed.preprocessing as object } : {}), status: "uploading", contentHash, bytes: BigInt(parsed.features.byteLength + parsed.targets.byteLength),
       },
     });
     try {
@@ -137,9 +138,12 @@ export class DatasetRepository {
   }
 
   /** What a job needs to check a dataset against a model before queueing: no rows. */
-  async findShapes(tenantId: string, id: string): Promise<{ inputs: DatasetInput[]; outputs: DatasetOutput[]; rows: number } | null> {
-    const row = await this.db.dataset.findFirst({ where: { id, tenantId, status: "ready" }, select: { inputs: true, outputs: true, rowCount: true } });
-    return row && { inputs: row.inputs as unknown as DatasetInput[], outputs: row.outputs as unknown as DatasetOutput[], rows: row.rowCount };
+  async findShapes(tenantId: string, id: string): Promise<{ inputs: DatasetInput[]; outputs: DatasetOutput[]; rows: number; preprocessing?: PreprocessingField } | null> {
+    const row = await this.db.dataset.findFirst({ where: { id, tenantId, status: "ready" }, select: { inputs: true, outputs: true, rowCount: true, preprocessing: true } });
+    return row && {
+      inputs: row.inputs as unknown as DatasetInput[], outputs: row.outputs as unknown as DatasetOutput[], rows: row.rowCount,
+      ...(row.preprocessing ? { preprocessing: row.preprocessing as PreprocessingField } : {}),
+    };
   }
 
   /** A ready dataset's layout and its shards' row ranges: what reading some of its rows, or all of them part by part, starts from. */
@@ -291,7 +295,7 @@ function scatter(shard: Float32Array, parts: { shape: number[] }[], start: numbe
 /** sha256 of a dataset's layout and values: what identifies the same data uploaded again. */
 function hashOf(parsed: ParsedDataset): string {
   const h = createHash("sha256");
-  h.update(JSON.stringify({ inputs: parsed.inputs, outputs: parsed.outputs, featureNames: parsed.featureNames, rows: parsed.rows }));
+  h.update(JSON.stringify({ inputs: parsed.inputs, outputs: parsed.outputs, featureNames: parsed.featureNames, rows: parsed.rows, preprocessing: parsed.preprocessing ?? null }));
   h.update(new Uint8Array(parsed.features.buffer, parsed.features.byteOffset, parsed.features.byteLength));
   h.update(new Uint8Array(parsed.targets.buffer, parsed.targets.byteOffset, parsed.targets.byteLength));
   return h.digest("hex");

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { nodeName } from "../model-spec/model-spec-schema.ts";
 import { taskSchema } from "../model-spec/objectives.ts";
 import { nestedLabelsSchema, nestedNumbersSchema } from "./nested.ts";
+import { preprocessingFieldSchema } from "./preprocessing/preprocessing-schema.ts";
 
 export const datasetTaskSchema = taskSchema;
 export type { Task } from "../model-spec/objectives.ts";
@@ -64,6 +65,7 @@ export const createDatasetJsonSchema = z
       .optional()
       .describe("Default: classification when labels are strings, regression when numbers (say classification for masks of class ids). With `outputs`, one task for all or a task per output name."),
     featureNames: z.array(z.string()).optional(),
+    preprocessing: preprocessingFieldSchema.optional().describe("How jobs on this dataset prepare its inputs unless a job says otherwise (see a training job's preprocessing)."),
   })
   .meta({ id: "CreateDataset" });
 export type CreateDatasetJson = z.infer<typeof createDatasetJsonSchema>;
@@ -119,6 +121,7 @@ export const uploadQuerySchema = z.object({
   imageSize: z.string().optional().describe("Image zips: H,W to resize every image to (required when sizes differ)."),
   channels: z.enum(["1", "3"]).optional().describe("Image zips: 1 (grayscale) or 3 (RGB, default)."),
   sequenceLength: z.string().optional().describe("Text: characters per training sequence (char models)."),
+  preprocessing: z.string().optional().describe("JSON of the dataset's default preprocessing, as a JSON upload's `preprocessing` (e.g. {\"numeric\":\"minmax\"})."),
 });
 export type UploadQuery = z.infer<typeof uploadQuerySchema>;
 /** The query of a CSV upload (a subset of every raw-body upload's). */
@@ -140,6 +143,7 @@ export const datasetSchema = z
     outputs: z.array(datasetOutputSchema).describe("Every set of labels, by the model output it trains; task, classes and targetShape above describe the first."),
     contentHash: z.string().nullable().describe("sha256 of the stored layout and values: the same data uploaded again under the same name is recognised, not stored twice."),
     bytes: z.number().int().describe("Bytes of stored values (float32)."),
+    preprocessing: preprocessingFieldSchema.nullable().describe("The preprocessing declared with the upload: jobs use it unless they declare their own."),
     warnings: z.array(z.string()).describe("Things worth knowing that are not errors, e.g. numeric labels that look like class ids (upload with task=classification)."),
     createdAt: z.iso.datetime(),
   })

@@ -12,6 +12,7 @@ import { parseJsonDataset } from "./formats/json.ts";
 import { MULTIPART, parseMultipartDataset, type IncomingPart } from "./formats/multipart.ts";
 import { datasetArrays, planNpz } from "./formats/npz-writer.ts";
 import { DEFAULT_UPLOAD_LIMITS, type UploadLimits } from "./formats/upload-limits.ts";
+import { preprocessingFieldSchema, preprocessingSpecSchema, type PreprocessingField } from "./preprocessing/preprocessing-schema.ts";
 import { readableRows } from "./readable-rows.ts";
 
 /** A download: its file name, its exact length, and its bytes as they are read. */
@@ -19,6 +20,27 @@ export interface DatasetDownload {
   filename: string;
   bytes: number;
   body: Readable;
+}
+
+/** `?preprocessing=` of a raw upload: JSON of a preprocessing spec (or one per input name). */
+function declaredPreprocessing(raw: string | undefined): PreprocessingField | undefined {
+  if (raw === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw ValidationError.at("querystring.preprocessing", 'is not JSON; send e.g. {"numeric":"minmax"}');
+  }
+  // One spec for every input (its keys are the spec's), or one per input name: judged by the keys,
+  // so that a problem is reported inside the spec rather than as "matches neither".
+  const specKeys = Object.keys(preprocessingSpecSchema.shape);
+  const isSpec = typeof value === "object" && value !== null && Object.keys(value).every((k) => specKeys.includes(k));
+  const parsed = (isSpec ? preprocessingSpecSchema : preprocessingFieldSchema).safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw ValidationError.at(["querystring.preprocessing", ...issue.path.map(String)].join("."), issue.message);
+  }
+  return parsed.data;
 }
 
 export class DatasetService {
@@ -36,11 +58,14 @@ export class DatasetService {
    */
   async upload(tenantId: string, mediaType: string | undefined, body: CreateDatasetJson | string | Buffer | AsyncIterable<IncomingPart>, query: UploadQuery): Promise<DatasetView & { created: boolean }> {
     const format = formatFor(mediaType);
+    // The declared preprocessing is the dataset's, whatever its format: taken out before the format reads the query.
+    const { preprocessing: declared, ...formatQuery } = query;
     const parsed =
-      mediaType === MULTIPART ? await parseMultipartDataset(body as AsyncIterable<IncomingPart>, query, this.limits)
-      : format ? await format.parse(body as string | Buffer, query, this.limits)
+      mediaType === MULTIPART ? await parseMultipartDataset(body as AsyncIterable<IncomingPart>, formatQuery, this.limits)
+      : format ? await format.parse(body as string | Buffer, formatQuery, this.limits)
       : parseJsonDataset(body as CreateDatasetJson);
-    return this.repository.create(tenantId, parsed);
+    const preprocessing = format || mediaType === MULTIPART ? declaredPreprocessing(declared) : (body as CreateDatasetJson).preprocessing;
+    return this.repository.create(tenantId, preprocessing ? { ...parsed, preprocessing } : parsed);
   }
 
   /** Removes uploads that never finished (see DatasetRepository.sweepAbandoned); an hour is longer than any upload takes. */

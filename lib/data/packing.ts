@@ -3,6 +3,7 @@
 // unpacks it into what the training loop takes without parsing anything.
 import { ValidationError } from "../errors.ts";
 import type { DatasetInput, DatasetOutput } from "./dataset-schema.ts";
+import type { PreprocessingField } from "./preprocessing/preprocessing-schema.ts";
 
 /** An upload, parsed and checked completely, ready to store. */
 export interface ParsedDataset {
@@ -17,6 +18,8 @@ export interface ParsedDataset {
   rows: number;
   /** Things worth knowing that are not errors, e.g. numeric labels that look like class ids. */
   warnings?: string[];
+  /** Preprocessing declared with the upload, the default of jobs on this dataset. */
+  preprocessing?: PreprocessingField;
 }
 
 /** The numeric data of a stored dataset. */

@@ -56,7 +56,9 @@ export class TrainingJobService {
 
     const spec = modelSpecSchema.parse(model.spec);
     const outputShapes = (model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape);
-    matchModelToDataset(spec, outputShapes, dataset, rest.preprocessing);
+    // The job's own preprocessing, else the one declared with the dataset; recorded with the job.
+    const preprocessing = rest.preprocessing ?? dataset.preprocessing;
+    matchModelToDataset(spec, outputShapes, dataset, preprocessing);
     checkAugmentation(rest.augmentation, dataset.inputs);
     const trainRows = dataset.rows - Math.floor(dataset.rows * rest.validationSplit) - Math.floor(dataset.rows * rest.testSplit);
     if (trainRows < 1) throw ValidationError.at("validationSplit", `leaves no training rows out of ${dataset.rows}`);
@@ -65,7 +67,7 @@ export class TrainingJobService {
     const tooSmall = counts && stratifyProblem(counts, dataset.outputs[strata!].classes, rest);
     if (tooSmall) throw ValidationError.at("dataset", tooSmall);
 
-    const hyperparameters: Hyperparameters = { ...rest, seed: rest.seed ?? randomInt(2 ** 31) } as Hyperparameters;
+    const hyperparameters: Hyperparameters = { ...rest, ...(preprocessing ? { preprocessing } : {}), seed: rest.seed ?? randomInt(2 ** 31) } as Hyperparameters;
     const id = randomUUID();
     const row = await this.db.trainingJob.create({
       data: { id, tenantId, modelId: model.id, datasetId, hyperparameters, epochs: hyperparameters.epochs },

@@ -88,3 +88,31 @@ test("columns on scales 1000× apart train as well as hand-standardized ones, by
   t.diagnostic(`:predict on the 150 raw rows: ${right} right`);
   assert.ok(right >= 140, `${right}/150 right from raw values`);
 });
+
+test("preprocessing declared with the upload is what jobs on the dataset use, unless they declare their own", async () => {
+  const res = await env.app.inject({ method: "POST", url: "/v1/datasets", headers: auth, payload: { name: "iris-minmax", features: scaled, labels, preprocessing: { numeric: "minmax" } } });
+  assert.equal(res.statusCode, 201, res.body);
+  assert.deepEqual(res.json().preprocessing, { numeric: "minmax" });
+  const done = await train(res.json().id, { epochs: 2 });
+  assert.deepEqual(done.hyperparameters.preprocessing, { numeric: "minmax" }, "recorded with the job");
+  const version = (await env.app.inject({ url: `/v1/models/iris/versions/${done.modelVersion}`, headers: auth })).json();
+  const first = version.signature.inputs[0].preprocessing.columns[0];
+  const min = Math.min(...scaled.map((r) => r[0]));
+  const max = Math.max(...scaled.map((r) => r[0]));
+  assert.ok(first.shift >= min && first.shift < min + 0.1 * (max - min), `min-max: shifted by the training rows' minimum ${first.shift}`);
+  const own = await train(res.json().id, { epochs: 1, preprocessing: { numeric: "standardize" } });
+  assert.deepEqual(own.hyperparameters.preprocessing, { numeric: "standardize" });
+
+  // A raw upload declares it in the query, as JSON; a bad one is a 400 at the query.
+  const csv = "a,b,y\n1,2,p\n3,4,q\n5,6,p\n7,8,q\n";
+  const upload = (q: string) => env.app.inject({ method: "POST", url: `/v1/datasets?name=t&${q}`, headers: { ...auth, "content-type": "text/csv" }, payload: csv });
+  const ok = await upload(`preprocessing=${encodeURIComponent('{"numeric":"none"}')}`);
+  assert.equal(ok.statusCode, 201, ok.body);
+  assert.deepEqual(ok.json().preprocessing, { numeric: "none" });
+  const notJson = await upload("preprocessing=%7Bnumeric");
+  assert.equal(notJson.statusCode, 400);
+  assert.equal(notJson.json().errors[0].path, "querystring.preprocessing");
+  const wrong = await upload(`preprocessing=${encodeURIComponent('{"numeric":"log"}')}`);
+  assert.equal(wrong.statusCode, 400);
+  assert.equal(wrong.json().errors[0].path, "querystring.preprocessing.numeric");
+});
