@@ -3,7 +3,7 @@
 // shard by shard, and shows only once it is `ready`: an upload that fails halfway leaves nothing
 // visible (and is removed). A reader takes it shard by shard.
 import { createHash, randomUUID } from "node:crypto";
-import type { Db } from "../db/prisma.ts";
+import type { Db, Prisma } from "../db/prisma.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
 import type { DatasetInput, DatasetOutput, DatasetView, Task } from "./dataset-schema.ts";
 import type { PreprocessingField } from "./preprocessing/preprocessing-schema.ts";
@@ -216,14 +216,26 @@ export class DatasetRepository {
    * keeps the dataset's id as history, a version holds its own weights and preprocessing.
    */
   async delete(tenantId: string, id: string, activeJobsOf: ActiveJobsOf): Promise<void> {
-    const exists = await this.db.dataset.findFirst({ where: { id, tenantId, status: "ready" }, select: { id: true } });
-    if (!exists) throw new NotFoundError("dataset", id);
-    const jobs = await activeJobsOf(tenantId, id);
-    if (jobs.length) {
-      throw new ConflictError(`dataset '${id}' is used by ${jobs.length === 1 ? "a queued or running training job" : `${jobs.length} queued or running training jobs`}: ${jobs.join(", ")}; cancel ${jobs.length === 1 ? "it" : "them"} or wait until ${jobs.length === 1 ? "it finishes" : "they finish"}`);
-    }
-    const { count } = await this.db.dataset.deleteMany({ where: { id, tenantId, status: "ready" } });
-    if (count === 0) throw new NotFoundError("dataset", id);
+    // The row is locked for the check and the delete: a job being created takes a share lock on it
+    // (lockForUse), so either that job is counted here or its creation finds no dataset.
+    await this.db.$transaction(async (tx) => {
+      const locked = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "Dataset" WHERE "id" = ${id}::uuid AND "tenantId" = ${tenantId}::uuid AND "status" = 'ready' FOR UPDATE`;
+      if (!locked.length) throw new NotFoundError("dataset", id);
+      const jobs = await activeJobsOf(tenantId, id);
+      if (jobs.length) {
+        throw new ConflictError(`dataset '${id}' is used by ${jobs.length === 1 ? "a queued or running training job" : `${jobs.length} queued or running training jobs`}: ${jobs.join(", ")}; cancel ${jobs.length === 1 ? "it" : "them"} or wait until ${jobs.length === 1 ? "it finishes" : "they finish"}`);
+      }
+      await tx.dataset.delete({ where: { id } });
+    });
+  }
+
+  /**
+   * Inside the caller's transaction: holds a ready dataset against deletion until the transaction
+   * ends (a share lock, which delete's update lock waits for). False when there is no such dataset.
+   */
+  static async lockForUse(tx: Prisma.TransactionClient, tenantId: string, id: string): Promise<boolean> {
+    const held = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "Dataset" WHERE "id" = ${id}::uuid AND "tenantId" = ${tenantId}::uuid AND "status" = 'ready' FOR SHARE`;
+    return held.length > 0;
   }
 
   /**

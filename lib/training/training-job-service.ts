@@ -69,9 +69,14 @@ export class TrainingJobService {
 
     const hyperparameters: Hyperparameters = { ...rest, ...(preprocessing ? { preprocessing } : {}), seed: rest.seed ?? randomInt(2 ** 31) } as Hyperparameters;
     const id = randomUUID();
-    const row = await this.db.trainingJob.create({
-      data: { id, tenantId, modelId: model.id, datasetId, hyperparameters, epochs: hyperparameters.epochs },
-      include: jobInclude,
+    // The dataset is held until the job row exists, so a concurrent delete either sees this job
+    // (409) or happened first (this is a 400).
+    const row = await this.db.$transaction(async (tx) => {
+      if (!(await DatasetRepository.lockForUse(tx, tenantId, datasetId))) throw ValidationError.at("dataset", `no dataset with id '${datasetId}'`);
+      return tx.trainingJob.create({
+        data: { id, tenantId, modelId: model.id, datasetId, hyperparameters, epochs: hyperparameters.epochs },
+        include: jobInclude,
+      });
     });
     try {
       // BullMQ waits for a connection that may never come; a producer must answer now instead.
