@@ -2,27 +2,15 @@
 // stored as ordinary datasets (listed, described, trained on and served like uploads), and
 // every bad request at its place.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { createTrainingWorker, type TrainingWorker } from "../../workers/training-worker.ts";
-import { createTestEnv, type TestEnv } from "../helpers/app.ts";
+import { describe, test } from "node:test";
+import type { TestEnv } from "../helpers/app.ts";
+import { useTrainingEnv } from "../helpers/training-env.ts";
 import { createModel, IRIS_SPEC, waitForJob } from "../helpers/training.ts";
 
-let env: TestEnv;
-let worker: TrainingWorker;
-let auth: Record<string, string>;
+const ctx = useTrainingEnv("builtin");
 
-before(async () => {
-  env = await createTestEnv();
-  worker = createTrainingWorker(env.workerConfig, () => {});
-  auth = await env.tenant("builtin");
-});
-after(async () => {
-  await worker?.close();
-  await env?.close();
-});
-
-const inject: TestEnv["app"]["inject"] = (...args: Parameters<TestEnv["app"]["inject"]>) => env.app.inject(...args);
-const importBuiltin = (name: string, body: object = {}, headers = auth) => env.app.inject({ method: "POST", url: `/v1/datasets/builtin/${name}`, headers, payload: body });
+const inject: TestEnv["app"]["inject"] = (...args: Parameters<TestEnv["app"]["inject"]>) => ctx.env.app.inject(...args);
+const importBuiltin = (name: string, body: object = {}, headers = ctx.auth) => ctx.env.app.inject({ method: "POST", url: `/v1/datasets/builtin/${name}`, headers, payload: body });
 
 async function imported(name: string, body: object = {}) {
   const res = await importBuiltin(name, body);
@@ -31,24 +19,24 @@ async function imported(name: string, body: object = {}) {
 }
 
 async function train(model: string, dataset: string, body: { epochs: number; [key: string]: unknown }) {
-  const res = await env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: auth, payload: { model, dataset, ...body } });
+  const res = await ctx.env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: ctx.auth, payload: { model, dataset, ...body } });
   assert.equal(res.statusCode, 202, res.body);
-  const done = await waitForJob(inject, auth, res.json().id, undefined, 300_000);
+  const done = await waitForJob(inject, ctx.auth, res.json().id, undefined, 300_000);
   assert.equal(done.status, "succeeded", JSON.stringify(done));
   assert.deepEqual(done.progress, { epoch: body.epochs, epochs: body.epochs });
   return done;
 }
 
 async function templateModel(name: string, template: string, query: string) {
-  const res = await env.app.inject({ url: `/v1/templates/${template}?${query}` });
+  const res = await ctx.env.app.inject({ url: `/v1/templates/${template}?${query}` });
   assert.equal(res.statusCode, 200, res.body);
-  await createModel(inject, auth, name, res.json().spec);
+  await createModel(inject, ctx.auth, name, res.json().spec);
 }
 
 describe("the catalogue", () => {
   test("GET /v1/datasets/builtin lists real data with source and licence, and generators with their parameters", async () => {
-    assert.equal((await env.app.inject({ url: "/v1/datasets/builtin" })).statusCode, 401);
-    const res = await env.app.inject({ url: "/v1/datasets/builtin", headers: auth });
+    assert.equal((await ctx.env.app.inject({ url: "/v1/datasets/builtin" })).statusCode, 401);
+    const res = await ctx.env.app.inject({ url: "/v1/datasets/builtin", headers: ctx.auth });
     assert.equal(res.statusCode, 200, res.body);
     const { datasets } = res.json();
     assert.deepEqual(datasets.map((d: { name: string }) => d.name), ["iris", "mnist", "xor", "spirals", "blobs", "sine", "segmentation"]);
@@ -75,15 +63,15 @@ describe("imports are ordinary datasets", () => {
       name: "flowers", rows: 150, inputShape: [4], classes: ["setosa", "versicolor", "virginica"], task: "classification", featureNames: ["sepal_length", "sepal_width", "petal_length", "petal_width"],
     });
     assert.equal(ds.inputs[0].kind, "tabular");
-    assert.deepEqual((await env.app.inject({ url: `/v1/datasets/${ds.id}`, headers: auth })).json(), ds);
-    assert.ok((await env.app.inject({ url: "/v1/datasets", headers: auth })).json().datasets.some((d: { id: string }) => d.id === ds.id));
-    const other = await env.tenant("someone-else");
-    assert.equal((await env.app.inject({ url: `/v1/datasets/${ds.id}`, headers: other })).statusCode, 404, "another tenant cannot see it");
+    assert.deepEqual((await ctx.env.app.inject({ url: `/v1/datasets/${ds.id}`, headers: ctx.auth })).json(), ds);
+    assert.ok((await ctx.env.app.inject({ url: "/v1/datasets", headers: ctx.auth })).json().datasets.some((d: { id: string }) => d.id === ds.id));
+    const other = await ctx.env.tenant("someone-else");
+    assert.equal((await ctx.env.app.inject({ url: `/v1/datasets/${ds.id}`, headers: other })).statusCode, 404, "another tenant cannot see it");
 
-    await createModel(inject, auth, "iris-mlp", IRIS_SPEC);
+    await createModel(inject, ctx.auth, "iris-mlp", IRIS_SPEC);
     const done = await train("iris-mlp", ds.id, { epochs: 40, batchSize: 16, optimizer: { type: "adam", learningRate: 0.02 }, validationSplit: 0.2, seed: 7 });
     assert.ok(done.metrics.val_accuracy >= 0.9, `val_accuracy ${done.metrics.val_accuracy}`);
-    const pred = await env.app.inject({ method: "POST", url: "/v1/models/iris-mlp:predict", headers: auth, payload: { instances: [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]] } });
+    const pred = await ctx.env.app.inject({ method: "POST", url: "/v1/models/iris-mlp:predict", headers: ctx.auth, payload: { instances: [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]] } });
     assert.equal(pred.statusCode, 200, pred.body);
     assert.deepEqual(pred.json().predictions.map((p: number[]) => p.indexOf(Math.max(...p))), [0, 2]);
   });
@@ -145,8 +133,8 @@ describe("bad requests", () => {
 
   test("a key is needed, and nothing is stored by a refused import", async () => {
     assert.equal((await importBuiltin("xor", {}, {})).statusCode, 401);
-    const before = (await env.app.inject({ url: "/v1/datasets", headers: auth })).json().datasets.length;
+    const before = (await ctx.env.app.inject({ url: "/v1/datasets", headers: ctx.auth })).json().datasets.length;
     assert.equal((await importBuiltin("xor", { rows: -1 })).statusCode, 400);
-    assert.equal((await env.app.inject({ url: "/v1/datasets", headers: auth })).json().datasets.length, before);
+    assert.equal((await ctx.env.app.inject({ url: "/v1/datasets", headers: ctx.auth })).json().datasets.length, before);
   });
 });

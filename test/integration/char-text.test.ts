@@ -2,9 +2,8 @@
 // character ids with next-character labels, and char_model trains on it with a real worker.
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
-import { after, before, describe, test } from "node:test";
-import { createTrainingWorker, type TrainingWorker } from "../../workers/training-worker.ts";
-import { createTestEnv, type TestEnv } from "../helpers/app.ts";
+import { describe, test } from "node:test";
+import { useTrainingEnv } from "../helpers/training-env.ts";
 import { createModel, waitForJob } from "../helpers/training.ts";
 
 // Lewis Carroll, Alice's Adventures in Wonderland (1865; public domain), the first two paragraphs.
@@ -15,22 +14,10 @@ const ALICE =
   "stupid), whether the pleasure of making a daisy-chain would be worth the trouble of getting up and picking the daisies, when suddenly a " +
   "White Rabbit with pink eyes ran close by her.\n";
 
-let env: TestEnv;
-let worker: TrainingWorker;
-let auth: Record<string, string>;
-
-before(async () => {
-  env = await createTestEnv();
-  worker = createTrainingWorker(env.workerConfig, () => {});
-  auth = await env.tenant("text");
-});
-after(async () => {
-  await worker?.close();
-  await env?.close();
-});
+const ctx = useTrainingEnv("text");
 
 const upload = (query: string, body: string | Buffer, headers: Record<string, string> = {}) =>
-  env.app.inject({ method: "POST", url: `/v1/datasets?${query}`, headers: { ...auth, "content-type": "text/plain; charset=utf-8", ...headers }, payload: body });
+  ctx.env.app.inject({ method: "POST", url: `/v1/datasets?${query}`, headers: { ...ctx.auth, "content-type": "text/plain; charset=utf-8", ...headers }, payload: body });
 
 function problemAt(res: { statusCode: number; body: string; json(): any }, path: string, message: RegExp) {
   assert.equal(res.statusCode, 400, res.body);
@@ -70,18 +57,18 @@ describe("text uploads", () => {
 
   test("the zoo's char_model trains on it with a real worker: the loss goes down, and it predicts a distribution per step", async (t) => {
     const ds = (await upload("name=alice-train&sequenceLength=16", ALICE)).json();
-    const template = await env.app.inject({ url: `/v1/templates/char_model?inputShape=16&classes=${ds.classes.length}&embeddingDim=16&units=64` });
+    const template = await ctx.env.app.inject({ url: `/v1/templates/char_model?inputShape=16&classes=${ds.classes.length}&embeddingDim=16&units=64` });
     assert.equal(template.statusCode, 200, template.body);
-    await createModel(env.app.inject.bind(env.app), auth, "alice", template.json().spec);
+    await createModel(ctx.env.app.inject.bind(ctx.env.app), ctx.auth, "alice", template.json().spec);
     const epochs = 12;
-    const job = await env.app.inject({
-      method: "POST", url: "/v1/training-jobs", headers: auth,
+    const job = await ctx.env.app.inject({
+      method: "POST", url: "/v1/training-jobs", headers: ctx.auth,
       payload: { model: "alice", dataset: ds.id, epochs, batchSize: 8, optimizer: { type: "adam", learningRate: 0.02 }, validationSplit: 0, seed: 3 },
     });
     assert.equal(job.statusCode, 202, job.body);
-    const done = await waitForJob(env.app.inject.bind(env.app), auth, job.json().id, undefined, 300_000);
+    const done = await waitForJob(ctx.env.app.inject.bind(ctx.env.app), ctx.auth, job.json().id, undefined, 300_000);
     assert.equal(done.status, "succeeded", JSON.stringify(done));
-    const series = (await env.app.inject({ url: `/v1/training-jobs/${job.json().id}/metrics`, headers: auth })).json();
+    const series = (await ctx.env.app.inject({ url: `/v1/training-jobs/${job.json().id}/metrics`, headers: ctx.auth })).json();
     const losses = series.epochs.map((e: { metrics: { loss: number } }) => e.metrics.loss);
     assert.equal(losses.length, epochs);
     t.diagnostic(`char_model loss by epoch: ${losses.map((l: number) => l.toFixed(3)).join(", ")}`);
@@ -89,7 +76,7 @@ describe("text uploads", () => {
 
     // "Alice was beginni" as ids: the model answers, at every step, a distribution over the vocabulary.
     const ids = [..."Alice was beginn"].map((c) => ds.classes.indexOf(c));
-    const pred = await env.app.inject({ method: "POST", url: "/v1/models/alice:predict", headers: auth, payload: { instances: [ids] } });
+    const pred = await ctx.env.app.inject({ method: "POST", url: "/v1/models/alice:predict", headers: ctx.auth, payload: { instances: [ids] } });
     assert.equal(pred.statusCode, 200, pred.body);
     const [steps] = pred.json().predictions as number[][][];
     assert.equal(steps.length, 16);

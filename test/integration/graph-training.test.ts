@@ -2,25 +2,12 @@
 // two named inputs) and a U-Net on per-pixel masks (nested labels), then served by :predict.
 import assert from "node:assert/strict";
 import type { InjectOptions } from "fastify";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { parseCsv } from "../../lib/data/formats/csv.ts";
-import { createTrainingWorker, type TrainingWorker } from "../../workers/training-worker.ts";
-import { createTestEnv, type TestEnv } from "../helpers/app.ts";
+import { useTrainingEnv } from "../helpers/training-env.ts";
 import { IRIS_CSV, waitForJob } from "../helpers/training.ts";
 
-let env: TestEnv;
-let worker: TrainingWorker;
-let auth: Record<string, string>;
-
-before(async () => {
-  env = await createTestEnv();
-  worker = createTrainingWorker(env.workerConfig, () => {});
-  auth = await env.tenant("acme");
-});
-after(async () => {
-  await worker?.close();
-  await env?.close();
-});
+const ctx = useTrainingEnv("acme");
 
 /** A small deterministic generator (tests must not depend on Math.random). */
 function lcg(seed: number) {
@@ -28,8 +15,8 @@ function lcg(seed: number) {
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
 }
 
-const inject = (opts: InjectOptions) => env.app.inject(opts);
-const wait = (id: string, timeoutMs?: number) => waitForJob(env.app.inject.bind(env.app), auth, id, undefined, timeoutMs);
+const inject = (opts: InjectOptions) => ctx.env.app.inject(opts);
+const wait = (id: string, timeoutMs?: number) => waitForJob(ctx.env.app.inject.bind(ctx.env.app), ctx.auth, id, undefined, timeoutMs);
 
 async function template(name: string, query: string) {
   const res = await inject({ url: `/v1/templates/${name}?${query}` });
@@ -38,7 +25,7 @@ async function template(name: string, query: string) {
 }
 
 async function post(url: string, payload: object, status: number) {
-  const res = await inject({ method: "POST", url, headers: auth, payload });
+  const res = await inject({ method: "POST", url, headers: ctx.auth, payload });
   assert.equal(res.statusCode, status, res.body);
   return res.json();
 }
@@ -99,7 +86,7 @@ describe("graph models train through the API", () => {
     const job = await post("/v1/training-jobs", { model: "iris-siamese", dataset: ds.id, epochs: 30, batchSize: 16, optimizer: { type: "adam", learningRate: 0.01 }, validationSplit: 0.2, seed: 3 }, 202);
     const done = await wait(job.id);
     assert.equal(done.status, "succeeded", JSON.stringify(done));
-    const metrics = (await inject({ url: `/v1/training-jobs/${job.id}/metrics`, headers: auth })).json().epochs;
+    const metrics = (await inject({ url: `/v1/training-jobs/${job.id}/metrics`, headers: ctx.auth })).json().epochs;
     assert.ok(metrics.at(-1).metrics.loss < metrics[0].metrics.loss * 0.8, `loss falls: ${JSON.stringify([metrics[0], metrics.at(-1)])}`);
 
     // The template trains with the contrastive loss, which reports how many pairs it judges right.

@@ -5,32 +5,20 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { mulberry32 } from "../../lib/engine/seeded-random.ts";
-import { createTrainingWorker, type TrainingWorker } from "../../workers/training-worker.ts";
 import { createTestEnv, type TestEnv } from "../helpers/app.ts";
+import { useTrainingEnv } from "../helpers/training-env.ts";
 import { drawShape, encode, makeZip, SHAPES, type Shape, type ZipEntry } from "../helpers/image-zips.ts";
 import { createModel, uploadIris, waitForJob } from "../helpers/training.ts";
 
 const SIZE = 16;
 const PER_CLASS = 36;
 
-let env: TestEnv;
-let worker: TrainingWorker;
-let auth: Record<string, string>;
+const ctx = useTrainingEnv("acme");
 
-before(async () => {
-  env = await createTestEnv();
-  worker = createTrainingWorker(env.workerConfig, () => {});
-  auth = await env.tenant("acme");
-});
-after(async () => {
-  await worker?.close();
-  await env?.close();
-});
-
-const inject = () => env.app.inject.bind(env.app);
+const inject = () => ctx.env.app.inject.bind(ctx.env.app);
 const upload = (zip: Buffer, query = "name=shapes") =>
-  env.app.inject({ method: "POST", url: `/v1/datasets?${query}`, headers: { ...auth, "content-type": "application/zip" }, payload: zip });
-const datasetCount = async () => (await env.app.inject({ url: "/v1/datasets", headers: auth })).json().datasets.length;
+  ctx.env.app.inject({ method: "POST", url: `/v1/datasets?${query}`, headers: { ...ctx.auth, "content-type": "application/zip" }, payload: zip });
+const datasetCount = async () => (await ctx.env.app.inject({ url: "/v1/datasets", headers: ctx.auth })).json().datasets.length;
 
 async function shapesZip(): Promise<Buffer> {
   const random = mulberry32(2024);
@@ -56,7 +44,7 @@ describe("image zips through the API", () => {
     assert.deepEqual(dataset.classes, ["circle", "cross", "square"]);
     assert.deepEqual(dataset.targetShape, [1]);
 
-    await createModel(inject(), auth, "shapes", {
+    await createModel(inject(), ctx.auth, "shapes", {
       input: { shape: [SIZE, SIZE, 3] },
       layers: [
         { type: "conv2d", filters: 8, kernelSize: 3, padding: "same", activation: "relu" },
@@ -70,13 +58,13 @@ describe("image zips through the API", () => {
     });
     // Circles, squares and crosses stay what they are when mirrored, turned a little or moved.
     const augmentation = { flipHorizontal: true, flipVertical: true, rotation: 10, shift: 0.08, brightness: 0.1, contrast: 0.1 };
-    const job = await env.app.inject({
-      method: "POST", url: "/v1/training-jobs", headers: auth,
+    const job = await ctx.env.app.inject({
+      method: "POST", url: "/v1/training-jobs", headers: ctx.auth,
       payload: { model: "shapes", dataset: dataset.id, epochs: 25, batchSize: 16, optimizer: { type: "adam", learningRate: 0.005 }, validationSplit: 0.25, seed: 7, augmentation },
     });
     assert.equal(job.statusCode, 202, job.body);
     assert.deepEqual(job.json().hyperparameters.augmentation, augmentation);
-    const done = await waitForJob(inject(), auth, job.json().id, undefined, 300_000);
+    const done = await waitForJob(inject(), ctx.auth, job.json().id, undefined, 300_000);
     assert.equal(done.status, "succeeded", JSON.stringify(done));
     // Chance is 1/3.
     assert.ok(done.metrics.val_accuracy >= 0.8, `val_accuracy ${done.metrics.val_accuracy}`);
@@ -85,7 +73,7 @@ describe("image zips through the API", () => {
     // New drawings, never seen, as raw 0–255 pixels.
     const random = mulberry32(99);
     const fresh: { shape: Shape; px: Uint8Array }[] = SHAPES.flatMap((shape) => Array.from({ length: 4 }, () => ({ shape, px: drawShape(shape, SIZE, random) })));
-    const predict = await env.app.inject({ method: "POST", url: "/v1/models/shapes:predict", headers: auth, payload: { instances: fresh.map((f) => nested(f.px)) } });
+    const predict = await ctx.env.app.inject({ method: "POST", url: "/v1/models/shapes:predict", headers: ctx.auth, payload: { instances: fresh.map((f) => nested(f.px)) } });
     assert.equal(predict.statusCode, 200, predict.body);
     const classes = dataset.classes as string[];
     const guessed = predict.json().predictions.map((p: number[]) => classes[p.indexOf(Math.max(...p))]);
@@ -95,19 +83,19 @@ describe("image zips through the API", () => {
   });
 
   test("augmentation on a tabular dataset: a 400 naming augmentation, and no job", async () => {
-    const iris = await uploadIris(inject(), auth);
-    await createModel(inject(), auth, "iris");
-    const before = await env.app.db.trainingJob.count();
-    const res = await env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: auth, payload: { model: "iris", dataset: iris, augmentation: { flipHorizontal: true } } });
+    const iris = await uploadIris(inject(), ctx.auth);
+    await createModel(inject(), ctx.auth, "iris");
+    const before = await ctx.env.app.db.trainingJob.count();
+    const res = await ctx.env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: ctx.auth, payload: { model: "iris", dataset: iris, augmentation: { flipHorizontal: true } } });
     assert.equal(res.statusCode, 400, res.body);
     assert.equal(res.json().errors[0].path, "augmentation");
     assert.match(res.json().detail, /applies to images \(\[H, W, C\] inputs\); the dataset's inputs are 'input' \[4\]/);
-    assert.equal(await env.app.db.trainingJob.count(), before);
+    assert.equal(await ctx.env.app.db.trainingJob.count(), before);
   });
 
   test("an augmentation field out of bounds or unknown: a 400 at its path", async () => {
     for (const [augmentation, path] of [[{ rotation: 500 }, "augmentation.rotation"], [{ flipHorizontl: true }, "augmentation"]] as const) {
-      const res = await env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: auth, payload: { model: "shapes", dataset: "00000000-0000-4000-8000-000000000000", augmentation } });
+      const res = await ctx.env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: ctx.auth, payload: { model: "shapes", dataset: "00000000-0000-4000-8000-000000000000", augmentation } });
       assert.equal(res.statusCode, 400, res.body);
       assert.equal(res.json().errors[0].path, path, res.body);
     }

@@ -3,24 +3,12 @@
 // version shows the statistics it was fitted with (on the training split only); :predict takes
 // raw values; a held-out test split is scored once and stored with the version.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { parseCsv } from "../../lib/data/formats/csv.ts";
-import { createTrainingWorker, type TrainingWorker } from "../../workers/training-worker.ts";
-import { createTestEnv, type TestEnv } from "../helpers/app.ts";
+import { useTrainingEnv } from "../helpers/training-env.ts";
 import { createModel, IRIS_CSV, waitForJob } from "../helpers/training.ts";
 
-let env: TestEnv;
-let worker: TrainingWorker;
-let auth: Record<string, string>;
-before(async () => {
-  env = await createTestEnv();
-  worker = createTrainingWorker(env.workerConfig, () => {});
-  auth = await env.tenant("acme");
-});
-after(async () => {
-  await worker?.close();
-  await env?.close();
-});
+const ctx = useTrainingEnv("acme");
 
 const iris = parseCsv(IRIS_CSV);
 const labels = iris.rows.map((r) => r[4]);
@@ -37,24 +25,24 @@ const standardized = (() => {
 })();
 
 async function upload(name: string, features: number[][]): Promise<string> {
-  const res = await env.app.inject({ method: "POST", url: "/v1/datasets", headers: auth, payload: { name, features, labels } });
+  const res = await ctx.env.app.inject({ method: "POST", url: "/v1/datasets", headers: ctx.auth, payload: { name, features, labels } });
   assert.equal(res.statusCode, 201, res.body);
   return res.json().id;
 }
 
 async function train(dataset: string, extra: object = {}) {
-  const res = await env.app.inject({
-    method: "POST", url: "/v1/training-jobs", headers: auth,
+  const res = await ctx.env.app.inject({
+    method: "POST", url: "/v1/training-jobs", headers: ctx.auth,
     payload: { model: "iris", dataset, epochs: 40, batchSize: 16, optimizer: { type: "adam", learningRate: 0.01 }, validationSplit: 0.2, testSplit: 0.2, seed: 4, ...extra },
   });
   assert.equal(res.statusCode, 202, res.body);
-  const done = await waitForJob(env.app.inject.bind(env.app), auth, res.json().id);
+  const done = await waitForJob(ctx.env.app.inject.bind(ctx.env.app), ctx.auth, res.json().id);
   assert.equal(done.status, "succeeded", JSON.stringify(done));
   return done;
 }
 
 test("columns on scales 1000× apart train as well as hand-standardized ones, by default; predict takes raw values", async (t) => {
-  await createModel(env.app.inject.bind(env.app), auth, "iris");
+  await createModel(ctx.env.app.inject.bind(ctx.env.app), ctx.auth, "iris");
   const raw = await upload("iris-scaled", scaled);
   const byHand = await upload("iris-standardized", standardized);
 
@@ -68,7 +56,7 @@ test("columns on scales 1000× apart train as well as hand-standardized ones, by
   assert.equal(typeof auto.metrics.test_accuracy, "number", "the held-out test split is scored");
 
   // The version shows what it was fitted with: the training rows' means, not all rows'.
-  const version = (await env.app.inject({ url: `/v1/models/iris/versions/${auto.modelVersion}`, headers: auth })).json();
+  const version = (await ctx.env.app.inject({ url: `/v1/models/iris/versions/${auto.modelVersion}`, headers: ctx.auth })).json();
   const fitted = version.signature.inputs[0].preprocessing;
   assert.equal(fitted.kind, "tabular");
   assert.deepEqual(fitted.columns.map((c: { type: string }) => c.type), ["numeric", "numeric", "numeric", "numeric"]);
@@ -76,11 +64,11 @@ test("columns on scales 1000× apart train as well as hand-standardized ones, by
   assert.ok(Math.abs(fitted.columns[0].shift - allMean) < 0.05 * allMean && fitted.columns[0].shift !== allMean, `mean of the training rows ${fitted.columns[0].shift}, all rows ${allMean}`);
   assert.equal(version.metrics.test_accuracy, auto.metrics.test_accuracy);
   assert.deepEqual(version.signature.inputs[0].shape, [4], "clients send the raw row");
-  const list = (await env.app.inject({ url: "/v1/models/iris/versions", headers: auth })).json();
+  const list = (await ctx.env.app.inject({ url: "/v1/models/iris/versions", headers: ctx.auth })).json();
   assert.equal(list.versions.length, 3);
 
   // Raw rows in (the latest version is the default one), the right classes out.
-  const pred = await env.app.inject({ method: "POST", url: `/v1/models/iris:predict`, headers: auth, payload: { instances: scaled } });
+  const pred = await ctx.env.app.inject({ method: "POST", url: `/v1/models/iris:predict`, headers: ctx.auth, payload: { instances: scaled } });
   assert.equal(pred.statusCode, 200, pred.body);
   const classes = version.signature.outputs[0].classes as string[];
   const predicted = (pred.json().predictions as number[][]).map((p) => classes[p.indexOf(Math.max(...p))]);
@@ -90,12 +78,12 @@ test("columns on scales 1000× apart train as well as hand-standardized ones, by
 });
 
 test("preprocessing declared with the upload is what jobs on the dataset use, unless they declare their own", async () => {
-  const res = await env.app.inject({ method: "POST", url: "/v1/datasets", headers: auth, payload: { name: "iris-minmax", features: scaled, labels, preprocessing: { numeric: "minmax" } } });
+  const res = await ctx.env.app.inject({ method: "POST", url: "/v1/datasets", headers: ctx.auth, payload: { name: "iris-minmax", features: scaled, labels, preprocessing: { numeric: "minmax" } } });
   assert.equal(res.statusCode, 201, res.body);
   assert.deepEqual(res.json().preprocessing, { numeric: "minmax" });
   const done = await train(res.json().id, { epochs: 2 });
   assert.deepEqual(done.hyperparameters.preprocessing, { numeric: "minmax" }, "recorded with the job");
-  const version = (await env.app.inject({ url: `/v1/models/iris/versions/${done.modelVersion}`, headers: auth })).json();
+  const version = (await ctx.env.app.inject({ url: `/v1/models/iris/versions/${done.modelVersion}`, headers: ctx.auth })).json();
   const first = version.signature.inputs[0].preprocessing.columns[0];
   const min = Math.min(...scaled.map((r) => r[0]));
   const max = Math.max(...scaled.map((r) => r[0]));
@@ -105,7 +93,7 @@ test("preprocessing declared with the upload is what jobs on the dataset use, un
 
   // A raw upload declares it in the query, as JSON; a bad one is a 400 at the query.
   const csv = "a,b,y\n1,2,p\n3,4,q\n5,6,p\n7,8,q\n";
-  const upload = (q: string) => env.app.inject({ method: "POST", url: `/v1/datasets?name=t&${q}`, headers: { ...auth, "content-type": "text/csv" }, payload: csv });
+  const upload = (q: string) => ctx.env.app.inject({ method: "POST", url: `/v1/datasets?name=t&${q}`, headers: { ...ctx.auth, "content-type": "text/csv" }, payload: csv });
   const ok = await upload(`preprocessing=${encodeURIComponent('{"numeric":"none"}')}`);
   assert.equal(ok.statusCode, 201, ok.body);
   assert.deepEqual(ok.json().preprocessing, { numeric: "none" });
