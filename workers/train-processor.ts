@@ -10,24 +10,6 @@ import { QUEUES, type TrainJobPayload } from "../lib/queue/queues.ts";
 import { markFailed, PermanentJobError, runTrainingJob } from "../lib/training/job-runner.ts";
 
 const config = loadConfigOrExit(workerConfigSchema);
-// If the worker process dies (SIGKILL, OOM), BullMQ leaves this child running. Stop at once: the
-// job's lock will expire and another worker resumes it from its last checkpoint, and two
-// processes must never train the same job.
-process.on("disconnect", () => process.exit(1));
-// The same when something fails after the parent is gone. BullMQ's own uncaughtException handler
-// (main-base.js) awaits a message to the parent before it exits; with no parent that send rejects,
-// the rejection is unhandled again, and the loop never yields to the 'disconnect' above (seen: an
-// orphaned child spinning at full CPU, its memory growing, 16 minutes after its test ended).
-// While the parent is there, an unhandled rejection goes on to BullMQ's handler as before.
-process.on("unhandledRejection", (reason) => {
-  if (!process.connected) process.exit(1);
-  throw reason;
-});
-process.on("uncaughtException", () => {
-  if (!process.connected) process.exit(1);
-});
-process.stdout.on("error", () => {});
-process.stderr.on("error", () => {});
 const ready = (async () => {
   await initBackend(config.TRAINYARD_BACKEND);
   return { db: createPrisma(config.DATABASE_URL), redis: new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 }) };

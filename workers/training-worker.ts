@@ -18,6 +18,7 @@ export interface TrainingWorker {
 }
 
 const processorFile = fileURLToPath(new URL("./train-processor.ts", import.meta.url));
+const orphanGuard = new URL("./orphan-guard.ts", import.meta.url).href;
 
 export function createTrainingWorker(config: WorkerConfig, log: (msg: string) => void = console.log): TrainingWorker {
   const db = createPrisma(config.DATABASE_URL);
@@ -37,7 +38,8 @@ export function createTrainingWorker(config: WorkerConfig, log: (msg: string) =>
     maxStalledCount: QUEUE_ATTEMPTS_BACKSTOP,
     settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade, config.TRAINYARD_RETRY_DELAY_MS) },
     // The sandboxed child reads its configuration from the environment, like this process did.
-    workerForkOptions: { env: { ...process.env, ...stringEnv(config) } },
+    // The orphan guard comes first in every child (see orphan-guard.ts).
+    workerForkOptions: { env: { ...process.env, ...stringEnv(config) }, execArgv: [...process.execArgv, "--import", orphanGuard] },
   });
   // A child that dies while starting must fail its attempt, not wedge the job forever (a BullMQ bug).
   guardSandboxStartup(worker, log);
