@@ -495,7 +495,7 @@ function serviceEnv(port: number): Record<string, string> {
   return {
     DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, TRAINYARD_QUEUE_PREFIX: prefix, TRAINYARD_ADMIN_KEY: adminKey,
     HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "warn",
-    TRAINYARD_MAX_UPLOAD_BYTES: String(2 * 1024 ** 3),
+    // The default limits: a CSV and an image zip stream, within TRAINYARD_MAX_DATASET_BYTES (2 GiB).
     // A training child that dies is retried once, not five times: the bench stays bounded.
     TRAINYARD_MAX_ATTEMPTS_WITHOUT_PROGRESS: "1", TRAINYARD_RETRY_DELAY_MS: "500",
   };

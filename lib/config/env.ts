@@ -23,8 +23,12 @@ export const apiConfigSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   /** Bootstrap key that creates tenant keys. No default: a secret must come from the operator. */
   TRAINYARD_ADMIN_KEY: z.string().min(32, "must be at least 32 characters"),
-  /** Largest request body (dataset uploads), in bytes. */
+  /** Largest request body read whole (JSON, .npz, .npy, text uploads; what a zip or multipart body unpacks to), in bytes. */
   TRAINYARD_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  /** Largest dataset file in a format that streams (CSV, TSV, NDJSON, image zip), in bytes: spooled to disk and stored shard by shard, never held in memory. */
+  TRAINYARD_MAX_DATASET_BYTES: z.coerce.number().int().positive().default(2 * 1024 * 1024 * 1024),
+  /** Where uploads that stream are spooled while they are read (needs room for the largest concurrent uploads); default the system's temp dir. */
+  TRAINYARD_UPLOAD_DIR: z.string().min(1).optional(),
   /** Largest model a spec may describe, in trainable + non-trainable parameters. */
   TRAINYARD_MAX_PARAMS: z.coerce.number().int().positive().default(50_000_000),
   /** Most layers (nodes) a spec may have. */

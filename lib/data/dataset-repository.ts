@@ -1,13 +1,13 @@
 // Datasets in Postgres: the description in columns, the rows in shards of packed float32 bytes.
 // The one place that reads or writes the dataset tables. A dataset is written as `uploading`,
-// shard by shard, and shows only once it is `ready`: an upload that fails halfway leaves nothing
-// visible (and is removed). A reader takes it shard by shard.
-import { createHash, randomUUID } from "node:crypto";
-import type { Db, Prisma } from "../db/prisma.ts";
+// shard by shard as its rows arrive (DatasetWriter), and shows only once it is `ready`: an upload
+// that fails halfway leaves nothing visible (and is removed). A reader takes it shard by shard.
+import { createHash, randomUUID, type Hash } from "node:crypto";
+import { poolOf, type Db, type Prisma } from "../db/prisma.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
 import type { DatasetInput, DatasetOutput, DatasetView, Task } from "./dataset-schema.ts";
 import type { PreprocessingField } from "./preprocessing/preprocessing-schema.ts";
-import { size, toFloats, type DatasetTensors, type ParsedDataset } from "./packing.ts";
+import { size, toFloats, type DatasetLayout, type DatasetTensors, type LayoutAtEnd, type ParsedDataset, type RowSink } from "./packing.ts";
 
 /** Bytes of values per shard: large enough that a shard is one cheap round trip, small enough to bound a reader's extra memory. */
 const SHARD_BYTES = 8 * 1024 * 1024;
@@ -28,20 +28,6 @@ function toView(d: DatasetRow): DatasetView {
     featureNames: d.featureNames, targetSize: d.targetSize, targetShape: d.targetShape, outputs: d.outputs as DatasetOutput[], warnings: d.warnings,
     contentHash: d.contentHash, bytes: Number(d.bytes), preprocessing: (d.preprocessing as PreprocessingField | null) ?? null, createdAt: d.createdAt.toISOString(),
   };
-}
-
-/** The outputs with, for classification, how many labels each class has (the class balance). */
-function withClassCounts(parsed: ParsedDataset): DatasetOutput[] {
-  let offset = 0;
-  return parsed.outputs.map((o) => {
-    const n = parsed.rows * size(o.shape);
-    const block = parsed.targets.subarray(offset, offset + n);
-    offset += n;
-    if (o.task !== "classification") return o;
-    const counts = new Array<number>(o.classes.length).fill(0);
-    for (const id of block) if (id >= 0 && id < counts.length) counts[id]++;
-    return { ...o, counts };
-  });
 }
 
 /** Where a page of the newest-first listing ended: its last dataset. */
@@ -78,32 +64,24 @@ export class DatasetRepository {
   ) {}
 
   /**
-   * Stores a parsed upload: the row first (invisible while `uploading`), then its shards, then
-   * `ready`. The same data under the same name is recognised by its content hash and not stored
+   * A writer for one upload's rows, which it stores shard by shard as they arrive. The same data
+   * under the same name is recognised by its content hash when the writer finishes, and not kept
    * twice: `created` says which happened.
    */
+  writer(tenantId: string, preprocessing?: PreprocessingField): DatasetWriter {
+    return new DatasetWriter(this.db, tenantId, this.shardBytes, preprocessing);
+  }
+
+  /** Stores an upload parsed in memory, through the same writer. */
   async create(tenantId: string, parsed: ParsedDataset): Promise<DatasetView & { created: boolean }> {
-    const outputs = withClassCounts(parsed);
-    const contentHash = hashOf(parsed);
-    const same = await this.db.dataset.findFirst({ where: { tenantId, name: parsed.name, contentHash, status: "ready" }, select: viewSelect });
-    if (same) return { ...toView(same), created: false };
-    const first = outputs[0];
-    const id = randomUUID();
-    await this.db.dataset.create({
-      data: {
-        id, tenantId, name: parsed.name, rowCount: parsed.rows, featureNames: parsed.featureNames,
-        inputShape: parsed.inputs[0].shape, inputs: parsed.inputs as object[],
-        // The first set of labels is also described in columns of its own (what most datasets have).
-        task: first.task, classes: first.classes, targetSize: size(first.shape), targetShape: first.shape, outputs: outputs as object[],
-        warnings: parsed.warnings ?? [], ...(parsed.preprocessing ? { preprocessing: parsed.preprocessing as object } : {}), status: "uploading", contentHash, bytes: BigInt(parsed.features.byteLength + parsed.targets.byteLength),
-      },
-    });
+    const writer = this.writer(tenantId, parsed.preprocessing);
     try {
-      for (const shard of shardsOf(parsed, this.shardBytes)) await this.db.datasetShard.create({ data: { datasetId: id, ...shard } });
-      const row = await this.db.dataset.update({ where: { id }, data: { status: "ready" }, select: viewSelect });
-      return { ...toView(row), created: true };
+      await writer.begin(parsed);
+      // Packed whole, the rows are one chunk of every row.
+      await writer.append(parsed.rows, parsed.features, parsed.targets);
+      return await writer.finish();
     } catch (err) {
-      await this.db.dataset.delete({ where: { id } }).catch(() => {});
+      await writer.abort();
       throw err;
     }
   }
@@ -200,9 +178,11 @@ export class DatasetRepository {
     const offset = 4 * (shard.rowCount * before + (from - shard.rowStart) * widths[k]);
     const length = 4 * (to - from) * widths[k];
     // The column is one of two names, never input: substring() reads the bytes of these rows only.
-    const rows = column === "features"
-      ? await this.db.$queryRaw<{ bytes: Uint8Array }[]>`SELECT substring("features" FROM ${offset + 1}::int FOR ${length}::int) AS bytes FROM "DatasetShard" WHERE "datasetId" = ${datasetId}::uuid AND "index" = ${shard.index}::int`
-      : await this.db.$queryRaw<{ bytes: Uint8Array }[]>`SELECT substring("targets" FROM ${offset + 1}::int FOR ${length}::int) AS bytes FROM "DatasetShard" WHERE "datasetId" = ${datasetId}::uuid AND "index" = ${shard.index}::int`;
+    // Through the pg pool, as shards are written (see lib/db/prisma.ts).
+    const { rows } = await poolOf(this.db).query<{ bytes: Buffer }>(
+      `SELECT substring("${column === "features" ? "features" : "targets"}" FROM $1::int FOR $2::int) AS bytes FROM "DatasetShard" WHERE "datasetId" = $3::uuid AND "index" = $4::int`,
+      [offset + 1, length, datasetId, shard.index],
+    );
     // Gone: the dataset was deleted while it was being read.
     if (!rows.length) throw new NotFoundError("dataset", datasetId);
     const bytes = rows[0].bytes;
@@ -258,7 +238,11 @@ export class DatasetRepository {
     const y = new Float32Array(rows * outputs.reduce((a, o) => a + size(o.shape), 0));
     // One shard in memory at a time besides the result.
     for (let index = 0; ; index++) {
-      const shard = await this.db.datasetShard.findUnique({ where: { datasetId_index: { datasetId: id, index } } });
+      const { rows: found } = await poolOf(this.db).query<{ rowStart: number; rowCount: number; features: Buffer; targets: Buffer }>(
+        `SELECT "rowStart", "rowCount", "features", "targets" FROM "DatasetShard" WHERE "datasetId" = $1::uuid AND "index" = $2::int`,
+        [id, index],
+      );
+      const shard = found[0];
       if (!shard) break;
       scatter(toFloats(shard.features), inputs, shard.rowStart, shard.rowCount, rows, x);
       scatter(toFloats(shard.targets), outputs, shard.rowStart, shard.rowCount, rows, y);
@@ -267,32 +251,7 @@ export class DatasetRepository {
   }
 }
 
-/** The shards of a parsed dataset: consecutive rows, each shard laid out part after part for its rows. */
-function* shardsOf(parsed: ParsedDataset, shardBytes: number): Generator<{ index: number; rowStart: number; rowCount: number; features: Uint8Array<ArrayBuffer>; targets: Uint8Array<ArrayBuffer> }> {
-  const inWidths = parsed.inputs.map((i) => size(i.shape));
-  const outWidths = parsed.outputs.map((o) => size(o.shape));
-  const rowBytes = 4 * (inWidths.reduce((a, b) => a + b, 0) + outWidths.reduce((a, b) => a + b, 0));
-  const perShard = Math.max(1, Math.floor(shardBytes / rowBytes));
-  for (let index = 0, start = 0; start < parsed.rows || index === 0; index++, start += perShard) {
-    const count = Math.min(perShard, parsed.rows - start);
-    yield { index, rowStart: start, rowCount: count, features: gather(parsed.features, inWidths, parsed.rows, start, count), targets: gather(parsed.targets, outWidths, parsed.rows, start, count) };
-  }
-}
-
-/** Rows [start, start + count) of every part of a packed block (parts one after another, each `rows × width`), packed the same way. */
-function gather(block: Float32Array, widths: number[], rows: number, start: number, count: number): Uint8Array<ArrayBuffer> {
-  const out = new Float32Array(count * widths.reduce((a, b) => a + b, 0));
-  let from = 0;
-  let to = 0;
-  for (const w of widths) {
-    out.set(block.subarray(from + start * w, from + (start + count) * w), to);
-    from += rows * w;
-    to += count * w;
-  }
-  return new Uint8Array(out.buffer);
-}
-
-/** The inverse of gather: a shard's rows put back at their place in the whole packed block. */
+/** A shard's rows (parts one after another, each `count × width`) put back at their place in the whole packed block. */
 function scatter(shard: Float32Array, parts: { shape: number[] }[], start: number, count: number, rows: number, out: Float32Array): void {
   let from = 0;
   let to = 0;
@@ -304,11 +263,156 @@ function scatter(shard: Float32Array, parts: { shape: number[] }[], start: numbe
   }
 }
 
-/** sha256 of a dataset's layout and values: what identifies the same data uploaded again. */
-function hashOf(parsed: ParsedDataset): string {
-  const h = createHash("sha256");
-  h.update(JSON.stringify({ inputs: parsed.inputs, outputs: parsed.outputs, featureNames: parsed.featureNames, rows: parsed.rows, preprocessing: parsed.preprocessing ?? null }));
-  h.update(new Uint8Array(parsed.features.buffer, parsed.features.byteOffset, parsed.features.byteLength));
-  h.update(new Uint8Array(parsed.targets.buffer, parsed.targets.byteOffset, parsed.targets.byteLength));
-  return h.digest("hex");
+/**
+ * Stores one upload's rows as they arrive, a shard at a time: the dataset's row first, invisible
+ * while `uploading`, then each shard once it is full, then `ready`. What it holds at once is one
+ * shard, whatever the upload's size. The caller calls `abort` when anything fails, which removes
+ * what was written (and sweepAbandoned does, should the process die first).
+ *
+ * The content hash is sha256 of the layout and of one sha256 per part (input or set of labels) over
+ * all its rows in order: independent of how the rows were chunked, so the same data hashes the same
+ * whichever format brought it.
+ */
+export class DatasetWriter implements RowSink {
+  private id: string | undefined;
+  private layout: DatasetLayout | undefined;
+  private inWidths: number[] = [];
+  private outWidths: number[] = [];
+  private perShard = 1;
+  /** The shard being filled, one buffer per part. */
+  private parts: Float32Array[] = [];
+  private filled = 0;
+  private shardIndex = 0;
+  /** Rows appended, and of those, rows in stored shards. */
+  private rows = 0;
+  private stored = 0;
+  private readonly hashes: Hash[] = [];
+  /** Per output, how many labels have each class id (classification outputs only). */
+  private counts: (number[] | undefined)[] = [];
+
+  constructor(private readonly db: Db, private readonly tenantId: string, private readonly shardBytes: number, private readonly preprocessing?: PreprocessingField) {}
+
+  async begin(layout: DatasetLayout): Promise<void> {
+    if (this.layout) throw new Error("DatasetWriter.begin called twice");
+    this.layout = layout;
+    this.inWidths = layout.inputs.map((i) => size(i.shape));
+    this.outWidths = layout.outputs.map((o) => size(o.shape));
+    const rowBytes = 4 * [...this.inWidths, ...this.outWidths].reduce((a, b) => a + b, 0);
+    this.perShard = Math.max(1, Math.floor(this.shardBytes / rowBytes));
+    this.parts = [...this.inWidths, ...this.outWidths].map((w) => new Float32Array(this.perShard * w));
+    this.hashes.push(...this.parts.map(() => createHash("sha256")));
+    this.counts = layout.outputs.map((o) => (o.task === "classification" ? [] : undefined));
+    const first = layout.outputs[0];
+    const id = randomUUID();
+    await this.db.dataset.create({
+      data: {
+        id, tenantId: this.tenantId, name: layout.name, rowCount: 0, featureNames: layout.featureNames,
+        inputShape: layout.inputs[0].shape, inputs: layout.inputs as object[],
+        // The first set of labels is also described in columns of its own (what most datasets have).
+        task: first.task, classes: first.classes, targetSize: size(first.shape), targetShape: first.shape, outputs: layout.outputs as object[],
+        warnings: layout.warnings ?? [], ...(this.preprocessing ? { preprocessing: this.preprocessing as object } : {}), status: "uploading",
+      },
+    });
+    this.id = id;
+  }
+
+  async append(rows: number, features: Float32Array, targets: Float32Array): Promise<void> {
+    if (!this.layout) throw new Error("DatasetWriter.append before begin");
+    const widths = [...this.inWidths, ...this.outWidths];
+    const expected = rows * widths.reduce((a, b) => a + b, 0);
+    if (features.length + targets.length !== expected) throw new Error(`DatasetWriter.append: ${rows} rows are ${expected} values, got ${features.length + targets.length}`);
+    // Where each part's rows start in the chunk: features part after part, then targets.
+    const sources: { block: Float32Array; at: number }[] = [];
+    let at = 0;
+    for (const w of this.inWidths) {
+      sources.push({ block: features, at });
+      at += rows * w;
+    }
+    at = 0;
+    for (const w of this.outWidths) {
+      sources.push({ block: targets, at });
+      at += rows * w;
+    }
+    sources.forEach(({ block, at: from }, k) => {
+      const values = block.subarray(from, from + rows * widths[k]);
+      this.hashes[k].update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+      const counts = this.counts[k - this.inWidths.length];
+      if (counts) for (const v of values) if (Number.isInteger(v) && v >= 0 && v < 65_536) counts[v] = (counts[v] ?? 0) + 1;
+    });
+    let done = 0;
+    while (done < rows) {
+      const take = Math.min(rows - done, this.perShard - this.filled);
+      sources.forEach(({ block, at: from }, k) => {
+        const w = widths[k];
+        this.parts[k].set(block.subarray(from + done * w, from + (done + take) * w), this.filled * w);
+      });
+      this.filled += take;
+      done += take;
+      if (this.filled === this.perShard) await this.flush();
+    }
+    this.rows += rows;
+  }
+
+  /** Stores the rows not yet stored, marks the dataset ready (or, if the same data is stored already, removes this one), and describes it. */
+  async finish(atEnd: LayoutAtEnd = {}): Promise<DatasetView & { created: boolean }> {
+    if (!this.layout || !this.id) throw new Error("DatasetWriter.finish before begin");
+    if (this.filled > 0 || this.shardIndex === 0) await this.flush();
+    const layout = { ...this.layout, ...atEnd };
+    const outputs = layout.outputs.map((o, k) => {
+      const counts = this.counts[k];
+      return o.task === "classification" && counts ? { ...o, counts: o.classes.map((_, c) => counts[c] ?? 0) } : o;
+    });
+    const h = createHash("sha256");
+    h.update(JSON.stringify({ inputs: layout.inputs, outputs: layout.outputs, featureNames: layout.featureNames, rows: this.rows, preprocessing: this.preprocessing ?? null }));
+    for (const part of this.hashes) h.update(part.digest());
+    const contentHash = h.digest("hex");
+    const same = await this.db.dataset.findFirst({ where: { tenantId: this.tenantId, name: layout.name, contentHash, status: "ready" }, select: viewSelect });
+    if (same) {
+      await this.abort();
+      return { ...toView(same), created: false };
+    }
+    const first = outputs[0];
+    const bytes = 4 * this.rows * [...this.inWidths, ...this.outWidths].reduce((a, b) => a + b, 0);
+    const row = await this.db.dataset.update({
+      where: { id: this.id },
+      data: {
+        status: "ready", rowCount: this.rows, contentHash, bytes: BigInt(bytes), outputs: outputs as object[], classes: first.classes, warnings: layout.warnings ?? [],
+        // Written last, so that a dataset's time is when it became visible (the listing's order).
+        createdAt: new Date(),
+      },
+      select: viewSelect,
+    });
+    return { ...toView(row), created: true };
+  }
+
+  /** Removes what was written (nothing if begin never ran). Never throws: it runs after a failure. */
+  async abort(): Promise<void> {
+    const id = this.id;
+    this.id = undefined;
+    if (id) await this.db.dataset.delete({ where: { id } }).catch(() => {});
+  }
+
+  private async flush(): Promise<void> {
+    const widths = [...this.inWidths, ...this.outWidths];
+    const count = this.filled;
+    const pack = (from: number, to: number) => {
+      const out = new Float32Array(count * widths.slice(from, to).reduce((a, b) => a + b, 0));
+      let at = 0;
+      for (let k = from; k < to; k++) {
+        out.set(this.parts[k].subarray(0, count * widths[k]), at);
+        at += count * widths[k];
+      }
+      return Buffer.from(out.buffer);
+    };
+    const features = pack(0, this.inWidths.length);
+    const targets = pack(this.inWidths.length, widths.length);
+    // Through the pg pool: Prisma keeps a copy of a large bytea value on the heap (lib/db/prisma.ts).
+    await poolOf(this.db).query(
+      `INSERT INTO "DatasetShard" ("datasetId", "index", "rowStart", "rowCount", "features", "targets") VALUES ($1::uuid, $2::int, $3::int, $4::int, $5, $6)`,
+      [this.id, this.shardIndex, this.stored, count, features, targets],
+    );
+    this.shardIndex++;
+    this.stored += count;
+    this.filled = 0;
+  }
 }

@@ -1,5 +1,8 @@
-// Datasets, API side: an upload (JSON or CSV) is parsed and checked completely before one row is
-// written, then stored packed so that a worker loads it without parsing anything. Stored datasets
+// Datasets, API side: an upload is checked completely before one row is written, then stored
+// packed so that a worker loads it without parsing anything. Formats that stream (CSV, TSV, NDJSON,
+// image zips) are spooled to a file and read from it twice, so a file far larger than the API's
+// memory is stored without being held: checked in the first read, stored shard by shard in the
+// second (invisible until complete). Others (JSON, .npz, .npy, text) are read whole. Stored datasets
 // are listed a page at a time, previewed a few rows at a time, downloaded as the .npz they would be
 // uploaded as, and deleted once no training job needs them.
 import { Readable } from "node:stream";
@@ -10,6 +13,8 @@ import { DatasetRepository, type ActiveJobsOf, type ListPosition } from "./datas
 import { formatFor } from "./formats/index.ts";
 import { parseJsonDataset } from "./formats/json.ts";
 import { MULTIPART, parseMultipartDataset, type IncomingPart } from "./formats/multipart.ts";
+import { spool, sweepSpooled } from "./formats/upload-spool.ts";
+import type { LayoutAtEnd, RowSink } from "./packing.ts";
 import { datasetArrays, planNpz } from "./formats/npz-writer.ts";
 import { DEFAULT_UPLOAD_LIMITS, type UploadLimits } from "./formats/upload-limits.ts";
 import { preprocessingFieldSchema, preprocessingSpecSchema, type PreprocessingField } from "./preprocessing/preprocessing-schema.ts";
@@ -52,24 +57,58 @@ export class DatasetService {
   }
 
   /**
-   * A JSON body (application/json), a raw body in one of UPLOAD_FORMATS with its query, or the
-   * parts of a multipart body. `created` is false when the same data under the same name was
-   * already stored (that dataset is answered).
+   * A JSON body (application/json), a raw body in one of UPLOAD_FORMATS with its query (a stream
+   * for formats that stream, else read whole), or the parts of a multipart body. `created` is false
+   * when the same data under the same name was already stored (that dataset is answered).
    */
-  async upload(tenantId: string, mediaType: string | undefined, body: CreateDatasetJson | string | Buffer | AsyncIterable<IncomingPart>, query: UploadQuery): Promise<DatasetView & { created: boolean }> {
+  async upload(tenantId: string, mediaType: string | undefined, body: CreateDatasetJson | string | Buffer | Readable | AsyncIterable<IncomingPart>, query: UploadQuery): Promise<DatasetView & { created: boolean }> {
     const format = formatFor(mediaType);
     // The declared preprocessing is the dataset's, whatever its format: taken out before the format reads the query.
     const { preprocessing: declared, ...formatQuery } = query;
-    const parsed =
-      mediaType === MULTIPART ? await parseMultipartDataset(body as AsyncIterable<IncomingPart>, formatQuery, this.limits)
-      : format ? await format.parse(body as string | Buffer, formatQuery, this.limits)
-      : parseJsonDataset(body as CreateDatasetJson);
-    const preprocessing = format || mediaType === MULTIPART ? declaredPreprocessing(declared) : (body as CreateDatasetJson).preprocessing;
+    if (mediaType === MULTIPART) {
+      const preprocessing = declaredPreprocessing(declared);
+      const upload = await parseMultipartDataset(body as AsyncIterable<IncomingPart>, formatQuery, this.limits);
+      if (upload.kind === "parsed") return this.repository.create(tenantId, preprocessing ? { ...upload.dataset, preprocessing } : upload.dataset);
+      try {
+        return await this.store(tenantId, preprocessing, (sink) => upload.format.stream!.read(upload.file.file, upload.settings, this.limits, sink));
+      } finally {
+        await upload.file.remove();
+      }
+    }
+    if (format?.stream && body instanceof Readable) {
+      // What needs no body is checked before the body is received.
+      format.stream.precheck(formatQuery);
+      const preprocessing = declaredPreprocessing(declared);
+      const file = await spool(body, this.limits.maxFileBytes, `${format.name.toUpperCase()} body`, this.limits.spoolDir);
+      try {
+        return await this.store(tenantId, preprocessing, (sink) => format.stream!.read(file.file, formatQuery, this.limits, sink));
+      } finally {
+        await file.remove();
+      }
+    }
+    const parsed = format ? await format.parse(body as string | Buffer, formatQuery, this.limits) : parseJsonDataset(body as CreateDatasetJson);
+    const preprocessing = format ? declaredPreprocessing(declared) : (body as CreateDatasetJson).preprocessing;
     return this.repository.create(tenantId, preprocessing ? { ...parsed, preprocessing } : parsed);
   }
 
-  /** Removes uploads that never finished (see DatasetRepository.sweepAbandoned); an hour is longer than any upload takes. */
-  sweepAbandoned(olderThanMs = 3_600_000): Promise<number> {
+  /** Stores what a streaming read hands over, shard by shard; anything that fails removes what was written. */
+  private async store(tenantId: string, preprocessing: PreprocessingField | undefined, read: (sink: RowSink) => Promise<LayoutAtEnd>): Promise<DatasetView & { created: boolean }> {
+    const writer = this.repository.writer(tenantId, preprocessing);
+    try {
+      return await writer.finish(await read(writer));
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  }
+
+  /**
+   * Removes uploads that never finished (see DatasetRepository.sweepAbandoned) and the files of
+   * uploads whose API process died while reading them; an hour is longer than any upload takes
+   * between two writes. Returns how many datasets.
+   */
+  async sweepAbandoned(olderThanMs = 3_600_000): Promise<number> {
+    await sweepSpooled(olderThanMs, this.limits.spoolDir);
     return this.repository.sweepAbandoned(olderThanMs);
   }
 

@@ -60,7 +60,7 @@ const FEW_CLASSES_SHARE = 0.05;
  */
 export function classLikeIntegers(targets: ArrayLike<number>): number | undefined {
   const rows = targets.length;
-  const limit = Math.min(Math.max(FEW_CLASSES, Math.floor(rows * FEW_CLASSES_SHARE)), Math.floor(rows / 2));
+  const limit = fewClassesLimit(rows);
   const distinct = new Set<number>();
   for (let i = 0; i < rows; i++) {
     const v = targets[i];
@@ -68,5 +68,12 @@ export function classLikeIntegers(targets: ArrayLike<number>): number | undefine
     distinct.add(v);
     if (distinct.size > limit) return undefined;
   }
-  return distinct.size >= 2 ? distinct.size : undefined;
+  return classLikeCount(distinct.size, rows);
 }
+
+/** The same rule, for a reader that counted the distinct integers of all-integer targets itself (a streamed table). */
+export function classLikeCount(distinct: number, rows: number): number | undefined {
+  return distinct >= 2 && distinct <= fewClassesLimit(rows) ? distinct : undefined;
+}
+
+const fewClassesLimit = (rows: number) => Math.min(Math.max(FEW_CLASSES, Math.floor(rows * FEW_CLASSES_SHARE)), Math.floor(rows / 2));

@@ -22,6 +22,74 @@ export interface ParsedDataset {
   preprocessing?: PreprocessingField;
 }
 
+/** Everything a dataset is but its values: what a format knows before (or once) it has read the rows. */
+export interface DatasetLayout {
+  name: string;
+  inputs: DatasetInput[];
+  outputs: DatasetOutput[];
+  featureNames: string[];
+  warnings?: string[];
+}
+
+/**
+ * Where a format that reads an upload a part at a time puts its rows, in order, so that no process
+ * holds a whole large dataset: the repository's writer stores them shard by shard, collectRows keeps
+ * them in memory (small uploads, tests). Rows come packed as a shard holds them: `features` input
+ * after input for just these rows (each `rows × prod(shape)`), `targets` output after output.
+ */
+export interface RowSink {
+  /** Once, before the first rows. */
+  begin(layout: DatasetLayout): Promise<void>;
+  append(rows: number, features: Float32Array, targets: Float32Array): Promise<void>;
+}
+
+/**
+ * What a format that streams returns once every row is appended: parts of the layout known only at
+ * the end (a segmentation set's classes are the mask values present; warnings), replacing those given to begin.
+ */
+export type LayoutAtEnd = Partial<Pick<DatasetLayout, "outputs" | "warnings">>;
+
+/** A streaming read (`read` appends to the sink it is given) gathered into one ParsedDataset in memory. */
+export async function collectRows(read: (sink: RowSink) => Promise<LayoutAtEnd>): Promise<ParsedDataset> {
+  let layout: DatasetLayout | undefined;
+  const features: Float32Array[] = [];
+  const targets: Float32Array[] = [];
+  let rows = 0;
+  const atEnd = await read({
+    async begin(l) {
+      layout = l;
+    },
+    async append(n, f, t) {
+      features.push(f.slice());
+      targets.push(t.slice());
+      rows += n;
+    },
+  });
+  if (!layout) throw new Error("a streaming read ended without describing its dataset (begin was never called)");
+  const final = { ...layout, ...atEnd };
+  return { ...final, features: repack(features, final.inputs, rows), targets: repack(targets, final.outputs, rows), rows };
+}
+
+/** Chunks of rows packed part after part (each chunk for its own rows) as one block packed part after part for all rows. */
+function repack(chunks: Float32Array[], parts: { shape: number[] }[], rows: number): Float32Array<ArrayBuffer> {
+  const widths = parts.map((p) => size(p.shape));
+  const rowWidth = widths.reduce((a, b) => a + b, 0);
+  const out = new Float32Array(rows * rowWidth);
+  let start = 0;
+  for (const chunk of chunks) {
+    const count = chunk.length / rowWidth;
+    let from = 0;
+    let partStart = 0;
+    for (const w of widths) {
+      out.set(chunk.subarray(from, from + count * w), partStart + start * w);
+      from += count * w;
+      partStart += rows * w;
+    }
+    start += count;
+  }
+  return out;
+}
+
 /** The numeric data of a stored dataset. */
 export interface DatasetTensors {
   rows: number;

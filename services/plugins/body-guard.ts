@@ -161,8 +161,9 @@ export const bodyGuardPlugin = fp(
         // Name the place, as the format does (a CSV's row and column). Decoded from UTF-8 bytes, a
         // text body holds no lone surrogate.
         if (body.includes(NUL)) problem = { path: format.locate?.(body, NUL) ?? format.name.toUpperCase(), message: NUL_MESSAGE };
-      } else if (Buffer.isBuffer(body)) {
-        // Binary formats (zip, npy) hold no text to check here; their parsers check names and labels.
+      } else if (Buffer.isBuffer(body) || body instanceof Readable) {
+        // Binary formats (zip, npy) hold no text to check here; their parsers check names and
+        // labels. A streamed body is read later, and its format's reader checks its text as it goes.
       } else {
         problem = findProblem(body, MAX_BODY_DEPTH);
       }

@@ -24,7 +24,9 @@ export const domainPlugin = fp(
     const predict = new PredictService(db, config.TRAINYARD_MODEL_CACHE_SIZE, config.TRAINYARD_MAX_PREDICT_INSTANCES);
     const trainingJobs = new TrainingJobService(db, app.trainingQueue, app.redis, config.TRAINYARD_QUEUE_PREFIX);
     // A dataset is not deleted while a job needs it; the training area owns jobs and answers which.
-    const datasets = new DatasetService(db, (tenantId, datasetId) => trainingJobs.activeJobsUsing(tenantId, datasetId), { maxBytes: config.TRAINYARD_MAX_UPLOAD_BYTES });
+    const datasets = new DatasetService(db, (tenantId, datasetId) => trainingJobs.activeJobsUsing(tenantId, datasetId), {
+      maxBytes: config.TRAINYARD_MAX_UPLOAD_BYTES, maxFileBytes: config.TRAINYARD_MAX_DATASET_BYTES, spoolDir: config.TRAINYARD_UPLOAD_DIR,
+    });
     app.decorate("services", {
       apiKeys: new ApiKeyService(db, config.TRAINYARD_ADMIN_KEY),
       datasets,

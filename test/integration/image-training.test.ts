@@ -131,10 +131,11 @@ describe("image zips through the API", () => {
   });
 });
 
-describe("image zips against the upload limit", () => {
+describe("image zips against the dataset file limit", () => {
   let small: TestEnv;
   before(async () => {
-    small = await createTestEnv({ TRAINYARD_MAX_UPLOAD_BYTES: "200000" });
+    // An image zip streams: the dataset file limit bounds it, the body limit does not.
+    small = await createTestEnv({ TRAINYARD_MAX_DATASET_BYTES: "200000" });
   });
   after(async () => {
     await small?.close();
@@ -147,16 +148,16 @@ describe("image zips against the upload limit", () => {
     assert.ok(zip.length < 200_000, `the zip is ${zip.length} bytes`);
     const res = await small.app.inject({ method: "POST", url: "/v1/datasets?name=bomb", headers: { ...key, "content-type": "application/zip" }, payload: zip });
     assert.equal(res.statusCode, 413, res.body);
-    assert.match(res.json().detail, /hold 9,000,000 pixels, more than 3,200,000 \(16 per byte of the upload limit\)/);
+    assert.match(res.json().detail, /hold 9,000,000 pixels, more than 3,200,000 \(16 per byte of the dataset file limit\)/);
     assert.equal((await small.app.inject({ url: "/v1/datasets", headers: key })).json().datasets.length, 0);
   });
 
-  test("a zip whose entries declare more than the upload limit: a 413", async () => {
+  test("a zip whose entries declare more than the dataset file limit: a 413", async () => {
     const key = await small.tenant("declared");
     const png = await encode(new Uint8Array(4 * 4 * 3), 4, 4, 3);
     const zip = makeZip([{ name: "a/1.png", data: png }, { name: "b/1.png", data: png, declaredSize: 400_000 }]);
     const res = await small.app.inject({ method: "POST", url: "/v1/datasets?name=bomb", headers: { ...key, "content-type": "application/zip" }, payload: zip });
     assert.equal(res.statusCode, 413, res.body);
-    assert.match(res.json().detail, /decompress to 0\.4 MiB, more than the upload limit of 0\.2 MiB/);
+    assert.match(res.json().detail, /decompress to 0\.4 MiB, more than the dataset file limit of 0\.2 MiB/);
   });
 });

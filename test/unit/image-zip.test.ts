@@ -1,11 +1,15 @@
 // Image zips: class folders and image + mask pairs read into one `image` input, and every way a
 // zip can be wrong or hostile refused with the place it is wrong (the file inside the zip).
 import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { crc32 } from "node:zlib";
-import { describe, test } from "node:test";
-import { parseImageZip } from "../../lib/data/formats/image-zip.ts";
-import { UploadTooLargeError } from "../../lib/data/formats/upload-limits.ts";
+import { after, before, describe, test } from "node:test";
+import { parseImageZip, streamImageZip } from "../../lib/data/formats/image-zip.ts";
+import { UploadTooLargeError, type UploadLimits } from "../../lib/data/formats/upload-limits.ts";
 import type { UploadQuery } from "../../lib/data/dataset-schema.ts";
+import { collectRows, type DatasetLayout, type RowSink } from "../../lib/data/packing.ts";
 import { DomainError, ValidationError } from "../../lib/errors.ts";
 import { encode, makeZip, type ZipEntry } from "../helpers/image-zips.ts";
 
@@ -17,8 +21,9 @@ function pixels(h: number, w: number, c: number, f: (y: number, x: number, k: nu
 }
 const pattern = (seed: number) => (y: number, x: number, k: number) => (seed * 37 + y * 13 + x * 7 + k * 50) % 256;
 const png = (h: number, w: number, seed = 0, c: 1 | 3 | 4 = 3) => encode(pixels(h, w, c, pattern(seed)), h, w, c);
+// From a buffer only maxBytes applies; maxFileBytes is set equal so that a mix-up could not pass unseen.
 const parse = (zip: Buffer, query: Partial<UploadQuery> = {}, maxBytes?: number) =>
-  parseImageZip(zip, { name: "imgs", ...query }, maxBytes === undefined ? undefined : { maxBytes });
+  parseImageZip(zip, { name: "imgs", ...query }, maxBytes === undefined ? undefined : { maxBytes, maxFileBytes: maxBytes });
 
 /** Rejects with a 4xx whose problem is at `where` (a path inside the zip, or a query field). */
 async function refuses(promise: Promise<unknown>, where: string, message: RegExp, status = 400) {
@@ -246,6 +251,171 @@ describe("image zips: bad input, each a 4xx naming where", () => {
     await refuses(parseImageZip(zip, {}), "querystring.name", /is required/);
     for (const bad of ["0,4", "4,4,4", "x", "5000,5000", "-1"]) await refuses(parse(zip, { imageSize: bad }), "querystring.imageSize", /expected H,W/);
     await refuses(parse(zip, { task: "regression" }), "querystring.task", /classification/);
+  });
+});
+
+describe("image zips: streamed from a file to a sink", () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "image-zip-test-"));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  let written = 0;
+  /** The zip as a file on disk, as an upload spooled for streaming is. */
+  const spool = async (zip: Buffer) => {
+    const file = path.join(dir, `upload-${written++}.zip`);
+    await writeFile(file, zip);
+    return file;
+  };
+  const LARGE: UploadLimits = { maxBytes: 64 * 1024 * 1024, maxFileBytes: 64 * 1024 * 1024 };
+  const fromFile = (file: string, query: Partial<UploadQuery> = {}, limits = LARGE) =>
+    collectRows((sink) => streamImageZip({ file }, { name: "imgs", ...query }, limits, sink));
+
+  /** A sink that keeps what it is handed, and in what order. */
+  function recordingSink() {
+    const calls: ("begin" | number)[] = [];
+    let layout: DatasetLayout | undefined;
+    const features: Float32Array[] = [];
+    const targets: Float32Array[] = [];
+    const concat = (chunks: Float32Array[]) => {
+      const out = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
+      let at = 0;
+      for (const c of chunks) {
+        out.set(c, at);
+        at += c.length;
+      }
+      return out;
+    };
+    const sink: RowSink = {
+      async begin(l) {
+        calls.push("begin");
+        layout = l;
+      },
+      async append(rows, f, t) {
+        calls.push(rows);
+        features.push(f.slice());
+        targets.push(t.slice());
+      },
+    };
+    return { sink, calls, features: () => concat(features), targets: () => concat(targets), layout: () => layout };
+  }
+
+  test("classification from a file: the same dataset as from a buffer", async () => {
+    const zip = makeZip([
+      { name: "set/b/2.png", data: await png(9, 7, 1) },
+      { name: "set/b/1.jpg", data: await encode(pixels(6, 5, 3, pattern(2)), 6, 5, 3, "jpeg") },
+      { name: "set/a/x.png", data: await png(4, 4, 3, 4), method: 0 },
+      { name: "set/c/y.png", data: await png(8, 8, 4, 1) },
+      { name: "set/notes.md", data: Buffer.from("#") },
+    ]);
+    const query = { imageSize: "6,5" };
+    const memory = await parse(zip, query);
+    const file = await fromFile(await spool(zip), query);
+    assert.equal(file.rows, 4);
+    assert.deepEqual(file, memory);
+  });
+
+  test("segmentation from a file: the same dataset as from a buffer, mask values as compact class ids", async () => {
+    const mask = (f: (y: number, x: number) => number) => encode(pixels(6, 6, 1, f), 6, 6, 1);
+    const zip = makeZip([
+      { name: "images/b.png", data: await png(6, 6, 2) },
+      { name: "images/a.jpg", data: await encode(pixels(6, 6, 3, pattern(1)), 6, 6, 3, "jpeg") },
+      { name: "masks/b.png", data: await mask((y, x) => (x < 2 ? 7 : 0)) },
+      { name: "masks/a.png", data: await mask((y) => (y < 3 ? 0 : 200)) },
+    ]);
+    const memory = await parse(zip);
+    const file = await fromFile(await spool(zip));
+    assert.deepEqual(file.outputs[0].classes, ["0", "7", "200"]);
+    assert.deepEqual(new Set(file.targets), new Set([0, 1, 2]));
+    assert.deepEqual(file, memory);
+  });
+
+  test("300 images arrive a chunk of rows at a time, in example order, never all at once", async () => {
+    const entries: ZipEntry[] = [];
+    for (let i = 0; i < 300; i++) entries.push({ name: `${["x", "y", "z"][i % 3]}/${String(i).padStart(3, "0")}.png`, data: await png(32, 32, i) });
+    const zip = makeZip(entries);
+    const rowValues = 32 * 32 * 3 + 1;
+    const rec = recordingSink();
+    const atEnd = await streamImageZip({ file: await spool(zip) }, { name: "many" }, LARGE, rec.sink, { chunkBytes: 64 * rowValues * 4 });
+    assert.deepEqual(rec.calls, ["begin", 64, 64, 64, 64, 44]);
+    assert.deepEqual(rec.layout()!.outputs[0].classes, ["x", "y", "z"]);
+    assert.deepEqual(atEnd, { warnings: [] });
+    // Each append holds its rows' features, then their targets: gathered, the dataset read whole.
+    const whole = await parse(zip, { name: "many" });
+    const features = rec.features();
+    assert.deepEqual(rec.targets(), whole.targets);
+    assert.deepEqual(features, whole.features);
+    // Classes sorted, files sorted within a class: x/000, x/003, … then y/001, ….
+    const row = (i: number) => [...features.subarray(i * 3072, (i + 1) * 3072)];
+    assert.deepEqual(row(0), [...pixels(32, 32, 3, pattern(0))]);
+    assert.deepEqual(row(1), [...pixels(32, 32, 3, pattern(3))]);
+    assert.deepEqual(row(100), [...pixels(32, 32, 3, pattern(1))]);
+    assert.deepEqual(row(299), [...pixels(32, 32, 3, pattern(299))]);
+  });
+
+  test("segmentation rows in chunks: features then mask class ids for the chunk's rows", async () => {
+    const entries: ZipEntry[] = [];
+    for (let i = 0; i < 5; i++) {
+      entries.push({ name: `images/${i}.png`, data: await png(4, 4, i) });
+      entries.push({ name: `masks/${i}.png`, data: await encode(pixels(4, 4, 1, (y) => (y === i % 4 ? 9 : 3)), 4, 4, 1) });
+    }
+    const zip = makeZip(entries);
+    const rec = recordingSink();
+    await streamImageZip({ file: await spool(zip) }, { name: "seg" }, LARGE, rec.sink, { chunkBytes: 2 * (48 + 16) * 4 });
+    assert.deepEqual(rec.calls, ["begin", 2, 2, 1]);
+    const whole = await parse(zip);
+    assert.deepEqual(rec.targets(), whole.targets);
+    assert.deepEqual(rec.features(), whole.features);
+    assert.deepEqual(rec.layout()!.outputs[0].classes, ["3", "9"]);
+  });
+
+  test("what the directory and headers show is refused before sink.begin", async () => {
+    const cases: [Buffer, RegExp][] = [
+      [makeZip([{ name: "a/1.png", data: await png(4, 4) }, { name: "b/1.png", data: await png(5, 4) }]), /need \?imageSize/],
+      [makeZip([{ name: "a/1.png", data: await png(4, 4) }, { name: "b/1.png", data: Buffer.from("not a png") }]), /not a readable PNG/],
+      [makeZip([{ name: "images/a.png", data: await png(4, 4) }, { name: "masks/a.png", data: await encode(pixels(4, 4, 1, () => 5), 4, 4, 1) }]), /every pixel of every mask is 5/],
+      [makeZip([{ name: "images/a.png", data: await png(4, 4) }, { name: "masks/a.png", data: await png(4, 4) }]), /is the colour/],
+    ];
+    for (const [zip, message] of cases) {
+      const rec = recordingSink();
+      await assert.rejects(streamImageZip({ file: await spool(zip) }, { name: "bad" }, LARGE, rec.sink), message);
+      assert.deepEqual(rec.calls, [], `${message}: nothing handed to the sink`);
+    }
+  });
+
+  test("from a file, the dataset file limit applies (not the upload limit), and the messages say so", async () => {
+    const two = makeZip([{ name: "a/1.png", data: await png(4, 4) }, { name: "b/1.png", data: await png(4, 4) }]);
+    // Larger than the upload limit, within the dataset file limit: read.
+    const d = await fromFile(await spool(two), {}, { maxBytes: 100, maxFileBytes: 1024 * 1024 });
+    assert.equal(d.rows, 2);
+
+    const bomb = makeZip([{ name: "a/1.png", data: await png(4, 4) }, { name: "b/1.png", data: await png(4, 4), declaredSize: 3_000_000_000 }]);
+    const small = { maxBytes: 64 * 1024 * 1024, maxFileBytes: 1024 * 1024 };
+    await refuses(fromFile(await spool(bomb), {}, small), "zip", /say they decompress to 2861\.0 MiB, more than the dataset file limit of 1\.0 MiB/, 413);
+    const err = await refuses(fromFile(await spool(bomb), {}, small), "zip", /dataset file limit/, 413);
+    assert.ok(err instanceof UploadTooLargeError);
+
+    const blank = await encode(new Uint8Array(2000 * 2000), 2000, 2000, 1);
+    const big = makeZip(Array.from({ length: 6 }, (_, i) => ({ name: `${i % 2 ? "a" : "b"}/${i}.png`, data: blank })));
+    await refuses(fromFile(await spool(big), {}, small), "zip", /hold 24,000,000 pixels, more than 16,777,216 \(16 per byte of the dataset file limit\)/, 413);
+    await refuses(fromFile(await spool(two), { imageSize: "400,400" }, { maxBytes: 64 * 1024 * 1024, maxFileBytes: 500_000 }), "zip", /960,000 values, more than 500,000 \(as many as the dataset file limit has bytes\)/, 413);
+    // From a buffer, the same zip is measured against the upload limit.
+    await refuses(parseImageZip(bomb, { name: "imgs" }, { maxBytes: 1024 * 1024, maxFileBytes: 64 * 1024 * 1024 }), "zip", /more than the upload limit of 1\.0 MiB/, 413);
+  });
+
+  test("a spooled file that is not a zip is a 400; one that is missing is the server's error, not the upload's", async () => {
+    await refuses(fromFile(await spool(Buffer.from("plain text, not a zip"))), "zip", /not a readable zip archive/);
+    await assert.rejects(fromFile(path.join(dir, "missing.zip")), (err: NodeJS.ErrnoException) => err.code === "ENOENT" && !(err instanceof DomainError));
+  });
+
+  test("a corrupt image found only when decoded: refused after begin, naming it", async () => {
+    const good = await png(16, 16, 1);
+    const zip = makeZip([{ name: "a/1.png", data: await png(16, 16) }, { name: "b/broken.png", data: good.subarray(0, good.length - 40) }]);
+    const rec = recordingSink();
+    await refuses(streamImageZip({ file: await spool(zip) }, { name: "bad" }, LARGE, rec.sink), "b/broken.png", /could not be decoded/);
+    assert.deepEqual(rec.calls, ["begin"]);
   });
 });
 

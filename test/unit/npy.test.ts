@@ -9,7 +9,7 @@ import { UploadTooLargeError } from "../../lib/data/formats/upload-limits.ts";
 import { ValidationError } from "../../lib/errors.ts";
 import { encode, headerDict, npy, npz, zip } from "../helpers/numpy.ts";
 
-const LIMITS = { maxBytes: 1024 * 1024 };
+const LIMITS = { maxBytes: 1024 * 1024, maxFileBytes: 1024 * 1024 };
 
 /** The problem a ValidationError reports: its path and message. */
 function problem(fn: () => unknown): { path: string; message: string } {

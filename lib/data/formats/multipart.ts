@@ -5,7 +5,9 @@
 //                      text/plain), else by its content type;
 // and the settings of a raw-body upload (name, task, label, …) as fields or in the query.
 // Each file is read into memory counting its bytes, so the upload limit holds for all the files
-// together while they arrive (413 past it). The parts come from the route's multipart reader;
+// together while they arrive (413 past it), except a `file` in a format that streams (CSV, TSV,
+// NDJSON, an image zip): that one is spooled to a file within the dataset file limit, and read
+// from there as a raw body of its format is. The parts come from the route's multipart reader;
 // this module sees only their shape, not fastify.
 import type { Readable } from "node:stream";
 import { z } from "zod";
@@ -16,6 +18,7 @@ import { UPLOAD_FORMATS, formatFor, type UploadFormat } from "./index.ts";
 import { isNpy } from "./npy.ts";
 import { datasetFromArrays } from "./npz.ts";
 import { UploadTooLargeError, type UploadLimits } from "./upload-limits.ts";
+import { spool, type SpooledFile } from "./upload-spool.ts";
 
 export const MULTIPART = "multipart/form-data";
 
@@ -64,20 +67,41 @@ const NUL_MESSAGE = "contains a NUL character (\\u0000), which no text may hold"
 interface ReadFile {
   filename?: string;
   mediaType?: string;
-  bytes: Buffer;
+  /** Read into memory, or (a format that streams) spooled to a file. */
+  bytes?: Buffer;
+  spooled?: { file: SpooledFile; format: UploadFormat };
 }
 
-export async function parseMultipartDataset(parts: AsyncIterable<IncomingPart>, query: UploadQuery, limits: UploadLimits): Promise<ParsedDataset> {
+/** A multipart upload: parsed in memory, or a file of a format that streams, to be read from where it was spooled (the caller removes it). */
+export type MultipartUpload =
+  | { kind: "parsed"; dataset: ParsedDataset }
+  | { kind: "file"; format: UploadFormat; file: SpooledFile; settings: UploadQuery };
+
+export async function parseMultipartDataset(parts: AsyncIterable<IncomingPart>, query: UploadQuery, limits: UploadLimits): Promise<MultipartUpload> {
   const { files, fields } = await readParts(parts, limits);
-  const settings = settingsOf(fields, query);
-  if (files.file && (files.features || files.labels)) throw ValidationError.at(partPath("file"), "comes with 'features' or 'labels': send one 'file', or 'features' and 'labels'");
-  if (!files.file && !files.features && !files.labels) throw ValidationError.at("body", "holds no file: send a part 'file' (a CSV, an .npz, …), or parts 'features' and 'labels' (.npy files)");
-  if (!settings.name) throw ValidationError.at("name", "is required: send a field 'name' or ?name=");
+  const spooled = files.file?.spooled;
+  try {
+    const settings = settingsOf(fields, query);
+    if (files.file && (files.features || files.labels)) throw ValidationError.at(partPath("file"), "comes with 'features' or 'labels': send one 'file', or 'features' and 'labels'");
+    if (!files.file && !files.features && !files.labels) throw ValidationError.at("body", "holds no file: send a part 'file' (a CSV, an .npz, …), or parts 'features' and 'labels' (.npy files)");
+    if (!settings.name) throw ValidationError.at("name", "is required: send a field 'name' or ?name=");
+    if (spooled) {
+      spooled.format.stream!.precheck(settings);
+      return { kind: "file", format: spooled.format, file: spooled.file, settings };
+    }
+    return { kind: "parsed", dataset: await parseArrays(files, settings, limits) };
+  } catch (err) {
+    await spooled?.file.remove();
+    throw err;
+  }
+}
+
+async function parseArrays(files: Partial<Record<FilePart, ReadFile>>, settings: UploadQuery, limits: UploadLimits): Promise<ParsedDataset> {
   if (files.file) return parseFilePart(files.file, settings, limits);
   if (!files.labels) throw ValidationError.at(partPath("labels"), "is required with 'features': a .npy of one label per row");
   if (!files.features) throw ValidationError.at(partPath("features"), "is required with 'labels': a .npy of one row of features per label");
-  const arrays = (["features", "labels"] as const).map((name) => ({ name, where: partPath(name), npy: files[name]!.bytes }));
-  return datasetFromArrays(arrays, { name: settings.name, task: settings.task }, "multipart");
+  const arrays = (["features", "labels"] as const).map((name) => ({ name, where: partPath(name), npy: files[name]!.bytes! }));
+  return datasetFromArrays(arrays, { name: settings.name!, task: settings.task }, "multipart");
 }
 
 /** Every part, each file read into memory within the upload limit (all files together). */
@@ -107,6 +131,18 @@ async function readParts(parts: AsyncIterable<IncomingPart>, limits: UploadLimit
         stream.destroy();
         throw ValidationError.at(partPath(name), "is given twice");
       }
+      const described = { filename: part.filename, mediaType: part.mimetype?.split(";")[0].trim().toLowerCase() };
+      const streamed = name === "file" ? formatOfFile(described) : undefined;
+      if (streamed?.stream) {
+        const file = await spool(stream, limits.maxFileBytes, partPath(name), limits.spoolDir);
+        // The reader cut the part at its own limit (the dataset file limit, set by the route).
+        if (stream.truncated) {
+          await file.remove();
+          throw new UploadTooLargeError(`${partPath(name)}: is larger than the dataset file limit of ${limits.maxFileBytes} bytes`);
+        }
+        files.file = { ...described, spooled: { file, format: streamed } };
+        continue;
+      }
       const chunks: Buffer[] = [];
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         total += chunk.length;
@@ -117,9 +153,10 @@ async function readParts(parts: AsyncIterable<IncomingPart>, limits: UploadLimit
         chunks.push(chunk);
       }
       if (stream.truncated) throw new UploadTooLargeError(`${partPath(name)}: is larger than the upload limit of ${limits.maxBytes} bytes`);
-      files[name as FilePart] = { filename: part.filename, mediaType: part.mimetype?.split(";")[0].trim().toLowerCase(), bytes: Buffer.concat(chunks) };
+      files[name as FilePart] = { ...described, bytes: Buffer.concat(chunks) };
     }
   } catch (err) {
+    await files.file?.spooled?.file.remove();
     throw readerProblem(err);
   }
   return { files, fields };
@@ -157,17 +194,25 @@ function settingsOf(fields: Record<string, string>, query: UploadQuery): UploadQ
 
 const GENERIC_TYPES = ["application/octet-stream", "text/plain"];
 
-/** A `file` part: the format its extension names when its type is generic, else the one its type names; parsed as a raw body of that format is. */
-async function parseFilePart(file: ReadFile, settings: UploadQuery, limits: UploadLimits): Promise<ParsedDataset> {
-  const extension = /\.[^./\\]+$/.exec(file.filename ?? "")?.[0].toLowerCase();
-  if (extension === ".npy" || file.mediaType === "application/x-npy" || isNpy(file.bytes)) {
-    throw ValidationError.at(partPath("file"), "is a .npy file, which holds one array: send it as part 'features' with a part 'labels', or both in an .npz (np.savez(f, x=..., y=...))");
-  }
+const extensionOf = (file: { filename?: string }) => /\.[^./\\]+$/.exec(file.filename ?? "")?.[0].toLowerCase();
+
+/** The format a `file` part is in: the one its extension names when its type is generic, else the one its type names. */
+function formatOfFile(file: { filename?: string; mediaType?: string }): UploadFormat | undefined {
+  const extension = extensionOf(file);
   const byExtension = extension ? UPLOAD_FORMATS.find((f) => f.extensions?.includes(extension)) : undefined;
   // What clients send when they do not know a file's type (curl: application/octet-stream; a part
   // without a type is text/plain by RFC 7578) says less than a known extension.
   const generic = !file.mediaType || GENERIC_TYPES.includes(file.mediaType);
-  const format: UploadFormat | undefined = (generic && byExtension) || formatFor(file.mediaType) || byExtension;
+  return (generic && byExtension) || formatFor(file.mediaType) || byExtension;
+}
+
+/** A `file` part read into memory, parsed as a raw body of its format is. */
+async function parseFilePart(file: ReadFile, settings: UploadQuery, limits: UploadLimits): Promise<ParsedDataset> {
+  const bytes = file.bytes!;
+  if (extensionOf(file) === ".npy" || file.mediaType === "application/x-npy" || isNpy(bytes)) {
+    throw ValidationError.at(partPath("file"), "is a .npy file, which holds one array: send it as part 'features' with a part 'labels', or both in an .npz (np.savez(f, x=..., y=...))");
+  }
+  const format = formatOfFile(file);
   if (!format) {
     const known = UPLOAD_FORMATS.map((f) => `${f.mediaTypes[0]}${f.extensions?.length ? ` (${f.extensions.join(", ")})` : ""}`).join(", ");
     throw ValidationError.at(
@@ -175,8 +220,8 @@ async function parseFilePart(file: ReadFile, settings: UploadQuery, limits: Uplo
       `is sent as '${file.mediaType ?? "no type"}'${file.filename ? ` and named '${file.filename}'` : ""}, which names no upload format; send one of ${known}, or set the part's type (curl -F 'file=@data;type=text/csv')`,
     );
   }
-  if (format.body === "binary") return format.parse(file.bytes, settings, limits);
-  const text = file.bytes.toString("utf8");
+  if (format.body === "binary") return format.parse(bytes, settings, limits);
+  const text = bytes.toString("utf8");
   // As the body guard does for a text body: a NUL cannot be stored, and is reported at its place.
   if (text.includes(NUL)) throw ValidationError.at(format.locate?.(text, NUL) ?? partPath("file"), NUL_MESSAGE);
   return format.parse(text, settings, limits);

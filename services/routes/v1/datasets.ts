@@ -19,11 +19,31 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
   const datasets = app.services.datasets;
   const security = [{ bearerAuth: [] }];
 
-  // Raw-body formats arrive as a string (text) or a Buffer (binary); the format's parser in the
-  // dataset service checks them row by row.
+  // Formats that stream (CSV, TSV, NDJSON, image zips) reach the handler as the request's stream,
+  // unread: the dataset service spools it to disk within TRAINYARD_MAX_DATASET_BYTES and reads it
+  // from there, so the API never holds the file. A declared length over that limit is refused
+  // before a byte is read.
+  // Other raw-body formats arrive as a string (text) or a Buffer (binary) within the body limit.
   // Text is decoded here rather than by fastify: V8 strings stop at about 512 Mi characters, and
   // fastify's own decoding would throw outside its error handling and end the process.
+  const maxFileBytes = app.config.TRAINYARD_MAX_DATASET_BYTES;
   for (const format of UPLOAD_FORMATS) {
+    if (format.stream) {
+      app.addContentTypeParser([...format.mediaTypes], (request, payload, done) => {
+        const declared = Number(request.headers["content-length"]);
+        const encoded = request.headers["content-encoding"] !== undefined && request.headers["content-encoding"] !== "identity";
+        // Compressed, the declared length is not the file's; the spool counts what it inflates to.
+        if (!encoded && declared > maxFileBytes) {
+          return done(new UploadTooLargeError(`${format.name.toUpperCase()} body: Content-Length ${declared} is more than the dataset file limit of ${maxFileBytes} bytes (TRAINYARD_MAX_DATASET_BYTES)`), undefined);
+        }
+        // The handler may refuse the request before it reads the body (a missing ?name=), and a
+        // decompressing stream that then fails would have no listener and end the process: the
+        // spool reads its errors when it reads the body; unread, they concern nobody.
+        payload.on("error", () => {});
+        done(null, payload);
+      });
+      continue;
+    }
     app.addContentTypeParser([...format.mediaTypes], { parseAs: "buffer", bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES }, (_req, body, done) => {
       if (format.body !== "text") return done(null, body);
       if ((body as Buffer).length > MAX_TEXT_BYTES) {
@@ -34,14 +54,17 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
   }
   const rawBodies = Object.fromEntries(
     UPLOAD_FORMATS.flatMap((f) => {
-      const schema = f.body === "text" ? z.string().describe(f.description) : z.custom<Buffer>((v) => Buffer.isBuffer(v)).meta({ type: "string", format: "binary", description: f.description });
+      const schema = f.stream
+        ? z.custom<Readable>((v) => v instanceof Readable).meta({ type: "string", format: f.body === "text" ? undefined : "binary", description: `${f.description}. Streamed: up to TRAINYARD_MAX_DATASET_BYTES` })
+        : f.body === "text" ? z.string().describe(f.description) : z.custom<Buffer>((v) => Buffer.isBuffer(v)).meta({ type: "string", format: "binary", description: f.description });
       return f.mediaTypes.map((type) => [type, { schema }]);
     }),
   );
 
   // multipart/form-data (files as they are, `curl -F`): the handler hands the parts, unread, to the
   // dataset service, which reads each file within the upload limit. Nothing else is multipart here.
-  await app.register(multipart, { limits: { ...MULTIPART_LIMITS, fileSize: app.config.TRAINYARD_MAX_UPLOAD_BYTES } });
+  // The reader's per-file cut is the larger limit (a streamed `file`); files read whole are held to the body limit by the service.
+  await app.register(multipart, { limits: { ...MULTIPART_LIMITS, fileSize: Math.max(maxFileBytes, app.config.TRAINYARD_MAX_UPLOAD_BYTES) } });
 
   app.post("/v1/datasets", {
     config: { auth: "tenant" },
@@ -68,7 +91,7 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
     // The body was validated against the schema of its content type; the type provider cannot
     // express a per-content-type body, hence the cast.
     const mediaType = request.headers["content-type"]?.split(";")[0].trim().toLowerCase();
-    const body = request.isMultipart() ? request.parts() : (request.body as CreateDatasetJson | string | Buffer);
+    const body = request.isMultipart() ? request.parts() : (request.body as CreateDatasetJson | string | Buffer | Readable);
     const dataset = await datasets.upload(tenantOf(request), mediaType, body, request.query);
     const { created, ...view } = dataset;
     return reply.status(created ? 201 : 200).header("location", `/v1/datasets/${view.id}`).send(view);
