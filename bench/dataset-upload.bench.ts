@@ -10,7 +10,9 @@
 //   npm run bench:dataset-upload -- --csv-mb 500 --images 20000   # the sizes of issue 8
 //
 // Options: --csv-mb N, --images N (0 skips one), --columns N (default 20, label and categorical
-// included), --no-train, --upload-timeout S and --job-timeout S (default 900 each). It uses its
+// included), --no-train, --upload-timeout S and --job-timeout S (default 900 each), --api-heap-mb N
+// (the API's V8 heap limit, --max-old-space-size: with a lazy collector, RSS shows how far V8 let
+// garbage pile up; with a cap, what the upload keeps alive). It uses its
 // own database (trainyard_bench_<random>, dropped at the end) and Redis key prefix (deleted),
 // PG_URL (default postgresql://postgres@127.0.0.1:5432) and REDIS_URL from the environment.
 // MB is 10^6 bytes.
@@ -45,11 +47,14 @@ interface Options {
   train: boolean;
   uploadTimeoutS: number;
   jobTimeoutS: number;
+  apiHeapMb: number;
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { csvMb: 50, images: 2000, columns: 20, train: true, uploadTimeoutS: 900, jobTimeoutS: 900 };
-  const numeric: Record<string, keyof Options> = { "--csv-mb": "csvMb", "--images": "images", "--columns": "columns", "--upload-timeout": "uploadTimeoutS", "--job-timeout": "jobTimeoutS" };
+  const o: Options = { csvMb: 50, images: 2000, columns: 20, train: true, uploadTimeoutS: 900, jobTimeoutS: 900, apiHeapMb: 0 };
+  const numeric: Record<string, keyof Options> = {
+    "--csv-mb": "csvMb", "--images": "images", "--columns": "columns", "--upload-timeout": "uploadTimeoutS", "--job-timeout": "jobTimeoutS", "--api-heap-mb": "apiHeapMb",
+  };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--no-train") {
       o.train = false;
@@ -57,7 +62,7 @@ function parseOptions(argv: string[]): Options {
     }
     const key = numeric[argv[i]];
     const value = Number(argv[i + 1]);
-    if (!key) throw new Error(`unknown option ${argv[i]} (use --csv-mb N, --images N, --columns N, --no-train, --upload-timeout S, --job-timeout S)`);
+    if (!key) throw new Error(`unknown option ${argv[i]} (use --csv-mb N, --images N, --columns N, --no-train, --upload-timeout S, --job-timeout S, --api-heap-mb N)`);
     if (!Number.isFinite(value) || value < 0) throw new Error(`${argv[i]}: expected a number >= 0, got '${argv[i + 1]}'`);
     (o[key] as number) = value;
     i++;
@@ -501,10 +506,10 @@ function serviceEnv(port: number): Record<string, string> {
   };
 }
 
-async function startApi(): Promise<{ api: Service; base: string }> {
+async function startApi(heapMb: number): Promise<{ api: Service; base: string }> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const api = new Service("services/server.ts", serviceEnv(port));
+  const api = new Service("services/server.ts", { ...serviceEnv(port), ...(heapMb ? { NODE_OPTIONS: `--max-old-space-size=${heapMb}` } : {}) });
   await api.waitFor(async () => {
     try {
       return (await fetch(`${base}/v1/info`, { signal: AbortSignal.timeout(2000) })).ok;
@@ -549,7 +554,7 @@ async function main(): Promise<void> {
   // Each upload goes to a fresh API, so each peak is that upload's alone (and a crash costs one).
   let key: string | undefined;
   for (const row of rows) {
-    const { api, base } = await startApi();
+    const { api, base } = await startApi(o.apiHeapMb);
     if (!key) {
       const res = await call(base, "POST", "/v1/api-keys", adminKey, { tenant: "bench" });
       if (res.status !== 201) throw new Error(`creating a tenant key: ${res.status} ${JSON.stringify(res.body)}`);
@@ -582,7 +587,7 @@ async function main(): Promise<void> {
   }
 
   if (o.train && key && rows.some((r) => r.datasetId)) {
-    const { api, base } = await startApi();
+    const { api, base } = await startApi(o.apiHeapMb);
     for (const row of rows.filter((r) => r.datasetId)) {
       const view = (await call(base, "GET", `/v1/datasets/${row.datasetId}`, key)).body;
       const input = view.inputs[0];
@@ -653,7 +658,8 @@ async function main(): Promise<void> {
   }
 
   const heap = getHeapStatistics().heap_size_limit / MB;
-  console.log(`\nDataset uploads end to end: the API and a worker as separate processes (node ${process.version}, V8 heap limit ${fmt(heap)} MB; MB = 10^6 bytes; peak = VmHWM)\n`);
+  const apiHeap = o.apiHeapMb ? `the API's V8 heap capped at ${o.apiHeapMb} MB` : `V8 heap limit ${fmt(heap)} MB`;
+  console.log(`\nDataset uploads end to end: the API and a worker as separate processes (node ${process.version}, ${apiHeap}; MB = 10^6 bytes; peak = VmHWM)\n`);
   console.log("| file | size MB | rows/images | upload status | upload s | MB/s | API peak RSS MB | worker child peak RSS MB | job status | job s |");
   console.log("|---|---:|---:|---|---:|---:|---:|---:|---|---:|");
   for (const r of rows) {
