@@ -32,6 +32,11 @@ COPY . .
 RUN npm run db:generate
 
 FROM ${NODE_IMAGE}
+# Learning curves are drawn as SVG and rasterized by librsvg (sharp) for curves.png: without a
+# font, every label of the PNG would be blank.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # Left owned by root: the service user can read its code but not rewrite it.
 COPY --from=build /app /app

@@ -19,11 +19,29 @@ export class CheckpointStore {
     return { epoch: checkpoint.epoch, model: storedModelFrom(checkpoint) };
   }
 
-  /** Inside the caller's transaction: an epoch's metrics and checkpoint, pruning older checkpoints. Idempotent per epoch. */
-  static async saveEpoch(tx: Prisma.TransactionClient, jobId: string, epoch: number, metrics: Record<string, number>, model: StoredModel): Promise<void> {
+  /** The checkpoint of one epoch (the best one, kept for restoreBestWeights), if it is still stored. */
+  async at(jobId: string, epoch: number): Promise<StoredModel | null> {
+    const checkpoint = await this.db.checkpoint.findUnique({ where: { jobId_epoch: { jobId, epoch } } });
+    return checkpoint && storedModelFrom(checkpoint);
+  }
+
+  /** Epochs 1..`upTo`'s metrics, in order: what a resumed schedule and early stopping replay. */
+  async history(jobId: string, upTo: number): Promise<Record<string, number>[]> {
+    const points = await this.db.metricPoint.findMany({ where: { jobId, epoch: { lte: upTo } }, select: { epoch: true, name: true, value: true } });
+    const epochs = Array.from({ length: upTo }, () => ({}) as Record<string, number>);
+    for (const p of points) epochs[p.epoch - 1][p.name] = p.value;
+    return epochs;
+  }
+
+  /**
+   * Inside the caller's transaction: an epoch's metrics and checkpoint, pruning older checkpoints
+   * but the one of epoch `keep` (early stopping's best, whose weights the version may take).
+   * Idempotent per epoch.
+   */
+  static async saveEpoch(tx: Prisma.TransactionClient, jobId: string, epoch: number, metrics: Record<string, number>, model: StoredModel, keep?: number): Promise<void> {
     await tx.metricPoint.createMany({ data: Object.entries(metrics).map(([name, value]) => ({ jobId, epoch, name, value })), skipDuplicates: true });
     const stored = { topology: model.topology, weightSpecs: model.weightSpecs as object[], weights: model.weights };
     await tx.checkpoint.upsert({ where: { jobId_epoch: { jobId, epoch } }, create: { id: randomUUID(), jobId, epoch, ...stored }, update: stored });
-    await tx.checkpoint.deleteMany({ where: { jobId, epoch: { lte: epoch - CHECKPOINTS_KEPT } } });
+    await tx.checkpoint.deleteMany({ where: { jobId, epoch: { lte: epoch - CHECKPOINTS_KEPT, ...(keep !== undefined ? { not: keep } : {}) } } });
   }
 }

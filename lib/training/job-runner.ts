@@ -91,6 +91,8 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
     const checkpoints = new CheckpointStore(db);
     const resume = await patience.run("loading the checkpoint", () => checkpoints.resumePoint(jobId));
     const startEpoch = resume?.epoch ?? 0;
+    // What a schedule and early stopping replay to stand where an uninterrupted run would.
+    const history = startEpoch && (hp.lrSchedule || hp.earlyStopping) ? await patience.run("loading the metrics", () => checkpoints.history(jobId, startEpoch)) : undefined;
     let metrics = (row.metrics as EpochMetrics | null) ?? {};
     if (resume) {
       model = await loadModel(resume.model);
@@ -101,7 +103,8 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
     }
 
     let lastCancelCheck = 0;
-    const result = await train(model, data, { ...hp, mode: spec.mode, split: { train: split.train, validation: split.validation } }, match.objectives, {
+    let bestEpoch: number | undefined;
+    const result = await train(model, data, { ...hp, mode: spec.mode, split: { train: split.train, validation: split.validation }, history }, match.objectives, {
       shouldStop: async () => {
         // Redis down: cannot see the fast signal now; the database flag below still counts.
         if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId)).catch(() => 0)) === 1) return true;
@@ -117,8 +120,9 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
         }
         return false;
       },
-      onEpochEnd: async (epoch, m) => {
+      onEpochEnd: async (epoch, m, verdict) => {
         metrics = m;
+        bestEpoch = verdict?.bestEpoch;
         const saved = await saveModel(model!, true);
         await patience.run(`storing epoch ${epoch}`, () =>
           db.$transaction(async (tx) => {
@@ -126,7 +130,7 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
             // checkpoint, and the attempt that takes over resumes from it.
             const waited = patience.takeReport(epoch, attempt);
             await writeAsOwner(tx, jobId, attempt, { epoch, metrics: m, attemptsWithoutProgress: 0, ...(waited ? { lastInterruption: waited } : {}) });
-            await CheckpointStore.saveEpoch(tx, jobId, epoch, m, saved);
+            await CheckpointStore.saveEpoch(tx, jobId, epoch, m, saved, bestEpoch);
           }, WRITE_TX),
         );
         await ctx.progress?.({ epoch, epochs: hp.epochs, metrics: m });
@@ -136,6 +140,20 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
     if (result.stopped) {
       await patience.run("recording the cancellation", () => markCancelled(db, jobId));
       return "cancelled";
+    }
+    // Early stopping's best epoch: its weights (kept in its checkpoint) become the version's.
+    let stoppedEarly: string | undefined;
+    if (result.earlyStop) stoppedEarly = `${result.earlyStop.reason}; stopped after epoch ${result.earlyStop.epoch} of ${hp.epochs}`;
+    if (hp.earlyStopping?.restoreBestWeights && bestEpoch !== undefined && bestEpoch !== result.lastEpoch) {
+      const best = await patience.run("loading the best checkpoint", () => checkpoints.at(jobId, bestEpoch!));
+      if (best) {
+        const restored = await loadModel(best);
+        model.setWeights(restored.getWeights());
+        restored.dispose();
+        const [bestMetrics] = await patience.run("loading the metrics", () => checkpoints.history(jobId, bestEpoch!).then((h) => h.slice(-1)));
+        metrics = bestMetrics;
+        stoppedEarly = `${stoppedEarly ?? `the best epoch was ${bestEpoch} of ${result.lastEpoch}`}; the version has the weights of epoch ${bestEpoch}`;
+      }
     }
     // Held-out rows are scored once, at the end: they never steered training.
     if (split.test.length) metrics = { ...metrics, ...evaluateRows(model, data, split.test, match.objectives, hp.batchSize, "test_") };
@@ -147,7 +165,7 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
       })),
       outputs: match.objectives.map((o, k) => ({ name: o.name, task: match.labels[k].task, classes: match.labels[k].classes })),
     };
-    await patience.run("registering the version", () => registerVersion(db, { ...row, attempt }, model!, signature, metrics));
+    await patience.run("registering the version", () => registerVersion(db, { ...row, attempt }, model!, signature, metrics, stoppedEarly));
     return "succeeded";
   } catch (err) {
     if (err instanceof SupersededError) {
@@ -176,13 +194,14 @@ async function registerVersion(
   model: tf.LayersModel,
   signature: Signature,
   metrics: EpochMetrics,
+  stoppedEarly?: string,
 ) {
   const saved = await saveModel(model, false);
   // Two jobs of one model may finish together; the unique (model, version) decides, and the loser retries.
   for (let tries = 1; ; tries++) {
     try {
       await db.$transaction(async (tx) => {
-        await writeAsOwner(tx, row.id, row.attempt, { status: "succeeded", finishedAt: new Date(), metrics });
+        await writeAsOwner(tx, row.id, row.attempt, { status: "succeeded", finishedAt: new Date(), metrics, ...(stoppedEarly ? { stoppedEarly } : {}) });
         await ModelVersionRepository.register(tx, { tenantId: row.tenantId, modelId: row.modelId, jobId: row.id, signature, model: saved, metrics });
       }, WRITE_TX);
       return;

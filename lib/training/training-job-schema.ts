@@ -3,6 +3,7 @@ import { z } from "zod";
 import { preprocessingFieldSchema } from "../data/preprocessing/preprocessing-schema.ts";
 import { augmentationSchema } from "../model-spec/augmentation-schema.ts";
 import { optimizerSchema } from "../model-spec/optimizer-schema.ts";
+import { earlyStoppingSchema, lrScheduleSchema, scheduleIssues } from "../model-spec/schedule-schema.ts";
 
 /** What a job trains with; stored with the job, so a retry or a resume uses exactly the same. */
 export const hyperparametersSchema = z.object({
@@ -16,6 +17,8 @@ export const hyperparametersSchema = z.object({
     .optional()
     .describe("How inputs are prepared, one spec for all or one per input name. Default: tabular numeric columns standardized, categorical ones one-hot, images scaled to [0, 1]. Fitted on the training split and applied by :predict."),
   augmentation: augmentationSchema.optional(),
+  lrSchedule: lrScheduleSchema.optional().describe("The learning rate over time (step, exponential, cosine with restarts, reduce-on-plateau; each with an optional linear warm-up). The rate in force is the `lr` metric."),
+  earlyStopping: earlyStoppingSchema.optional().describe("Stop once a monitored metric (default val_loss) has not improved for `patience` epochs; `restoreBestWeights` makes the version the best epoch's."),
   seed: z.number().int("expected an integer").min(0).max(2 ** 32 - 1).optional().describe("Same seed, same result on the same backend. Chosen at random and recorded when omitted."),
 });
 export type Hyperparameters = z.infer<typeof hyperparametersSchema> & { seed: number };
@@ -27,6 +30,11 @@ export const createTrainingJobSchema = hyperparametersSchema
   })
   .superRefine((job, ctx) => {
     if (job.validationSplit + job.testSplit >= 1) ctx.addIssue({ code: "custom", path: ["testSplit"], message: `with validationSplit ${job.validationSplit}, leaves no rows to train on` });
+    if (job.lrSchedule) for (const issue of scheduleIssues(job.lrSchedule, job.optimizer.learningRate)) ctx.addIssue({ code: "custom", path: ["lrSchedule", ...issue.path], message: issue.message });
+    // Validation metrics need validation rows: say so now rather than at the end of epoch 1.
+    for (const [field, monitor] of [["earlyStopping", job.earlyStopping?.monitor], ["lrSchedule", job.lrSchedule?.type === "reduceOnPlateau" ? job.lrSchedule.monitor : undefined]] as const) {
+      if (monitor?.startsWith("val_") && job.validationSplit === 0) ctx.addIssue({ code: "custom", path: [field, "monitor"], message: `'${monitor}' is measured on validation rows, and validationSplit is 0; set validationSplit > 0 or monitor '${monitor.slice(4)}'` });
+    }
   })
   .meta({ id: "CreateTrainingJob" });
 export type CreateTrainingJob = z.infer<typeof createTrainingJobSchema>;
@@ -52,6 +60,7 @@ export const trainingJobSchema = z
     }).loose(),
     progress: z.object({ epoch: z.number().int(), epochs: z.number().int() }),
     metrics: metricsSchema.nullable(),
+    stoppedEarly: z.string().nullable().describe("Why early stopping ended the job before its last epoch (the monitored metric, the best epoch, and whether its weights were restored); null otherwise."),
     error: z.string().nullable(),
     cancelRequested: z.boolean(),
     attempts: z.number().int().describe("Attempts so far. A dead worker or process, or a transient error, starts another, which resumes from the last checkpoint."),

@@ -11,6 +11,7 @@ import { modelSpecSchema } from "../model-spec/model-spec-schema.ts";
 import { CANCEL_TTL_SECONDS, cancelKey, QUEUES, type TrainJobPayload } from "../queue/queues.ts";
 import { strataOutput, stratifyProblem } from "./data-split.ts";
 import { matchModelToDataset } from "./dataset-matching.ts";
+import { CURVE_MEDIA_TYPES, learningCurvesSvg, svgToPng, type CurveFormat } from "./learning-curves.ts";
 import type { CreateTrainingJob, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 
 const ENQUEUE_TIMEOUT_MS = 5000;
@@ -22,7 +23,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
 
 type JobRow = {
   id: string; status: TrainingJobView["status"]; datasetId: string; hyperparameters: unknown; epoch: number; epochs: number;
-  metrics: unknown; error: string | null; cancelRequested: boolean; attempts: number; lastInterruption: string | null; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
+  metrics: unknown; stoppedEarly: string | null; error: string | null; cancelRequested: boolean; attempts: number; lastInterruption: string | null; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
   model: { name: string }; version: { version: number } | null;
 };
 
@@ -34,7 +35,7 @@ function toView(row: JobRow): TrainingJobView {
     hyperparameters: row.hyperparameters as TrainingJobView["hyperparameters"],
     progress: { epoch: row.epoch, epochs: row.epochs },
     metrics: (row.metrics as Record<string, number> | null) ?? null,
-    error: row.error, cancelRequested: row.cancelRequested, attempts: row.attempts, lastInterruption: row.lastInterruption, modelVersion: row.version?.version ?? null,
+    stoppedEarly: row.stoppedEarly, error: row.error, cancelRequested: row.cancelRequested, attempts: row.attempts, lastInterruption: row.lastInterruption, modelVersion: row.version?.version ?? null,
     createdAt: row.createdAt.toISOString(), startedAt: row.startedAt?.toISOString() ?? null, finishedAt: row.finishedAt?.toISOString() ?? null,
   };
 }
@@ -113,6 +114,27 @@ export class TrainingJobService {
     const byEpoch = new Map<number, Record<string, number>>();
     for (const p of points) byEpoch.set(p.epoch, { ...byEpoch.get(p.epoch), [p.name]: p.value });
     return { jobId: id, epochs: [...byEpoch].map(([epoch, metrics]) => ({ epoch, metrics })) };
+  }
+
+  /**
+   * The learning curves as a picture. A job without epochs yet is still a picture (saying so), not
+   * an error: a dashboard that shows it from the moment the job is queued never shows a broken image.
+   * `settled` tells the caller the picture will not change any more.
+   */
+  async curves(tenantId: string, id: string, format: CurveFormat): Promise<{ mediaType: string; body: string | Buffer; settled: boolean }> {
+    const job = await this.get(tenantId, id);
+    const { epochs } = await this.metrics(tenantId, id);
+    const active = job.status === "queued" || job.status === "running";
+    const picture = learningCurvesSvg({
+      title: `${job.model} — training job ${job.id}`,
+      subtitle: `${job.status} · epoch ${job.progress.epoch} of ${job.progress.epochs}`,
+      epochs,
+      // The test scores are taken once, after the last epoch, and stored with the job, not per epoch.
+      final: job.metrics ?? undefined,
+      plannedEpochs: active ? job.progress.epochs : undefined,
+      empty: active ? "no epochs yet" : `no epochs: ${job.status} before the first`,
+    });
+    return { mediaType: CURVE_MEDIA_TYPES[format], body: format === "svg" ? picture.svg : await svgToPng(picture), settled: !active };
   }
 
   /**

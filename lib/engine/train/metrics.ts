@@ -2,7 +2,7 @@
 // with several outputs), and evaluation of a whole set in inference mode.
 import * as tf from "@tensorflow/tfjs";
 import { DEFAULT_OUTPUT } from "../../model-spec/model-spec-schema.ts";
-import { correctCount, lossValue, targetTensor } from "./losses.ts";
+import { correctCount, forwardForLoss, logitLayers, targetTensor } from "./losses.ts";
 import { TrainingSetupError, type EpochMetrics, type LossName, type Objective, type OutputObjective, type TrainData } from "./train-types.ts";
 
 export function objectivesOf(model: tf.LayersModel, objective: Objective): OutputObjective[] {
@@ -42,15 +42,15 @@ export function evaluate(model: tf.LayersModel, xs: tf.Tensor[], ys: tf.Tensor |
   const targets = Array.isArray(ys) ? ys : [ys];
   const n = targets[0].shape[0];
   const tally: Tally = { loss: 0, outputLoss: objectives.map(() => 0), correct: objectives.map(() => 0) };
+  const logits = logitLayers(model, objectives);
   for (let start = 0; start < n; start += batchSize) {
     const size = Math.min(batchSize, n - start);
     const [losses, correct] = tf.tidy(() => {
       const xb = xs.map((x) => tf.slice(x, start, size));
-      const out = model.apply(xb.length === 1 ? xb[0] : xb, { training: false }) as tf.Tensor | tf.Tensor[];
-      const preds = Array.isArray(out) ? out : [out];
       const ybs = targets.map((y) => tf.slice(y, start, size));
+      const { preds, terms } = forwardForLoss(model, xb, ybs, objectives, logits, false);
       return [
-        preds.map((p, k) => lossValue(objectives[k].loss, ybs[k], p, objectives[k].margin).dataSync()[0]),
+        terms.map((t) => t.dataSync()[0]),
         preds.map((p, k) => (objectives[k].loss === "meanSquaredError" ? 0 : correctCount(objectives[k].loss, ybs[k], p, objectives[k].margin).dataSync()[0])),
       ];
     });

@@ -16,6 +16,18 @@ export function createOptimizer(cfg: OptimizerConfig): tf.Optimizer {
 }
 
 /**
+ * Sets the rate the optimizer steps with. sgd and momentum keep it in a cached scalar that only
+ * setLearningRate renews (assigning `learningRate` would be ignored); adam, rmsprop and adagrad
+ * read the field on every step.
+ */
+export function setLearningRate(optimizer: tf.Optimizer, rate: number): void {
+  const o = optimizer as unknown as { learningRate: number; setLearningRate?: (r: number) => void };
+  if (o.learningRate === rate) return;
+  if (typeof o.setLearningRate === "function") o.setLearningRate(rate);
+  else o.learningRate = rate;
+}
+
+/**
  * Compiles the model with the optimizer and loss so that saving with includeOptimizer carries
  * both (the trainingConfig a resumed job is rebuilt from).
  */

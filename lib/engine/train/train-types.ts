@@ -4,6 +4,7 @@ import type { Augmentation } from "../../model-spec/augmentation-schema.ts";
 import type { OptimizerConfig } from "../../model-spec/optimizer-schema.ts";
 import type { LossName } from "../../model-spec/model-spec-schema.ts";
 import type { OutputObjective, Task } from "../../model-spec/objectives.ts";
+import type { EarlyStoppingConfig, LrSchedule } from "../../model-spec/schedule-schema.ts";
 
 export type { LossName, OptimizerConfig, OutputObjective };
 
@@ -46,21 +47,43 @@ export interface TrainConfig {
   split?: { train: Int32Array; validation: Int32Array };
   /** Random transforms of the training images, per batch (never of validation rows); see augment.ts. */
   augmentation?: Augmentation;
+  /** The learning rate over time (lr-schedule.ts); default the optimizer's, constant. Its rate in force is the `lr` metric. */
+  lrSchedule?: LrSchedule;
+  /** Stop once a monitored metric stops improving (early-stopping.ts). */
+  earlyStopping?: EarlyStoppingConfig;
+  /**
+   * Resuming after `startEpoch` epochs: their metrics, in order (epoch 1 first). The schedule and
+   * early stopping decide from the metrics they have seen, so they replay these to stand where an
+   * uninterrupted run would.
+   */
+  history?: EpochMetrics[];
 }
 
 export type EpochMetrics = Record<string, number>;
 
+/** What early stopping made of an epoch: whether it is the best so far (keep its weights), and whether to stop. */
+export interface EpochVerdict {
+  improved: boolean;
+  stop: boolean;
+  reason?: string;
+  /** The best epoch so far (this one when improved). */
+  bestEpoch?: number;
+}
+
 export interface TrainHooks {
-  /** Called after each epoch (1-based) with its metrics; may store a checkpoint. */
-  onEpochEnd?: (epoch: number, metrics: EpochMetrics) => Promise<void>;
+  /** Called after each epoch (1-based) with its metrics; may store a checkpoint. `verdict` with early stopping. */
+  onEpochEnd?: (epoch: number, metrics: EpochMetrics, verdict?: EpochVerdict) => Promise<void>;
   /** Polled between batches: true stops training before the next batch. */
   shouldStop?: () => Promise<boolean> | boolean;
 }
 
 export interface TrainResult {
+  /** Cancelled (shouldStop). */
   stopped: boolean;
   lastEpoch: number;
   metrics: EpochMetrics;
+  /** Ended by early stopping before the last epoch: why, and the best epoch (whose weights restoreBestWeights wants). */
+  earlyStop?: { epoch: number; bestEpoch?: number; reason: string };
 }
 
 /** Training itself shows that the configuration cannot work (the loss diverged). */

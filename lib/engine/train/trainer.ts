@@ -4,8 +4,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { deriveSeed, mulberry32, permutation, withSeededRandom } from "../seeded-random.ts";
 import { Augmenter } from "./augment.ts";
-import { targetTensor, lossValue, correctCount } from "./losses.ts";
+import { EarlyStopping } from "./early-stopping.ts";
+import { correctCount, forwardForLoss, logitLayers, targetTensor } from "./losses.ts";
+import { LearningRateSchedule } from "./lr-schedule.ts";
 import { evaluate, metricsOf, objectivesOf, outputShapesOf, type Tally } from "./metrics.ts";
+import { setLearningRate } from "./optimizers.ts";
 import { perceptronParts, perceptronStep } from "./perceptron.ts";
 import { TrainingDivergedError, TrainingSetupError, type EpochMetrics, type Objective, type TrainConfig, type TrainData, type TrainHooks, type TrainResult } from "./train-types.ts";
 
@@ -29,6 +32,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   if (!optimizer) throw new TrainingSetupError("train() needs a compiled model (compileForTraining)");
   const objectives = objectivesOf(model, objective);
   const outputShapes = outputShapesOf(model);
+  const logits = logitLayers(model, objectives);
   const { train: trainIdx, validation: valIdx } = cfg.split ?? splitIndices(data.rows, cfg.validationSplit, cfg.seed);
   if (trainIdx.length === 0) throw new TrainingSetupError(`validationSplit ${cfg.validationSplit} leaves no training rows out of ${data.rows}`);
 
@@ -46,9 +50,20 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   const perceptron = cfg.mode === "perceptron" ? perceptronParts(model) : undefined;
   const regularized = model.layers.some((l) => l.losses.length > 0);
   const augmenter = Augmenter.create(cfg.augmentation, cfg.seed, data);
+  // The rate over time, and early stopping, replayed over the epochs already trained (a resume).
+  const batchesPerEpoch = Math.ceil(trainIdx.length / cfg.batchSize);
+  const schedule = cfg.lrSchedule ? new LearningRateSchedule(cfg.lrSchedule, cfg.optimizer.learningRate, batchesPerEpoch) : undefined;
+  const stopper = cfg.earlyStopping ? new EarlyStopping(cfg.earlyStopping) : undefined;
+  for (let e = 1; e <= startEpoch; e++) {
+    const past = cfg.history?.[e - 1];
+    if (!past) break;
+    schedule?.onEpochEnd(e, past);
+    stopper?.onEpochEnd(e, past);
+  }
 
   let metrics: EpochMetrics = {};
   let lastEpoch = startEpoch;
+  let rate = cfg.optimizer.learningRate;
   try {
     for (let epoch = startEpoch + 1; epoch <= cfg.epochs; epoch++) {
       const random = mulberry32(deriveSeed(cfg.seed, epoch));
@@ -62,6 +77,10 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
             return;
           }
           const batchIdx = order.subarray(start, Math.min(start + cfg.batchSize, order.length));
+          if (schedule) {
+            rate = schedule.rateAt(epoch, Math.floor(start / cfg.batchSize));
+            setLearningRate(optimizer, rate);
+          }
           const [batchLoss, outputLosses, batchCorrect] = tf.tidy((): [number, number[], number[]] => {
             const i = tf.tensor1d(batchIdx, "int32");
             // Augmented parts come from the rows as uploaded, transformed per example; the rest is gathered.
@@ -75,16 +94,16 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
               return rows ? targetTensor({ ...data.targets[k], data: rows }, batchIdx.length, objectives[k].loss, outputShapes[k]) : tf.gather(y, i);
             });
             if (perceptron) {
-              const [l, c] = perceptronStep(perceptron, xb[0], ybs[0], cfg.optimizer.learningRate);
+              const [l, c] = perceptronStep(perceptron, xb[0], ybs[0], rate);
               return [l, [l], [c]];
             }
             let preds: tf.Tensor[] = [];
             let terms: tf.Scalar[] = [];
             const { value, grads } = tf.variableGrads(() => {
-              const out = model.apply(xb.length === 1 ? xb[0] : xb, { training: true }) as tf.Tensor | tf.Tensor[];
+              const forward = forwardForLoss(model, xb, ybs, objectives, logits, true);
               // keep(): predictions and per-output losses outlive the gradient tape, for the metrics below.
-              preds = (Array.isArray(out) ? out : [out]).map((p) => tf.keep(p));
-              terms = preds.map((p, k) => tf.keep(lossValue(objectives[k].loss, ybs[k], p, objectives[k].margin)));
+              preds = forward.preds.map((p) => tf.keep(p));
+              terms = forward.terms.map((t) => tf.keep(t));
               const weighted = terms.map((t, k) => (objectives[k].weight === 1 ? t : tf.mul(objectives[k].weight, t)));
               // Regularizers (l1/l2 on kernels) add their penalty to the loss being minimized.
               const extra = regularized ? (model as unknown as { calculateLosses(): tf.Scalar[] }).calculateLosses() : [];
@@ -92,7 +111,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
               return (all.length === 1 ? all[0] : tf.addN(all)) as tf.Scalar;
             }, vars);
             optimizer.applyGradients(grads);
-            for (const v of decayed) v.assign(tf.mul(v, 1 - cfg.optimizer.learningRate * cfg.optimizer.weightDecay!));
+            for (const v of decayed) v.assign(tf.mul(v, 1 - rate * cfg.optimizer.weightDecay!));
             const correct = objectives.map((o, k) => (o.loss === "meanSquaredError" ? 0 : correctCount(o.loss, ybs[k], preds[k], o.margin).dataSync()[0]));
             // Read before disposing: with one output and no regularizer, `value` is terms[0] itself.
             const losses = terms.map((t) => t.dataSync()[0]);
@@ -114,8 +133,16 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
 
       metrics = metricsOf(objectives, outputShapes, tally, order.length);
       if (valSet) Object.assign(metrics, evaluate(model, valSet.xs, valSet.ys, objectives, cfg.batchSize, "val_"));
+      // With a schedule, the rate the epoch ended with, so that curves show it.
+      if (schedule) metrics.lr = rate;
       lastEpoch = epoch;
-      await hooks.onEpochEnd?.(epoch, metrics);
+      schedule?.onEpochEnd(epoch, metrics);
+      const decision = stopper?.onEpochEnd(epoch, metrics);
+      const verdict = decision && { ...decision, bestEpoch: stopper!.best?.epoch };
+      await hooks.onEpochEnd?.(epoch, metrics, verdict);
+      if (verdict?.stop && epoch < cfg.epochs) {
+        return { stopped: false, lastEpoch, metrics, earlyStop: { epoch, bestEpoch: stopper!.best?.epoch, reason: verdict.reason ?? "early stopping" } };
+      }
     }
     return { stopped: false, lastEpoch, metrics };
   } finally {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
+import { CURVE_MEDIA_TYPES, type CurveFormat } from "../../../lib/training/learning-curves.ts";
 import { createTrainingJobSchema, metricSeriesSchema, trainingJobSchema } from "../../../lib/training/training-job-schema.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
@@ -41,6 +42,30 @@ export const trainingJobRoutes: FastifyPluginAsyncZod = async (app) => {
     },
   }, async (request) => jobs.metrics(tenantOf(request), request.params.id));
 
+  for (const format of Object.keys(CURVE_MEDIA_TYPES) as CurveFormat[]) {
+    const mediaType = CURVE_MEDIA_TYPES[format];
+    app.get(`/v1/training-jobs/:id/curves.${format}`, {
+      config: { auth: "tenant" },
+      schema: {
+        operationId: `getTrainingJobCurves${format.toUpperCase()}`, tags: ["training"], security,
+        summary: `Learning curves as ${format.toUpperCase()}: loss and every metric per epoch, training and validation (a picture saying "no epochs yet" before the first)`,
+        params,
+        response: {
+          200: { content: { [mediaType]: { schema: curvesSchema[format] } } },
+          401: problemSchema, 404: problemSchema,
+        },
+      },
+    }, async (request, reply) => {
+      const picture = await jobs.curves(tenantOf(request), request.params.id, format);
+      // Fixed once the job has finished; while it runs, every look should see the latest epoch.
+      reply.type(picture.mediaType).header("cache-control", picture.settled ? "private, max-age=3600" : "no-store");
+      reply.header("content-disposition", `inline; filename="training-job-${request.params.id}-curves.${format}"`);
+      // An SVG opened on its own is a document: it may run nothing and load nothing.
+      if (format === "svg") reply.header("content-security-policy", "default-src 'none'");
+      return reply.send(picture.body);
+    });
+  }
+
   app.post("/v1/training-jobs/:id/cancel", {
     config: { auth: "tenant" },
     schema: {
@@ -48,4 +73,9 @@ export const trainingJobRoutes: FastifyPluginAsyncZod = async (app) => {
       params, response: { 202: trainingJobSchema, 401: problemSchema, 404: problemSchema, 503: problemSchema },
     },
   }, async (request, reply) => reply.status(202).send(await jobs.cancel(tenantOf(request), request.params.id)));
+};
+
+const curvesSchema: Record<CurveFormat, z.ZodType> = {
+  svg: z.string().meta({ description: "An SVG document, 880 pixels wide: one panel per metric family." }),
+  png: z.custom<Buffer>((v) => Buffer.isBuffer(v)).meta({ type: "string", format: "binary", description: "The same picture as a PNG of the SVG's size." }),
 };
