@@ -18,7 +18,8 @@ const MAXIMIZED = new Set(["accuracy", "acc", "f1", "precision", "recall", "r2",
  */
 export function monitorMode(monitor: string, mode: "min" | "max" | "auto"): "min" | "max" {
   if (mode !== "auto") return mode;
-  const kind = monitor.toLowerCase().split("_").at(-1) ?? "";
+  // Per-class metrics are `<metric>/<class>`: the class name says nothing about the direction.
+  const kind = monitor.toLowerCase().split("/")[0].split("_").at(-1) ?? "";
   return MAXIMIZED.has(kind) ? "max" : "min";
 }
 

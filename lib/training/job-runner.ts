@@ -21,6 +21,8 @@ import { CheckpointStore } from "./checkpoint-store.ts";
 import { DependencyPatience } from "./dependency-patience.ts";
 import { prepareData } from "./data-preparation.ts";
 import { matchModelToDataset } from "./dataset-matching.ts";
+import { DiagnosticsStore } from "./diagnostics-store.ts";
+import { JobEventPublisher, ProgressReporter, type JobEvent } from "./job-events.ts";
 import { claimJob, markCancelled, SupersededError, writeAsOwner } from "./training-job-repository.ts";
 import type { Hyperparameters } from "./training-job-schema.ts";
 
@@ -32,6 +34,8 @@ export class PermanentJobError extends Error {}
 // Storing a checkpoint moves the whole model (weights and optimizer state) inside a transaction;
 // Prisma's 5 s default for interactive transactions is too short for a large one.
 const WRITE_TX = { timeout: 120_000, maxWait: 10_000 };
+// How long the end of an attempt waits for its last event to reach Redis (it never waits for an outage).
+const FINAL_EVENT_WAIT_MS = 2000;
 
 export interface RunContext {
   db: Db;
@@ -50,19 +54,47 @@ export interface RunContext {
 export type RunOutcome = "succeeded" | "cancelled" | "skipped" | "superseded";
 
 export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: string): Promise<RunOutcome> {
+  const events = new JobEventPublisher(ctx.redis, ctx.queuePrefix);
+  // Events go out as they happen, unawaited and in order (one connection); an attempt's last one is
+  // awaited briefly, so that it leaves before the process moves on. None of them can fail the job.
+  const emit = (event: JobEvent) => void events.publish(jobId, event);
+  const finish = async (event: JobEvent) => {
+    // Sent first on the same connection, so done once the event is (or dropped with it): never awaited on its own.
+    void events.clearProgress(jobId);
+    await events.publishWithin(jobId, event, FINAL_EVENT_WAIT_MS);
+  };
+  try {
+    return await runAttempt(ctx, jobId, tenantId, events, emit, finish);
+  } catch (err) {
+    // The caller records the failure (markFailed); the event says it now.
+    if (err instanceof PermanentJobError && !(err instanceof MissingJobError)) await finish({ type: "status", data: { status: "failed", error: err.message.slice(0, 2000) } });
+    else if (!(err instanceof PermanentJobError)) emit({ type: "warning", data: { code: "attempt-failed", message: `the attempt failed and will be retried from the last checkpoint: ${(err as Error).message}` } });
+    throw err;
+  }
+}
+
+class MissingJobError extends PermanentJobError {}
+
+async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, events: JobEventPublisher, emit: (e: JobEvent) => void, finish: (e: JobEvent) => Promise<void>): Promise<RunOutcome> {
   const { db, redis } = ctx;
   const patience = new DependencyPatience(ctx.dependencyWaitMs ?? 300_000, (m) => ctx.log?.(`job ${jobId}: ${m}`));
   const row = await patience.run("loading the job", () => db.trainingJob.findFirst({ where: { id: jobId, tenantId }, include: { model: true } }));
-  if (!row) throw new PermanentJobError(`training job ${jobId} does not exist`);
+  if (!row) throw new MissingJobError(`training job ${jobId} does not exist`);
   // Every later write of this attempt names its number: a worker whose lock expired while it was
   // still alive finds itself superseded and stops, instead of training on next to its successor.
   const claim = await patience.run("claiming the job", () => claimJob(db, jobId));
   if (!claim) {
     // Cancelled while queued, or already finished by an earlier attempt: nothing to do.
-    if (row.status === "queued" || row.status === "running") await markCancelled(db, jobId);
+    if (row.status === "queued" || row.status === "running") {
+      await markCancelled(db, jobId);
+      await finish({ type: "status", data: { status: "cancelled", cancelRequested: true } });
+    }
     return "skipped";
   }
   const { attempt } = claim;
+  const claimedAt = Date.now();
+  emit({ type: "status", data: { status: "running", attempt } });
+  if (attempt > 1) emit({ type: "warning", data: { code: "resumed", message: `attempt ${attempt - 1} stopped before finishing; attempt ${attempt} resumes at epoch ${claim.epoch}` } });
   // Deaths that leave progress behind do not use up the job's life; only attempts that end
   // without finishing an epoch count, so a job that cannot run fails, and says why.
   const limit = ctx.maxAttemptsWithoutProgress ?? 5;
@@ -93,6 +125,8 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
     const startEpoch = resume?.epoch ?? 0;
     // What a schedule and early stopping replay to stand where an uninterrupted run would.
     const history = startEpoch && (hp.lrSchedule || hp.earlyStopping) ? await patience.run("loading the metrics", () => checkpoints.history(jobId, startEpoch)) : undefined;
+    // And the diagnostics so far, so that trends span the interruption and no warning is raised twice.
+    const diagnosticsHistory = startEpoch ? (await patience.run("loading the diagnostics", () => new DiagnosticsStore(db).series(jobId))).epochs : undefined;
     let metrics = (row.metrics as EpochMetrics | null) ?? {};
     if (resume) {
       model = await loadModel(resume.model);
@@ -104,7 +138,8 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
 
     let lastCancelCheck = 0;
     let bestEpoch: number | undefined;
-    const result = await train(model, data, { ...hp, mode: spec.mode, split: { train: split.train, validation: split.validation }, history }, match.objectives, {
+    const progress = new ProgressReporter(events, jobId, { epochs: hp.epochs, trainRows: split.train.length, startedAt: row.startedAt?.getTime() ?? claimedAt });
+    const result = await train(model, data, { ...hp, mode: spec.mode, split: { train: split.train, validation: split.validation }, history, diagnosticsHistory }, match.objectives, {
       shouldStop: async () => {
         // Redis down: cannot see the fast signal now; the database flag below still counts.
         if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId)).catch(() => 0)) === 1) return true;
@@ -120,7 +155,8 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
         }
         return false;
       },
-      onEpochEnd: async (epoch, m, verdict) => {
+      onBatchEnd: (epoch, batch, batches, rows) => progress.batch(epoch, batch, batches, rows),
+      onEpochEnd: async (epoch, m, verdict, health) => {
         metrics = m;
         bestEpoch = verdict?.bestEpoch;
         const saved = await saveModel(model!, true);
@@ -131,14 +167,22 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
             const waited = patience.takeReport(epoch, attempt);
             await writeAsOwner(tx, jobId, attempt, { epoch, metrics: m, attemptsWithoutProgress: 0, ...(waited ? { lastInterruption: waited } : {}) });
             await CheckpointStore.saveEpoch(tx, jobId, epoch, m, saved, bestEpoch);
+            if (health) await DiagnosticsStore.saveEpoch(tx, jobId, { ...health.diagnostics, ...(health.confusion ? { confusion: health.confusion } : {}) }, health.warnings);
           }, WRITE_TX),
         );
+        for (const w of health?.warnings ?? []) {
+          ctx.log?.(`job ${jobId}: ${w.message}`);
+          emit({ type: "warning", data: { code: w.kind, message: w.message } });
+        }
+        progress.epochEnd();
+        emit({ type: "epoch", data: { epoch, epochs: hp.epochs, metrics: m, ...(bestEpoch !== undefined ? { bestEpoch } : {}) } });
         await ctx.progress?.({ epoch, epochs: hp.epochs, metrics: m });
       },
     }, startEpoch);
 
     if (result.stopped) {
       await patience.run("recording the cancellation", () => markCancelled(db, jobId));
+      await finish({ type: "status", data: { status: "cancelled", cancelRequested: true } });
       return "cancelled";
     }
     // Early stopping's best epoch: its weights (kept in its checkpoint) become the version's.
@@ -166,6 +210,7 @@ export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: s
       outputs: match.objectives.map((o, k) => ({ name: o.name, task: match.labels[k].task, classes: match.labels[k].classes })),
     };
     await patience.run("registering the version", () => registerVersion(db, { ...row, attempt }, model!, signature, metrics, stoppedEarly));
+    await finish({ type: "status", data: { status: "succeeded", metrics, ...(stoppedEarly ? { stoppedEarly } : {}) } });
     return "succeeded";
   } catch (err) {
     if (err instanceof SupersededError) {

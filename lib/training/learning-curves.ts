@@ -26,6 +26,8 @@ export interface CurvesInput {
   plannedEpochs?: number;
   /** What an empty picture says (default: no epochs yet). */
   empty?: string;
+  /** One panel of this name for every series, rather than a panel per metric family (diagnostics: a line per layer). */
+  singlePanel?: string;
 }
 
 export interface Picture {
@@ -97,7 +99,11 @@ export async function svgToPng(picture: Picture): Promise<Buffer> {
   return sharp(Buffer.from(picture.svg), { density: 72 }).png({ compressionLevel: 6 }).toBuffer();
 }
 
-/** Groups the metric keys into panels: `val_x` and `test_x` join `x`; `a_loss` joins `loss`. */
+/**
+ * Groups the metric keys into panels: `val_x` and `test_x` join `x`; `a_loss` joins `loss`.
+ * Per-class scores (`val_f1/<class>`) are left out: the macro averages stand for them, and one
+ * panel per class would bury the curves people look at.
+ */
 function panelsOf(input: CurvesInput): Panel[] {
   const byKey = new Map<string, Series>();
   const seriesOf = (key: string) => {
@@ -112,6 +118,7 @@ function panelsOf(input: CurvesInput): Panel[] {
   const epochs = [...input.epochs].sort((a, b) => a.epoch - b.epoch);
   for (const { epoch, metrics } of epochs) {
     for (const key in metrics) {
+      if (key.includes("/")) continue;
       const s = seriesOf(key);
       s.epochs.push(epoch);
       s.values.push(metrics[key]);
@@ -119,7 +126,7 @@ function panelsOf(input: CurvesInput): Panel[] {
   }
   const last = epochs.at(-1)?.epoch;
   for (const [key, value] of Object.entries(input.final ?? {})) {
-    if (last === undefined || !key.startsWith("test_") || byKey.has(key)) continue;
+    if (last === undefined || !key.startsWith("test_") || key.includes("/") || byKey.has(key)) continue;
     const s = seriesOf(key);
     s.epochs.push(last);
     s.values.push(value);
@@ -127,7 +134,7 @@ function panelsOf(input: CurvesInput): Panel[] {
 
   const panels = new Map<string, Series[]>();
   for (const s of byKey.values()) {
-    const family = LOSS.test(s.base) ? "loss" : FRACTION.test(s.base) ? "accuracy" : s.base;
+    const family = input.singlePanel ?? (LOSS.test(s.base) ? "loss" : FRACTION.test(s.base) ? "accuracy" : s.base);
     panels.set(family, [...(panels.get(family) ?? []), s]);
   }
   const rank = (f: string) => (f === "loss" ? 0 : f === "accuracy" ? 1 : 2);

@@ -40,7 +40,33 @@ export const createTrainingJobSchema = hyperparametersSchema
 export type CreateTrainingJob = z.infer<typeof createTrainingJobSchema>;
 
 export const jobStatusSchema = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
-export const metricsSchema = z.record(z.string(), z.number()).meta({ id: "Metrics", description: "loss, accuracy, val_loss, val_accuracy (accuracy for classification only); with several outputs, the total loss and <output>_loss, <output>_accuracy, each also with val_." });
+export const metricsSchema = z.record(z.string(), z.number()).meta({ id: "Metrics", description: "loss, accuracy, val_loss, val_accuracy (accuracy for classification only); on validation (val_) and test (test_) rows also precision, recall and f1 (macro) and, up to 20 classes, per class as <metric>/<class>, or mse, mae and r2 for regression; lr with a learning-rate schedule. With several outputs, the total loss and <output>_<metric>." });
+
+/**
+ * Where a job stands. `epoch` and `epochs` come from Postgres (epochs finished and stored); the
+ * rest only while the job runs: live, kept by the worker in Redis, and absent when not known.
+ */
+export const progressSchema = z
+  .object({
+    epoch: z.number().int().describe("Epochs finished (and stored)."),
+    epochs: z.number().int().describe("Epochs planned."),
+    batch: z.number().int().optional().describe("The batch last trained in the epoch under way (epoch + 1), 1-based."),
+    batches: z.number().int().optional().describe("Batches per epoch."),
+    samplesPerSecond: z.number().optional().describe("Training rows per second, averaged over the last few seconds."),
+    elapsedSeconds: z.number().optional().describe("While it runs: since the job first started (a finished job has startedAt and finishedAt)."),
+    remainingSeconds: z.number().optional().describe("Estimated time to the last epoch, from the measured pace (validation and checkpoints included once an epoch has finished); early stopping may end sooner."),
+  })
+  .meta({ id: "TrainingProgress" });
+export type Progress = z.infer<typeof progressSchema>;
+
+/** One of the textbook failure modes, measured (lib/engine/train/diagnostics.ts). */
+export const diagnosticWarningSchema = z
+  .object({
+    kind: z.enum(["vanishingGradients", "explodingGradients", "deadRelu", "saturation"]),
+    epoch: z.number().int().describe("The epoch it was first seen at."),
+    message: z.string(),
+  })
+  .meta({ id: "DiagnosticWarning" });
 
 export const trainingJobSchema = z
   .object({
@@ -58,8 +84,9 @@ export const trainingJobSchema = z
       preprocessing: preprocessingFieldSchema.optional(),
       seed: z.number().int(),
     }).loose(),
-    progress: z.object({ epoch: z.number().int(), epochs: z.number().int() }),
+    progress: progressSchema,
     metrics: metricsSchema.nullable(),
+    warnings: z.array(diagnosticWarningSchema).describe("Diagnostics warnings raised so far (vanishing or exploding gradients, dead ReLUs, saturated layers); the series is at /diagnostics."),
     stoppedEarly: z.string().nullable().describe("Why early stopping ended the job before its last epoch (the monitored metric, the best epoch, and whether its weights were restored); null otherwise."),
     error: z.string().nullable(),
     cancelRequested: z.boolean(),
@@ -79,3 +106,31 @@ export const metricSeriesSchema = z
     epochs: z.array(z.object({ epoch: z.number().int(), metrics: metricsSchema })),
   })
   .meta({ id: "MetricSeries" });
+
+export const diagnosticSeriesSchema = z
+  .object({
+    jobId: z.uuid(),
+    warnings: z.array(diagnosticWarningSchema),
+    epochs: z.array(
+      z.object({
+        epoch: z.number().int(),
+        gradNorm: z.number().describe("L2 norm of the whole gradient, on a fixed sample of training rows."),
+        layers: z.array(
+          z.object({
+            layer: z.string(),
+            gradNorm: z.number().optional().describe("L2 norm of the gradient with respect to the layer's weights."),
+            weightNorm: z.number().optional(),
+            updateRatio: z.number().optional().describe("learning rate × gradNorm / weightNorm: how far a step moves the weights, relatively (healthy near 1e-3)."),
+            deadFraction: z.number().optional().describe("ReLU layers: share of units never active on sampled validation rows."),
+            saturatedFraction: z.number().optional().describe("Sigmoid, tanh and softmax layers: share of activations within 1% of a bound."),
+          }),
+        ),
+        confusion: z
+          .array(z.object({ output: z.string(), classes: z.array(z.string()), matrix: z.array(z.array(z.number())) }))
+          .optional()
+          .describe("Per classification output, the validation confusion matrix: rows the true class, columns the predicted one."),
+      }),
+    ),
+  })
+  .meta({ id: "DiagnosticSeries" });
+export type DiagnosticSeries = z.infer<typeof diagnosticSeriesSchema>;

@@ -1,18 +1,21 @@
 // Training jobs, API side: check that model and dataset fit together, record the job, enqueue it.
 // Postgres holds the job's truth; the BullMQ job is only the delivery of its id to a worker.
 import { randomInt, randomUUID } from "node:crypto";
+import type { Readable } from "node:stream";
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { DatasetRepository } from "../data/dataset-repository.ts";
 import type { Db } from "../db/prisma.ts";
-import { NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
+import { DomainError, NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
 import { checkAugmentation } from "../model-spec/augmentation-schema.ts";
 import { modelSpecSchema } from "../model-spec/model-spec-schema.ts";
 import { CANCEL_TTL_SECONDS, cancelKey, QUEUES, type TrainJobPayload } from "../queue/queues.ts";
 import { strataOutput, stratifyProblem } from "./data-split.ts";
 import { matchModelToDataset } from "./dataset-matching.ts";
+import { eventStreamKey, JobEventPublisher, JobEventReader, type ProgressSnapshot, type StatusEvent } from "./job-events.ts";
 import { CURVE_MEDIA_TYPES, learningCurvesSvg, svgToPng, type CurveFormat } from "./learning-curves.ts";
-import type { CreateTrainingJob, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
+import { DiagnosticsStore } from "./diagnostics-store.ts";
+import type { CreateTrainingJob, DiagnosticSeries, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 
 const ENQUEUE_TIMEOUT_MS = 5000;
 
@@ -23,30 +26,52 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
 
 type JobRow = {
   id: string; status: TrainingJobView["status"]; datasetId: string; hyperparameters: unknown; epoch: number; epochs: number;
-  metrics: unknown; stoppedEarly: string | null; error: string | null; cancelRequested: boolean; attempts: number; lastInterruption: string | null; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
+  metrics: unknown; warnings: unknown; stoppedEarly: string | null; error: string | null; cancelRequested: boolean; attempts: number; lastInterruption: string | null; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
   model: { name: string }; version: { version: number } | null;
 };
 
 const jobInclude = { model: { select: { name: true } }, version: { select: { version: true } } } as const;
 
-function toView(row: JobRow): TrainingJobView {
+const ENDED = new Set<TrainingJobView["status"]>(["succeeded", "failed", "cancelled"]);
+
+/** Postgres's epoch, with the worker's live snapshot (Redis) while the job runs. */
+function progressOf(row: JobRow, live: ProgressSnapshot | undefined, now = Date.now()): TrainingJobView["progress"] {
+  const progress: TrainingJobView["progress"] = { epoch: row.epoch, epochs: row.epochs };
+  if (row.status !== "running") return progress;
+  if (row.startedAt) progress.elapsedSeconds = Math.round((now - row.startedAt.getTime()) / 10) / 100;
+  if (!live) return progress;
+  // A snapshot from before the epoch Postgres has since stored: the next epoch has just begun.
+  progress.batch = live.epoch >= row.epoch ? live.batch : 0;
+  progress.batches = live.batches;
+  progress.samplesPerSecond = live.samplesPerSecond;
+  progress.remainingSeconds = Math.max(0, Math.round((live.remainingSeconds - (now - live.at) / 1000) * 100) / 100);
+  return progress;
+}
+
+function toView(row: JobRow, live?: ProgressSnapshot): TrainingJobView {
   return {
     id: row.id, status: row.status, model: row.model.name, dataset: row.datasetId,
     hyperparameters: row.hyperparameters as TrainingJobView["hyperparameters"],
-    progress: { epoch: row.epoch, epochs: row.epochs },
+    progress: progressOf(row, live),
     metrics: (row.metrics as Record<string, number> | null) ?? null,
-    stoppedEarly: row.stoppedEarly, error: row.error, cancelRequested: row.cancelRequested, attempts: row.attempts, lastInterruption: row.lastInterruption, modelVersion: row.version?.version ?? null,
+    warnings: (row.warnings as TrainingJobView["warnings"] | null) ?? [], stoppedEarly: row.stoppedEarly, error: row.error, cancelRequested: row.cancelRequested, attempts: row.attempts, lastInterruption: row.lastInterruption, modelVersion: row.version?.version ?? null,
     createdAt: row.createdAt.toISOString(), startedAt: row.startedAt?.toISOString() ?? null, finishedAt: row.finishedAt?.toISOString() ?? null,
   };
 }
 
 export class TrainingJobService {
+  private readonly publisher: JobEventPublisher;
+  private readonly eventReader: JobEventReader;
+
   constructor(
     private readonly db: Db,
     private readonly queue: Queue<TrainJobPayload>,
     private readonly redis: Redis,
     private readonly queuePrefix: string,
-  ) {}
+  ) {
+    this.publisher = new JobEventPublisher(redis, queuePrefix);
+    this.eventReader = new JobEventReader(redis, queuePrefix, this.publisher);
+  }
 
   async create(tenantId: string, body: CreateTrainingJob): Promise<TrainingJobView> {
     const { model: modelName, dataset: datasetId, ...rest } = body;
@@ -82,10 +107,13 @@ export class TrainingJobService {
     try {
       // BullMQ waits for a connection that may never come; a producer must answer now instead.
       if (this.redis.status !== "ready") throw new Error(`Redis connection is ${this.redis.status}`);
+      // Before the enqueue: a worker may take the job at once, and its `running` must come after.
+      await this.publisher.publishWithin(id, { type: "status", data: { status: "queued" } }, ENQUEUE_TIMEOUT_MS);
       await withTimeout(this.queue.add(QUEUES.training.job, { jobId: id, tenantId }, QUEUES.training.options(id)), ENQUEUE_TIMEOUT_MS, "enqueue timed out");
     } catch (err) {
       // Nothing will ever run this job: remove the row rather than leave a job queued forever.
       await this.db.trainingJob.delete({ where: { id } }).catch(() => {});
+      await this.redis.del(eventStreamKey(this.queuePrefix, id)).catch(() => 0);
       throw new UnavailableError(`the job queue is unavailable (${(err as Error).message}); try again later`);
     }
     return toView(row);
@@ -94,12 +122,48 @@ export class TrainingJobService {
   async get(tenantId: string, id: string): Promise<TrainingJobView> {
     const row = await this.db.trainingJob.findFirst({ where: { id, tenantId }, include: jobInclude });
     if (!row) throw new NotFoundError("training job", id);
-    return toView(row);
+    const [live] = row.status === "running" ? await this.publisher.readProgress([id]) : [];
+    return toView(row, live);
   }
 
   async list(tenantId: string): Promise<TrainingJobView[]> {
     const rows = await this.db.trainingJob.findMany({ where: { tenantId }, include: jobInclude, orderBy: { createdAt: "desc" }, take: 100 });
-    return rows.map(toView);
+    const running = rows.filter((r) => r.status === "running").map((r) => r.id);
+    const live = new Map((await this.publisher.readProgress(running)).map((p, i) => [running[i], p]));
+    return rows.map((r) => toView(r, live.get(r.id)));
+  }
+
+  /**
+   * The job's events as Server-Sent Events after `lastEventId` (from the start without one),
+   * ending after its final status; null when the job has ended and the client has seen its end.
+   */
+  async events(tenantId: string, id: string, lastEventId?: string): Promise<Readable | null> {
+    await this.get(tenantId, id);
+    try {
+      return await this.eventReader.open(id, lastEventId, () => this.settled(tenantId, id));
+    } catch (err) {
+      if (err instanceof DomainError) throw err;
+      throw new UnavailableError(`the job's event stream is unavailable (${(err as Error).message}); try again later`);
+    }
+  }
+
+  /** Ends the open event streams (the API is shutting down; clients reconnect to another replica). */
+  closeEventStreams(): void {
+    this.eventReader.closeAll();
+  }
+
+  /** Whether a job has ended, as Postgres records it: the final status event it makes. */
+  private async settled(tenantId: string, id: string): Promise<{ event: StatusEvent; finishedAt: number } | null> {
+    const row = await this.db.trainingJob.findFirst({ where: { id, tenantId }, select: { status: true, error: true, stoppedEarly: true, metrics: true, cancelRequested: true, finishedAt: true } });
+    if (!row || !ENDED.has(row.status)) return null;
+    const event: StatusEvent = {
+      status: row.status,
+      ...(row.error ? { error: row.error } : {}),
+      ...(row.stoppedEarly ? { stoppedEarly: row.stoppedEarly } : {}),
+      ...(row.status === "succeeded" && row.metrics ? { metrics: row.metrics as Record<string, number> } : {}),
+      ...(row.status === "cancelled" ? { cancelRequested: row.cancelRequested } : {}),
+    };
+    return { event, finishedAt: row.finishedAt?.getTime() ?? 0 };
   }
 
   /** The jobs that still need a dataset (queued or running), oldest first: while there are any, the dataset may not be deleted. */
@@ -137,6 +201,32 @@ export class TrainingJobService {
     return { mediaType: CURVE_MEDIA_TYPES[format], body: format === "svg" ? picture.svg : await svgToPng(picture), settled: !active };
   }
 
+  /** Every epoch's diagnostics (gradient norms, dead and saturated shares per layer, validation confusion matrices) and the warnings raised. */
+  async diagnostics(tenantId: string, id: string): Promise<DiagnosticSeries> {
+    await this.get(tenantId, id);
+    const { epochs, warnings } = await new DiagnosticsStore(this.db).series(id);
+    return { jobId: id, warnings, epochs };
+  }
+
+  /** The gradient norm of every layer with weights over the epochs, one line per layer, as a picture (log10: norms span orders of magnitude). */
+  async diagnosticsPicture(tenantId: string, id: string, format: CurveFormat): Promise<{ mediaType: string; body: string | Buffer; settled: boolean }> {
+    const job = await this.get(tenantId, id);
+    const { epochs } = await new DiagnosticsStore(this.db).series(id);
+    const active = job.status === "queued" || job.status === "running";
+    const picture = learningCurvesSvg({
+      title: `${job.model} — gradient norms, training job ${job.id}`,
+      subtitle: `log10 of each layer's gradient norm · ${job.status} · epoch ${job.progress.epoch} of ${job.progress.epochs}`,
+      epochs: epochs.map((e) => ({
+        epoch: e.epoch,
+        metrics: Object.fromEntries(e.layers.filter((l) => l.gradNorm !== undefined).map((l) => [l.layer, Math.log10(l.gradNorm!)])),
+      })),
+      plannedEpochs: active ? job.progress.epochs : undefined,
+      empty: active ? "no epochs yet" : `no epochs: ${job.status} before the first`,
+      singlePanel: "log10 gradient norm",
+    });
+    return { mediaType: CURVE_MEDIA_TYPES[format], body: format === "svg" ? picture.svg : await svgToPng(picture), settled: !active };
+  }
+
   /**
    * A queued job is cancelled at once; a running one is asked to stop, and its worker stops it
    * before the next batch. Cancelling a finished job changes nothing.
@@ -148,9 +238,12 @@ export class TrainingJobService {
     if (queued.count) {
       // Best effort: a worker that still receives it sees the status and skips it.
       await withTimeout(this.queue.remove(id), ENQUEUE_TIMEOUT_MS, "remove timed out").catch(() => 0);
+      await this.publisher.publishWithin(id, { type: "status", data: { status: "cancelled", cancelRequested: true } }, ENQUEUE_TIMEOUT_MS);
     } else {
       const running = await this.db.trainingJob.updateMany({ where: { id, tenantId, status: "running" }, data: { cancelRequested: true } });
       if (running.count) {
+        // Before the signal: the worker's `cancelled` must come after it. The request is recorded already.
+        await this.publisher.publishWithin(id, { type: "status", data: { status: "running", cancelRequested: true } }, ENQUEUE_TIMEOUT_MS);
         try {
           await this.redis.set(cancelKey(this.queuePrefix, id), "1", "EX", CANCEL_TTL_SECONDS);
         } catch (err) {

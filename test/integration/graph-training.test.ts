@@ -193,7 +193,11 @@ describe("graph models train through the API", () => {
     assert.equal(done.status, "succeeded", JSON.stringify(done));
     const m = done.metrics;
     t.diagnostic(`two heads: ${JSON.stringify(m)}`);
-    assert.deepEqual(Object.keys(m).sort(), ["loss", "petal_width_loss", "species_accuracy", "species_loss", "val_loss", "val_petal_width_loss", "val_species_accuracy", "val_species_loss"]);
+    const perClass = ["precision", "recall", "f1"].flatMap((s) => ["setosa", "versicolor", "virginica"].map((c) => `val_species_${s}/${c}`));
+    assert.deepEqual(Object.keys(m).sort(), [
+      "loss", "petal_width_loss", "species_accuracy", "species_loss", "val_loss", "val_petal_width_loss", "val_petal_width_mae", "val_petal_width_mse", "val_petal_width_r2",
+      "val_species_accuracy", "val_species_f1", "val_species_loss", "val_species_precision", "val_species_recall", ...perClass,
+    ].sort());
     assert.ok(Math.abs(m.loss - (m.species_loss + 2 * m.petal_width_loss)) < 1e-4, "the total is the weighted sum");
     assert.ok(m.val_species_accuracy >= 0.9, `species ${m.val_species_accuracy}`);
     // Petal width spans 0.1–2.5 cm; ½·MSE of 0.05 is an RMS error of about 0.3 cm.

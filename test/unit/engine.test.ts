@@ -121,7 +121,9 @@ test("several outputs: weighted losses, metrics per output, and a weight of 0 le
   const before = sumKernel();
   const cfg = { epochs: 2, batchSize: 16, optimizer: { type: "sgd" as const, learningRate: 0.1 }, validationSplit: 0.25, seed: 1 };
   const r = await train(model, data, cfg, objectives);
-  assert.deepEqual(Object.keys(r.metrics).sort(), ["loss", "sum_loss", "val_loss", "val_sum_loss", "val_xor_accuracy", "val_xor_loss", "xor_accuracy", "xor_loss"]);
+  // Validation adds scores per output: regression ones for `sum`, macro and per-class ones for `xor` (classes "0" and "1").
+  const perClass = ["f1", "precision", "recall"].flatMap((m) => [`val_xor_${m}`, `val_xor_${m}/0`, `val_xor_${m}/1`]);
+  assert.deepEqual(Object.keys(r.metrics).sort(), ["loss", "sum_loss", "val_loss", "val_sum_loss", "val_sum_mae", "val_sum_mse", "val_sum_r2", "val_xor_accuracy", "val_xor_loss", ...perClass, "xor_accuracy", "xor_loss"].sort());
   assert.ok(Math.abs(r.metrics.val_loss - r.metrics.val_xor_loss) < 1e-6, "a weight of 0 counts nothing in the total");
   assert.deepEqual(sumKernel(), before, "no gradient reaches a head of weight 0");
 

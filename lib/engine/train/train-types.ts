@@ -5,6 +5,8 @@ import type { OptimizerConfig } from "../../model-spec/optimizer-schema.ts";
 import type { LossName } from "../../model-spec/model-spec-schema.ts";
 import type { OutputObjective, Task } from "../../model-spec/objectives.ts";
 import type { EarlyStoppingConfig, LrSchedule } from "../../model-spec/schedule-schema.ts";
+import type { DiagnosticWarning, EpochDiagnostics } from "./diagnostics.ts";
+import type { ConfusionMatrix } from "./output-scores.ts";
 
 export type { LossName, OptimizerConfig, OutputObjective };
 
@@ -57,9 +59,21 @@ export interface TrainConfig {
    * uninterrupted run would.
    */
   history?: EpochMetrics[];
+  /** Measure gradients, dead ReLUs and saturation each epoch (diagnostics.ts); default true (not in perceptron mode). */
+  diagnostics?: boolean;
+  /** Resuming: the diagnostics of the epochs already trained, so trends (exploding gradients) span the interruption and no warning is raised twice. */
+  diagnosticsHistory?: EpochDiagnostics[];
 }
 
 export type EpochMetrics = Record<string, number>;
+
+/** An epoch's diagnostics and the warnings first raised at it. */
+export interface EpochHealth {
+  diagnostics: EpochDiagnostics;
+  warnings: DiagnosticWarning[];
+  /** Per classification output, the validation confusion matrix (rows: true class, columns: predicted). */
+  confusion?: ConfusionMatrix[];
+}
 
 /** What early stopping made of an epoch: whether it is the best so far (keep its weights), and whether to stop. */
 export interface EpochVerdict {
@@ -71,8 +85,13 @@ export interface EpochVerdict {
 }
 
 export interface TrainHooks {
-  /** Called after each epoch (1-based) with its metrics; may store a checkpoint. `verdict` with early stopping. */
-  onEpochEnd?: (epoch: number, metrics: EpochMetrics, verdict?: EpochVerdict) => Promise<void>;
+  /**
+   * Called after each epoch (1-based) with its metrics; may store a checkpoint. `verdict` with early
+   * stopping; `health` with diagnostics (diagnostics.ts): the epoch's measurements and the warnings first raised at it.
+   */
+  onEpochEnd?: (epoch: number, metrics: EpochMetrics, verdict?: EpochVerdict, health?: EpochHealth) => Promise<void>;
+  /** After each batch: its epoch (1-based), its number in the epoch (1-based), batches per epoch and rows in it. */
+  onBatchEnd?: (epoch: number, batch: number, batches: number, rows: number) => Promise<void> | void;
   /** Polled between batches: true stops training before the next batch. */
   shouldStop?: () => Promise<boolean> | boolean;
 }

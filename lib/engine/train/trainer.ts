@@ -4,13 +4,14 @@
 import * as tf from "@tensorflow/tfjs";
 import { deriveSeed, mulberry32, permutation, withSeededRandom } from "../seeded-random.ts";
 import { Augmenter } from "./augment.ts";
+import { Diagnoser, SAMPLE_ROWS, warningsOf, type EpochDiagnostics } from "./diagnostics.ts";
 import { EarlyStopping } from "./early-stopping.ts";
 import { correctCount, forwardForLoss, logitLayers, targetTensor } from "./losses.ts";
 import { LearningRateSchedule } from "./lr-schedule.ts";
-import { evaluate, metricsOf, objectivesOf, outputShapesOf, type Tally } from "./metrics.ts";
+import { evaluateReport, metricsOf, objectivesOf, outputShapesOf, type Tally } from "./metrics.ts";
 import { setLearningRate } from "./optimizers.ts";
 import { perceptronParts, perceptronStep } from "./perceptron.ts";
-import { TrainingDivergedError, TrainingSetupError, type EpochMetrics, type Objective, type TrainConfig, type TrainData, type TrainHooks, type TrainResult } from "./train-types.ts";
+import { TrainingDivergedError, TrainingSetupError, type EpochMetrics, type Objective, type EpochHealth, type TrainConfig, type TrainData, type TrainHooks, type TrainResult } from "./train-types.ts";
 
 export * from "./train-types.ts";
 export { compileForTraining, createOptimizer } from "./optimizers.ts";
@@ -54,6 +55,19 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   const batchesPerEpoch = Math.ceil(trainIdx.length / cfg.batchSize);
   const schedule = cfg.lrSchedule ? new LearningRateSchedule(cfg.lrSchedule, cfg.optimizer.learningRate, batchesPerEpoch) : undefined;
   const stopper = cfg.earlyStopping ? new EarlyStopping(cfg.earlyStopping) : undefined;
+  // Diagnostics on fixed sample rows: the first training rows, and validation rows to probe activations.
+  const diagnoser = cfg.diagnostics !== false && !perceptron ? new Diagnoser(model, objectives, logits) : undefined;
+  const sampleRows = Math.min(SAMPLE_ROWS, trainIdx.length);
+  const sample = diagnoser && {
+    train: { xs: trainSet.xs.map((x) => tf.slice(x, 0, sampleRows)), ys: trainSet.ys.map((y) => tf.slice(y, 0, sampleRows)) },
+    probe: valSet ? valSet.xs.map((x) => tf.slice(x, 0, Math.min(4 * SAMPLE_ROWS, valIdx.length))) : trainSet.xs.map((x) => tf.slice(x, 0, sampleRows)),
+  };
+  const series: EpochDiagnostics[] = [];
+  const raised = new Set<string>();
+  for (const past of cfg.diagnosticsHistory?.filter((d) => d.epoch <= startEpoch) ?? []) {
+    series.push(past);
+    for (const w of warningsOf(series, raised, diagnoser?.outputLayers)) raised.add(w.key);
+  }
   for (let e = 1; e <= startEpoch; e++) {
     const past = cfg.history?.[e - 1];
     if (!past) break;
@@ -127,25 +141,44 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
           tally.loss += batchLoss * batchIdx.length;
           outputLosses.forEach((l, k) => (tally.outputLoss[k] += l * batchIdx.length));
           batchCorrect.forEach((c, k) => (tally.correct[k] += c));
+          await hooks.onBatchEnd?.(epoch, Math.floor(start / cfg.batchSize) + 1, Math.ceil(order.length / cfg.batchSize), batchIdx.length);
         }
       });
       if (stopped) return { stopped: true, lastEpoch, metrics };
 
       metrics = metricsOf(objectives, outputShapes, tally, order.length);
-      if (valSet) Object.assign(metrics, evaluate(model, valSet.xs, valSet.ys, objectives, cfg.batchSize, "val_"));
+      // Validation: loss, accuracy and per-class scores named by class; the confusion matrices go with the epoch's diagnostics.
+      const validation = valSet ? evaluateReport(model, valSet.xs, valSet.ys, objectives, cfg.batchSize, "val_", { classNames: data.targets.map((t) => t.classes) }) : undefined;
+      if (validation) Object.assign(metrics, validation.metrics);
       // With a schedule, the rate the epoch ended with, so that curves show it.
       if (schedule) metrics.lr = rate;
       lastEpoch = epoch;
       schedule?.onEpochEnd(epoch, metrics);
       const decision = stopper?.onEpochEnd(epoch, metrics);
       const verdict = decision && { ...decision, bestEpoch: stopper!.best?.epoch };
-      await hooks.onEpochEnd?.(epoch, metrics, verdict);
+      let health: EpochHealth | undefined;
+      if (diagnoser && sample) {
+        // Measuring must never cost a job: an epoch it cannot measure is trained without diagnostics.
+        let diagnostics: EpochDiagnostics | undefined;
+        try {
+          diagnostics = diagnoser.measure(epoch, rate, sample.train, sample.probe);
+        } catch {
+          diagnostics = undefined;
+        }
+        if (diagnostics) {
+          series.push(diagnostics);
+          const warnings = warningsOf(series, raised, diagnoser.outputLayers);
+          for (const w of warnings) raised.add(w.key);
+          health = { diagnostics, warnings: warnings.map(({ key: _key, ...w }) => w), ...(validation ? { confusion: validation.confusion } : {}) };
+        }
+      }
+      await hooks.onEpochEnd?.(epoch, metrics, verdict, health);
       if (verdict?.stop && epoch < cfg.epochs) {
         return { stopped: false, lastEpoch, metrics, earlyStop: { epoch, bestEpoch: stopper!.best?.epoch, reason: verdict.reason ?? "early stopping" } };
       }
     }
     return { stopped: false, lastEpoch, metrics };
   } finally {
-    tf.dispose([...trainSet.xs, ...trainSet.ys, ...(valSet ? [...valSet.xs, ...valSet.ys] : [])]);
+    tf.dispose([...trainSet.xs, ...trainSet.ys, ...(valSet ? [...valSet.xs, ...valSet.ys] : []), ...(sample ? [...sample.train.xs, ...sample.train.ys, ...sample.probe] : [])]);
   }
 }

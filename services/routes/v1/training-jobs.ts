@@ -1,7 +1,8 @@
+import { Readable } from "node:stream";
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
 import { CURVE_MEDIA_TYPES, type CurveFormat } from "../../../lib/training/learning-curves.ts";
-import { createTrainingJobSchema, metricSeriesSchema, trainingJobSchema } from "../../../lib/training/training-job-schema.ts";
+import { createTrainingJobSchema, diagnosticSeriesSchema, metricSeriesSchema, trainingJobSchema } from "../../../lib/training/training-job-schema.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
 
@@ -34,6 +35,30 @@ export const trainingJobRoutes: FastifyPluginAsyncZod = async (app) => {
     },
   }, async (request) => jobs.get(tenantOf(request), request.params.id));
 
+  app.get("/v1/training-jobs/:id/events", {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "streamTrainingJobEvents", tags: ["training"], security,
+      summary: "The job's events as Server-Sent Events, from the start or after Last-Event-ID; the stream ends after the final status",
+      description: "Events: `status` (queued, running, cancel requested, then succeeded, failed or cancelled with `error`/`stoppedEarly`), `progress` (at most once a second while training), `epoch` (each stored epoch's metrics), `warning`; after the final `status`, an `end` event, and the server closes the stream. Every stored event has an `id:`; reconnecting with a `Last-Event-ID` header (or `?lastEventId=`) replays what came after it, through any API replica. A `: ping` comment keeps a quiet stream open. 204 when the job has ended and the given id is at or past its end.",
+      params, querystring: z.object({ lastEventId: z.string().max(64).optional().describe("For clients that cannot set the Last-Event-ID header; the header wins.") }),
+      response: {
+        200: { content: { "text/event-stream": { schema: eventStreamSchema } } },
+        204: z.null().describe("The job has ended and the client has seen its final event: nothing more will come."),
+        401: problemSchema, 404: problemSchema, 503: problemSchema,
+      },
+    },
+  }, async (request, reply) => {
+    const header = request.headers["last-event-id"];
+    const stream = await jobs.events(tenantOf(request), request.params.id, (typeof header === "string" ? header : undefined) ?? request.query.lastEventId);
+    if (!stream) return reply.status(204).send(null);
+    // no-transform and X-Accel-Buffering: proxies must pass each event on as it comes.
+    reply.type("text/event-stream; charset=utf-8").header("cache-control", "no-store, no-transform").header("x-accel-buffering", "no");
+    return reply.send(stream);
+  });
+  // Open streams would hold the server's close; they end first and their clients reconnect elsewhere.
+  app.addHook("preClose", async () => jobs.closeEventStreams());
+
   app.get("/v1/training-jobs/:id/metrics", {
     config: { auth: "tenant" },
     schema: {
@@ -41,6 +66,36 @@ export const trainingJobRoutes: FastifyPluginAsyncZod = async (app) => {
       params, response: { 200: metricSeriesSchema, 401: problemSchema, 404: problemSchema },
     },
   }, async (request) => jobs.metrics(tenantOf(request), request.params.id));
+
+  app.get("/v1/training-jobs/:id/diagnostics", {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "getTrainingJobDiagnostics", tags: ["training"], security,
+      summary: "Every epoch's diagnostics: per-layer gradient norms and update ratios, dead ReLU and saturated shares, validation confusion matrices; and the warnings raised",
+      params, response: { 200: diagnosticSeriesSchema, 401: problemSchema, 404: problemSchema },
+    },
+  }, async (request) => jobs.diagnostics(tenantOf(request), request.params.id));
+
+  for (const format of Object.keys(CURVE_MEDIA_TYPES) as CurveFormat[]) {
+    const mediaType = CURVE_MEDIA_TYPES[format];
+    app.get(`/v1/training-jobs/:id/diagnostics.${format}`, {
+      config: { auth: "tenant" },
+      schema: {
+        operationId: `getTrainingJobDiagnostics${format.toUpperCase()}`, tags: ["training"], security,
+        summary: `Each layer's gradient norm (log10) over the epochs as ${format.toUpperCase()}: vanishing gradients show as early layers far below late ones`,
+        params,
+        response: {
+          200: { content: { [mediaType]: { schema: curvesSchema[format] } } },
+          401: problemSchema, 404: problemSchema,
+        },
+      },
+    }, async (request, reply) => {
+      const picture = await jobs.diagnosticsPicture(tenantOf(request), request.params.id, format);
+      reply.type(picture.mediaType).header("cache-control", picture.settled ? "private, max-age=3600" : "no-store");
+      if (format === "svg") reply.header("content-security-policy", "default-src 'none'");
+      return reply.send(picture.body);
+    });
+  }
 
   for (const format of Object.keys(CURVE_MEDIA_TYPES) as CurveFormat[]) {
     const mediaType = CURVE_MEDIA_TYPES[format];
@@ -74,6 +129,8 @@ export const trainingJobRoutes: FastifyPluginAsyncZod = async (app) => {
     },
   }, async (request, reply) => reply.status(202).send(await jobs.cancel(tenantOf(request), request.params.id)));
 };
+
+const eventStreamSchema = z.custom<Readable>((v) => v instanceof Readable).meta({ type: "string", description: "Server-Sent Events: `id: <stream id>`, `event: status|progress|epoch|warning|end`, `data: <JSON>` (TrainingStatusEvent, TrainingProgress, TrainingEpochEvent, TrainingWarningEvent; `end` has `{status}`)." });
 
 const curvesSchema: Record<CurveFormat, z.ZodType> = {
   svg: z.string().meta({ description: "An SVG document, 880 pixels wide: one panel per metric family." }),
