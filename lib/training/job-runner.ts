@@ -139,7 +139,7 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
     let lastCancelCheck = 0;
     let bestEpoch: number | undefined;
     const progress = new ProgressReporter(events, jobId, { epochs: hp.epochs, trainRows: split.train.length, startedAt: row.startedAt?.getTime() ?? claimedAt });
-    const result = await train(model, data, { ...hp, mode: spec.mode, split: { train: split.train, validation: split.validation }, history, diagnosticsHistory }, match.objectives, {
+    const result = await train(model, data, { ...hp, mode: spec.mode, split: { train: split.train, validation: split.validation }, history, diagnosticsHistory, classWeights: classWeightsFor(hp, dataset, match.outputOrder, data, split.train) }, match.objectives, {
       shouldStop: async () => {
         // Redis down: cannot see the fast signal now; the database flag below still counts.
         if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId)).catch(() => 0)) === 1) return true;
@@ -224,6 +224,33 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
   } finally {
     model?.dispose();
   }
+}
+
+/**
+ * The job's class weights as the trainer takes them: per model output, per class id; only the
+ * output trained on the dataset's first set of labels is weighted. "balanced" is n / (K · count)
+ * over the training rows (a class absent from them weighs 1).
+ */
+function classWeightsFor(hp: Hyperparameters, dataset: { rows: number; outputs: { name: string; classes: string[] }[] }, outputOrder: string[], data: { targets: { data: ArrayLike<number> }[] }, trainRows: Int32Array): (number[] | undefined)[] | undefined {
+  if (!hp.classWeights) return undefined;
+  const labels = dataset.outputs[0];
+  const k = outputOrder.indexOf(labels.name);
+  if (k < 0) return undefined;
+  const classes = labels.classes;
+  let weights: number[];
+  if (hp.classWeights === "balanced") {
+    const counts = new Array<number>(classes.length).fill(0);
+    const targets = data.targets[k].data;
+    // Per row (or per pixel of a mask), the stored class ids of the training rows.
+    const perRow = targets.length / dataset.rows;
+    for (const r of trainRows) for (let p = 0; p < perRow; p++) counts[targets[r * perRow + p]]++;
+    const n = counts.reduce((a, b) => a + b, 0);
+    weights = counts.map((c) => (c > 0 ? n / (classes.length * c) : 1));
+  } else {
+    const named = hp.classWeights;
+    weights = classes.map((c) => named[c] ?? 1);
+  }
+  return outputOrder.map((_, i) => (i === k ? weights : undefined));
 }
 
 function parseOrFail<T>(schema: z.ZodType<T>, value: unknown, what: string): T {

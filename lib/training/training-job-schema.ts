@@ -17,6 +17,19 @@ export const hyperparametersSchema = z.object({
     .optional()
     .describe("How inputs are prepared, one spec for all or one per input name. Default: tabular numeric columns standardized, categorical ones one-hot, images scaled to [0, 1]. Fitted on the training split and applied by :predict."),
   augmentation: augmentationSchema.optional(),
+  gradientClipping: z
+    .object({
+      norm: z.number().positive("must be > 0").optional().describe("Scale each step's gradients so that their global L2 norm is at most this."),
+      value: z.number().positive("must be > 0").optional().describe("Clip each gradient value into [−value, value] (before the norm)."),
+    })
+    .strict()
+    .refine((c) => c.norm !== undefined || c.value !== undefined, "give norm, value or both")
+    .optional(),
+  labelSmoothing: z.number().min(0, "must be >= 0").lt(1, "must be < 1").optional().describe("ε: cross-entropy targets become (1 − ε)·y + ε/K in the training loss (K classes, 2 for a sigmoid)."),
+  classWeights: z
+    .union([z.literal("balanced"), z.record(z.string(), z.number().positive("must be > 0"))])
+    .optional()
+    .describe("Weights of the dataset's classes (its first set of labels) in the training loss: by class name (others 1), or \"balanced\" (n / (K · count), counted on the training rows)."),
   lrSchedule: lrScheduleSchema.optional().describe("The learning rate over time (step, exponential, cosine with restarts, reduce-on-plateau; each with an optional linear warm-up). The rate in force is the `lr` metric."),
   earlyStopping: earlyStoppingSchema.optional().describe("Stop once a monitored metric (default val_loss) has not improved for `patience` epochs; `restoreBestWeights` makes the version the best epoch's."),
   seed: z.number().int("expected an integer").min(0).max(2 ** 32 - 1).optional().describe("Same seed, same result on the same backend. Chosen at random and recorded when omitted."),

@@ -86,6 +86,7 @@ export class TrainingJobService {
     const preprocessing = rest.preprocessing ?? dataset.preprocessing;
     matchModelToDataset(spec, outputShapes, dataset, preprocessing);
     checkAugmentation(rest.augmentation, dataset.inputs);
+    checkClassWeights(rest.classWeights, dataset.outputs[0]);
     const trainRows = dataset.rows - Math.floor(dataset.rows * rest.validationSplit) - Math.floor(dataset.rows * rest.testSplit);
     if (trainRows < 1) throw ValidationError.at("validationSplit", `leaves no training rows out of ${dataset.rows}`);
     const strata = strataOutput(dataset.outputs, rest.stratify);
@@ -252,5 +253,15 @@ export class TrainingJobService {
       }
     }
     return this.get(tenantId, id);
+  }
+}
+
+/** Class weights name classes of the dataset's first set of labels, which must be classes. */
+function checkClassWeights(weights: CreateTrainingJob["classWeights"], labels: { name: string; task: string; classes: string[] }): void {
+  if (weights === undefined) return;
+  if (labels.task !== "classification") throw ValidationError.at("classWeights", `the dataset's labels '${labels.name}' are regression values, which have no classes to weight`);
+  if (weights === "balanced") return;
+  for (const name of Object.keys(weights)) {
+    if (!labels.classes.includes(name)) throw ValidationError.at(`classWeights.${name}`, `is not a class of the dataset (${labels.classes.join(", ")})`);
   }
 }

@@ -61,6 +61,18 @@ test("early stopping ends a run that stopped improving, says why, and restores t
   assert.ok(kept.some((c) => c.epoch === best), `checkpoints kept: ${kept.map((c) => c.epoch).join(", ")}`);
 });
 
+test("gradient clipping, label smoothing and balanced class weights train through the API", async () => {
+  const { done, series } = await run("iris-shaped", {
+    epochs: 6, optimizer: { type: "adam", learningRate: 0.02 },
+    gradientClipping: { norm: 1, value: 5 }, labelSmoothing: 0.1, classWeights: "balanced",
+  });
+  assert.equal(done.status, "succeeded", JSON.stringify(done));
+  assert.deepEqual(done.hyperparameters.gradientClipping, { norm: 1, value: 5 });
+  assert.ok(series.at(-1)!.metrics.val_accuracy >= 0.8, JSON.stringify(series.at(-1)));
+  const named = await run("iris-weighted", { epochs: 2, classWeights: { virginica: 3 } });
+  assert.equal(named.done.status, "succeeded", JSON.stringify(named.done));
+});
+
 test("settings that cannot work are 400s at their field", async () => {
   const dataset = await iris();
   await createModel(inject, t.auth, "iris-bad");
@@ -69,6 +81,9 @@ test("settings that cannot work are 400s at their field", async () => {
     [{ validationSplit: 0, earlyStopping: { monitor: "val_loss" } }, "earlyStopping.monitor", /validationSplit is 0; set validationSplit > 0 or monitor 'loss'/],
     [{ lrSchedule: { type: "step", every: 0 } }, "lrSchedule.every", /./],
     [{ lrSchedule: { type: "linear" } }, "lrSchedule.type", /must be one of/],
+    [{ classWeights: { daisy: 2 } }, "classWeights.daisy", /is not a class of the dataset \(setosa, versicolor, virginica\)/],
+    [{ gradientClipping: {} }, "gradientClipping", /give norm, value or both/],
+    [{ labelSmoothing: 1 }, "labelSmoothing", /must be < 1/],
     [{ optimizer: { type: "adam", learningRate: 0.001 }, lrSchedule: { type: "cosine", epochs: 10, minLearningRate: 0.01 } }, "lrSchedule.minLearningRate", /./],
   ];
   for (const [job, path, message] of cases) {

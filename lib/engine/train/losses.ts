@@ -29,14 +29,37 @@ export function lossValue(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor, ma
   });
 }
 
-/** Cross-entropy from logits `z` (pre-activation), averaged as lossValue averages: stable for any z. */
-export function lossFromLogits(loss: "binaryCrossentropy" | "categoricalCrossentropy" | "sparseCategoricalCrossentropy", yTrue: tf.Tensor, z: tf.Tensor): tf.Scalar {
+/** How the training loss treats labels: smoothed toward uniform, and classes weighted (per class id). */
+export interface LossShaping {
+  /** ε: a one-hot target becomes (1 − ε)·y + ε/K (K classes; 2 for a sigmoid). */
+  labelSmoothing?: number;
+  /** Per class id, the weight of an example of that class (per position for per-pixel outputs). */
+  classWeights?: number[];
+}
+
+/**
+ * Cross-entropy from logits `z` (pre-activation), averaged as lossValue averages: stable for any z.
+ * `shaping` (training only): label smoothing, and class weights as a weighted mean over examples
+ * (Keras's sample-weight mean: Σ wᵢ·ℓᵢ / N).
+ */
+export function lossFromLogits(loss: "binaryCrossentropy" | "categoricalCrossentropy" | "sparseCategoricalCrossentropy", yTrue: tf.Tensor, z: tf.Tensor, shaping: LossShaping = {}): tf.Scalar {
   return tf.tidy((): tf.Scalar => {
+    const eps = shaping.labelSmoothing ?? 0;
     if (loss === "binaryCrossentropy") {
+      const y = eps ? tf.add(tf.mul(yTrue, 1 - eps), eps / 2) : yTrue;
       // −[y·log σ(z) + (1−y)·log(1−σ(z))] = max(z, 0) − z·y + log(1 + e^−|z|)
-      return tf.mean(tf.add(tf.sub(tf.relu(z), tf.mul(z, yTrue)), tf.softplus(tf.neg(tf.abs(z))))) as tf.Scalar;
+      const each = tf.add(tf.sub(tf.relu(z), tf.mul(z, y)), tf.softplus(tf.neg(tf.abs(z))));
+      if (!shaping.classWeights) return tf.mean(each) as tf.Scalar;
+      const [w0, w1] = shaping.classWeights;
+      return tf.mean(tf.mul(each, tf.add(tf.mul(yTrue, w1 ?? 1), tf.mul(tf.sub(1, yTrue), w0 ?? 1)))) as tf.Scalar;
     }
-    return tf.neg(tf.mean(tf.sum(tf.mul(yTrue, tf.logSoftmax(z, -1)), -1))) as tf.Scalar;
+    const k = z.shape[z.shape.length - 1]!;
+    const y = eps ? tf.add(tf.mul(yTrue, 1 - eps), eps / k) : yTrue;
+    const each = tf.neg(tf.sum(tf.mul(y, tf.logSoftmax(z, -1)), -1));
+    if (!shaping.classWeights) return tf.mean(each) as tf.Scalar;
+    // The weight of each example (position) is its true class's: the one-hot row times the weights.
+    const weights = tf.sum(tf.mul(yTrue, tf.tensor1d(shaping.classWeights)), -1);
+    return tf.mean(tf.mul(each, weights)) as tf.Scalar;
   });
 }
 
@@ -92,7 +115,9 @@ function stepCrossEntropy(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Scalar {
  * for metrics) and the loss against `ys`, cross-entropy from the logits. Inside a gradient tape,
  * the loss differentiates through the logits.
  */
-export function forwardForLoss(model: tf.LayersModel, xs: tf.Tensor[], ys: tf.Tensor[], objectives: OutputObjective[], logits: (ActivatedLayer | undefined)[], training: boolean): { preds: tf.Tensor[]; terms: tf.Scalar[] } {
+export function forwardForLoss(
+  model: tf.LayersModel, xs: tf.Tensor[], ys: tf.Tensor[], objectives: OutputObjective[], logits: (ActivatedLayer | undefined)[], training: boolean, shaping: LossShaping[] = [],
+): { preds: tf.Tensor[]; terms: tf.Scalar[] } {
   const swapped = logits.filter((l): l is ActivatedLayer => l !== undefined);
   const saved = swapped.map((l) => l.activation);
   for (const l of swapped) l.activation = linearActivation();
@@ -109,7 +134,7 @@ export function forwardForLoss(model: tf.LayersModel, xs: tf.Tensor[], ys: tf.Te
     const o = objectives[k];
     const layer = logits[k];
     if (layer) {
-      terms.push(lossFromLogits(o.loss as "categoricalCrossentropy", ys[k], z));
+      terms.push(lossFromLogits(o.loss as "categoricalCrossentropy", ys[k], z, shaping[k]));
       preds.push(layer.activation.getClassName() === "sigmoid" ? tf.sigmoid(z) : tf.softmax(z, -1));
     } else if (CROSS_ENTROPY.has(o.loss)) {
       terms.push(stepCrossEntropy(ys[k], z));

@@ -59,6 +59,12 @@ export interface TrainConfig {
    * uninterrupted run would.
    */
   history?: EpochMetrics[];
+  /** Clip each step's gradients: each value into [−value, value], and their global L2 norm to at most `norm`. */
+  gradientClipping?: { norm?: number; value?: number };
+  /** ε of label smoothing for cross-entropy outputs (training loss only). */
+  labelSmoothing?: number;
+  /** Per output, per class id, the weight of that class's examples in the training loss (undefined: all 1). */
+  classWeights?: (number[] | undefined)[];
   /** Measure gradients, dead ReLUs and saturation each epoch (diagnostics.ts); default true (not in perceptron mode). */
   diagnostics?: boolean;
   /** Resuming: the diagnostics of the epochs already trained, so trends (exploding gradients) span the interruption and no warning is raised twice. */

@@ -6,7 +6,7 @@ import { deriveSeed, mulberry32, permutation, withSeededRandom } from "../seeded
 import { Augmenter } from "./augment.ts";
 import { Diagnoser, SAMPLE_ROWS, warningsOf, type EpochDiagnostics } from "./diagnostics.ts";
 import { EarlyStopping } from "./early-stopping.ts";
-import { correctCount, forwardForLoss, logitLayers, targetTensor } from "./losses.ts";
+import { correctCount, forwardForLoss, logitLayers, targetTensor, type LossShaping } from "./losses.ts";
 import { LearningRateSchedule } from "./lr-schedule.ts";
 import { evaluateReport, metricsOf, objectivesOf, outputShapesOf, type Tally } from "./metrics.ts";
 import { setLearningRate } from "./optimizers.ts";
@@ -62,6 +62,8 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
     train: { xs: trainSet.xs.map((x) => tf.slice(x, 0, sampleRows)), ys: trainSet.ys.map((y) => tf.slice(y, 0, sampleRows)) },
     probe: valSet ? valSet.xs.map((x) => tf.slice(x, 0, Math.min(4 * SAMPLE_ROWS, valIdx.length))) : trainSet.xs.map((x) => tf.slice(x, 0, sampleRows)),
   };
+  // Label smoothing and class weights shape the training loss only; validation and test losses are plain.
+  const shaping: LossShaping[] = objectives.map((_, k) => ({ labelSmoothing: cfg.labelSmoothing, classWeights: cfg.classWeights?.[k] }));
   const series: EpochDiagnostics[] = [];
   const raised = new Set<string>();
   for (const past of cfg.diagnosticsHistory?.filter((d) => d.epoch <= startEpoch) ?? []) {
@@ -114,7 +116,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
             let preds: tf.Tensor[] = [];
             let terms: tf.Scalar[] = [];
             const { value, grads } = tf.variableGrads(() => {
-              const forward = forwardForLoss(model, xb, ybs, objectives, logits, true);
+              const forward = forwardForLoss(model, xb, ybs, objectives, logits, true, shaping);
               // keep(): predictions and per-output losses outlive the gradient tape, for the metrics below.
               preds = forward.preds.map((p) => tf.keep(p));
               terms = forward.terms.map((t) => tf.keep(t));
@@ -124,7 +126,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
               const all = [...weighted, ...extra];
               return (all.length === 1 ? all[0] : tf.addN(all)) as tf.Scalar;
             }, vars);
-            optimizer.applyGradients(grads);
+            optimizer.applyGradients(cfg.gradientClipping ? clipGradients(grads, cfg.gradientClipping) : grads);
             for (const v of decayed) v.assign(tf.mul(v, 1 - rate * cfg.optimizer.weightDecay!));
             const correct = objectives.map((o, k) => (o.loss === "meanSquaredError" ? 0 : correctCount(o.loss, ybs[k], preds[k], o.margin).dataSync()[0]));
             // Read before disposing: with one output and no regularizer, `value` is terms[0] itself.
@@ -181,4 +183,20 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   } finally {
     tf.dispose([...trainSet.xs, ...trainSet.ys, ...(valSet ? [...valSet.xs, ...valSet.ys] : []), ...(sample ? [...sample.train.xs, ...sample.train.ys, ...sample.probe] : [])]);
   }
+}
+
+/**
+ * Gradients clipped as asked: each value into [−value, value], then all of them scaled together so
+ * that their global L2 norm is at most `norm` (the direction kept, as tf.clip_by_global_norm does).
+ */
+export function clipGradients(grads: tf.NamedTensorMap, clip: { norm?: number; value?: number }): tf.NamedTensorMap {
+  let out = grads;
+  if (clip.value !== undefined) out = Object.fromEntries(Object.entries(out).map(([name, g]) => [name, tf.clipByValue(g, -clip.value!, clip.value!)]));
+  if (clip.norm !== undefined && Object.keys(out).length) {
+    // On the backend, without reading anything back: scale = min(1, norm / ‖g‖).
+    const global = tf.sqrt(tf.addN(Object.values(out).map((g) => tf.sum(tf.square(g)))));
+    const scale = tf.minimum(1, tf.div(clip.norm, tf.maximum(global, 1e-12)));
+    out = Object.fromEntries(Object.entries(out).map(([name, g]) => [name, tf.mul(g, scale)]));
+  }
+  return out;
 }
