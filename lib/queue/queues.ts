@@ -29,14 +29,20 @@ interface QueueDef<P extends z.ZodType> {
   options(id: string): JobsOptions;
 }
 
+/** A training job's priority when it gives none: the middle of 1 (first) to 1000 (last). */
+export const DEFAULT_PRIORITY = 500;
+
 export const QUEUES = {
   training: {
     name: "training",
     job: "train",
     payload: trainJobPayloadSchema,
-    options: (jobId: string): JobsOptions => ({
+    options: (jobId: string, priority: number = DEFAULT_PRIORITY): JobsOptions => ({
       // The BullMQ job id is the training job's id: enqueueing twice is a no-op, not a second run.
       jobId,
+      // Every job has one (BullMQ runs jobs without a priority before all prioritized ones), so
+      // that the order is by priority, then first come first served.
+      priority,
       // Transient failures (a dead worker or process, an error) are retried and resume from the
       // last checkpoint; configuration errors throw UnrecoverableError and are not retried. How
       // many retries a job gets is decided in Postgres, by progress (a job fails after a number of

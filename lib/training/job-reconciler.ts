@@ -51,7 +51,7 @@ export class JobReconciler {
     const result: ReconcileResult = { requeued: [], cancelled: [] };
     const jobs = await this.db.trainingJob.findMany({
       where: { status: { in: ["queued", "running"] } },
-      select: { id: true, tenantId: true, cancelRequested: true },
+      select: { id: true, tenantId: true, cancelRequested: true, hyperparameters: true },
       orderBy: { createdAt: "asc" },
       take: ROUND_LIMIT,
     });
@@ -70,7 +70,7 @@ export class JobReconciler {
       }
       // A completed or failed entry with the same id would make the add a no-op: remove it first.
       if (held) await held.remove().catch(() => {});
-      await this.queue.add(QUEUES.training.job, { jobId: job.id, tenantId: job.tenantId }, QUEUES.training.options(job.id));
+      await this.queue.add(QUEUES.training.job, { jobId: job.id, tenantId: job.tenantId }, QUEUES.training.options(job.id, (job.hyperparameters as { priority?: number } | null)?.priority));
       result.requeued.push(job.id);
     }
     if (result.requeued.length || result.cancelled.length) {

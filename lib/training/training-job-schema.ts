@@ -32,6 +32,7 @@ export const hyperparametersSchema = z.object({
     .describe("Weights of the dataset's classes (its first set of labels) in the training loss: by class name (others 1), or \"balanced\" (n / (K · count), counted on the training rows)."),
   lrSchedule: lrScheduleSchema.optional().describe("The learning rate over time (step, exponential, cosine with restarts, reduce-on-plateau; each with an optional linear warm-up). The rate in force is the `lr` metric."),
   earlyStopping: earlyStoppingSchema.optional().describe("Stop once a monitored metric (default val_loss) has not improved for `patience` epochs; `restoreBestWeights` makes the version the best epoch's."),
+  priority: z.number().int("expected an integer").min(1, "must be >= 1").max(1000, "must be <= 1000").optional().describe("Which queued job a free worker takes first: lower first (1–1000, default 500), then in the order they were queued."),
   seed: z.number().int("expected an integer").min(0).max(2 ** 32 - 1).optional().describe("Same seed, same result on the same backend. Chosen at random and recorded when omitted."),
 });
 export type Hyperparameters = z.infer<typeof hyperparametersSchema> & { seed: number };

@@ -110,7 +110,7 @@ export class TrainingJobService {
       if (this.redis.status !== "ready") throw new Error(`Redis connection is ${this.redis.status}`);
       // Before the enqueue: a worker may take the job at once, and its `running` must come after.
       await this.publisher.publishWithin(id, { type: "status", data: { status: "queued" } }, ENQUEUE_TIMEOUT_MS);
-      await withTimeout(this.queue.add(QUEUES.training.job, { jobId: id, tenantId }, QUEUES.training.options(id)), ENQUEUE_TIMEOUT_MS, "enqueue timed out");
+      await withTimeout(this.queue.add(QUEUES.training.job, { jobId: id, tenantId }, QUEUES.training.options(id, hyperparameters.priority)), ENQUEUE_TIMEOUT_MS, "enqueue timed out");
     } catch (err) {
       // Nothing will ever run this job: remove the row rather than leave a job queued forever.
       await this.db.trainingJob.delete({ where: { id } }).catch(() => {});
