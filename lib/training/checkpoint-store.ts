@@ -25,6 +25,12 @@ export class CheckpointStore {
     return checkpoint && storedModelFrom(checkpoint);
   }
 
+  /** One epoch's metrics (early stopping's best, which the version takes). */
+  async metricsAt(jobId: string, epoch: number): Promise<Record<string, number>> {
+    const points = await this.db.metricPoint.findMany({ where: { jobId, epoch }, select: { name: true, value: true } });
+    return Object.fromEntries(points.map((p) => [p.name, p.value]));
+  }
+
   /** Epochs 1..`upTo`'s metrics, in order: what a resumed schedule and early stopping replay. */
   async history(jobId: string, upTo: number): Promise<Record<string, number>[]> {
     const points = await this.db.metricPoint.findMany({ where: { jobId, epoch: { lte: upTo } }, select: { epoch: true, name: true, value: true } });

@@ -194,8 +194,7 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
         const restored = await loadModel(best);
         model.setWeights(restored.getWeights());
         restored.dispose();
-        const [bestMetrics] = await patience.run("loading the metrics", () => checkpoints.history(jobId, bestEpoch!).then((h) => h.slice(-1)));
-        metrics = bestMetrics;
+        metrics = await patience.run("loading the metrics", () => checkpoints.metricsAt(jobId, bestEpoch!));
         stoppedEarly = `${stoppedEarly ?? `the best epoch was ${bestEpoch} of ${result.lastEpoch}`}; the version has the weights of epoch ${bestEpoch}`;
       }
     }

@@ -13,7 +13,7 @@ import { CANCEL_TTL_SECONDS, cancelKey, QUEUES, type TrainJobPayload } from "../
 import { strataOutput, stratifyProblem } from "./data-split.ts";
 import { matchModelToDataset } from "./dataset-matching.ts";
 import { eventStreamKey, JobEventPublisher, JobEventReader, type ProgressSnapshot, type StatusEvent } from "./job-events.ts";
-import { CURVE_MEDIA_TYPES, learningCurvesSvg, svgToPng, type CurveFormat } from "./learning-curves.ts";
+import { CURVE_MEDIA_TYPES, learningCurvesSvg, svgToPng, type CurveFormat, type CurvesInput } from "./learning-curves.ts";
 import { DiagnosticsStore } from "./diagnostics-store.ts";
 import type { CreateTrainingJob, DiagnosticSeries, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 
@@ -175,32 +175,34 @@ export class TrainingJobService {
 
   async metrics(tenantId: string, id: string) {
     await this.get(tenantId, id);
+    return { jobId: id, epochs: await this.epochMetrics(id) };
+  }
+
+  /** Every epoch's metrics of a job already checked to be the tenant's. */
+  private async epochMetrics(id: string): Promise<{ epoch: number; metrics: Record<string, number> }[]> {
     const points = await this.db.metricPoint.findMany({ where: { jobId: id }, orderBy: [{ epoch: "asc" }, { name: "asc" }] });
     const byEpoch = new Map<number, Record<string, number>>();
     for (const p of points) byEpoch.set(p.epoch, { ...byEpoch.get(p.epoch), [p.name]: p.value });
-    return { jobId: id, epochs: [...byEpoch].map(([epoch, metrics]) => ({ epoch, metrics })) };
+    return [...byEpoch].map(([epoch, metrics]) => ({ epoch, metrics }));
   }
+
 
   /**
    * The learning curves as a picture. A job without epochs yet is still a picture (saying so), not
    * an error: a dashboard that shows it from the moment the job is queued never shows a broken image.
    * `settled` tells the caller the picture will not change any more.
    */
-  async curves(tenantId: string, id: string, format: CurveFormat): Promise<{ mediaType: string; body: string | Buffer; settled: boolean }> {
+  async curves(tenantId: string, id: string, format: CurveFormat): Promise<JobPicture> {
     const job = await this.get(tenantId, id);
-    const { epochs } = await this.metrics(tenantId, id);
-    const active = job.status === "queued" || job.status === "running";
-    const picture = learningCurvesSvg({
+    return drawJob(job, format, {
       title: `${job.model} — training job ${job.id}`,
       subtitle: `${job.status} · epoch ${job.progress.epoch} of ${job.progress.epochs}`,
-      epochs,
+      epochs: await this.epochMetrics(id),
       // The test scores are taken once, after the last epoch, and stored with the job, not per epoch.
       final: job.metrics ?? undefined,
-      plannedEpochs: active ? job.progress.epochs : undefined,
-      empty: active ? "no epochs yet" : `no epochs: ${job.status} before the first`,
     });
-    return { mediaType: CURVE_MEDIA_TYPES[format], body: format === "svg" ? picture.svg : await svgToPng(picture), settled: !active };
   }
+
 
   /** Every epoch's diagnostics (gradient norms, dead and saturated shares per layer, validation confusion matrices) and the warnings raised. */
   async diagnostics(tenantId: string, id: string): Promise<DiagnosticSeries> {
@@ -210,23 +212,20 @@ export class TrainingJobService {
   }
 
   /** The gradient norm of every layer with weights over the epochs, one line per layer, as a picture (log10: norms span orders of magnitude). */
-  async diagnosticsPicture(tenantId: string, id: string, format: CurveFormat): Promise<{ mediaType: string; body: string | Buffer; settled: boolean }> {
+  async diagnosticsPicture(tenantId: string, id: string, format: CurveFormat): Promise<JobPicture> {
     const job = await this.get(tenantId, id);
     const { epochs } = await new DiagnosticsStore(this.db).series(id);
-    const active = job.status === "queued" || job.status === "running";
-    const picture = learningCurvesSvg({
+    return drawJob(job, format, {
       title: `${job.model} — gradient norms, training job ${job.id}`,
       subtitle: `log10 of each layer's gradient norm · ${job.status} · epoch ${job.progress.epoch} of ${job.progress.epochs}`,
       epochs: epochs.map((e) => ({
         epoch: e.epoch,
         metrics: Object.fromEntries(e.layers.filter((l) => l.gradNorm !== undefined).map((l) => [l.layer, Math.log10(l.gradNorm!)])),
       })),
-      plannedEpochs: active ? job.progress.epochs : undefined,
-      empty: active ? "no epochs yet" : `no epochs: ${job.status} before the first`,
       singlePanel: "log10 gradient norm",
     });
-    return { mediaType: CURVE_MEDIA_TYPES[format], body: format === "svg" ? picture.svg : await svgToPng(picture), settled: !active };
   }
+
 
   /**
    * A queued job is cancelled at once; a running one is asked to stop, and its worker stops it
@@ -264,4 +263,22 @@ function checkClassWeights(weights: CreateTrainingJob["classWeights"], labels: {
   for (const name of Object.keys(weights)) {
     if (!labels.classes.includes(name)) throw ValidationError.at(`classWeights.${name}`, `is not a class of the dataset (${labels.classes.join(", ")})`);
   }
+}
+
+/** A picture of a job, and whether it can change any more (the job has finished). */
+export interface JobPicture {
+  mediaType: string;
+  body: string | Buffer;
+  settled: boolean;
+}
+
+/** Draws series of a job: while it runs, the x axis spans its planned epochs; empty, the picture says why. */
+async function drawJob(job: TrainingJobView, format: CurveFormat, input: Omit<CurvesInput, "plannedEpochs" | "empty">): Promise<JobPicture> {
+  const active = job.status === "queued" || job.status === "running";
+  const picture = learningCurvesSvg({
+    ...input,
+    plannedEpochs: active ? job.progress.epochs : undefined,
+    empty: active ? "no epochs yet" : `no epochs: ${job.status} before the first`,
+  });
+  return { mediaType: CURVE_MEDIA_TYPES[format], body: format === "svg" ? picture.svg : await svgToPng(picture), settled: !active };
 }

@@ -86,70 +86,61 @@ export class Diagnoser {
 
   /** One epoch's measurements. `train` and `probe` are the sample rows (inputs and targets in the model's order). */
   measure(epoch: number, learningRate: number, train: { xs: tf.Tensor[]; ys: tf.Tensor[] }, probe: tf.Tensor[]): EpochDiagnostics {
-    return measure(this, epoch, learningRate, train, probe);
-  }
-
-  /** @internal */
-  get parts() {
-    return { model: this.model, layers: this.layers, watched: this.watched, probeModel: this.probeModel, objectives: this.objectives, logits: this.logits };
-  }
-}
-
-function measure(d: Diagnoser, epoch: number, learningRate: number, train: { xs: tf.Tensor[]; ys: tf.Tensor[] }, probe: tf.Tensor[]): EpochDiagnostics {
-  const { model, layers, watched, probeModel, objectives, logits } = d.parts;
-  const withWeights = layers.filter((l) => l.trainableWeights.length > 0);
-  const vars = withWeights.flatMap((l) => l.trainableWeights.map((w) => w.read() as tf.Variable));
-  let result: EpochDiagnostics | undefined;
-  // Plain numbers leave the scope; every tensor made here is disposed with it.
-  tf.tidy(() => {
-    const { grads } = tf.variableGrads(() => {
-      const { terms } = forwardForLoss(model, train.xs, train.ys, objectives, logits, false);
-      return (terms.length === 1 ? terms[0] : tf.addN(terms)) as tf.Scalar;
-    }, vars);
-    const out: LayerDiagnostics[] = [];
-    let total = 0;
-    for (const layer of withWeights) {
-      let g2 = 0;
-      let w2 = 0;
-      for (const w of layer.trainableWeights) {
-        const v = w.read() as tf.Variable;
-        const g = grads[v.name];
-        if (g) g2 += tf.sum(tf.square(g)).dataSync()[0];
-        w2 += tf.sum(tf.square(v)).dataSync()[0];
-      }
-      total += g2;
-      const gradNorm = Math.sqrt(g2);
-      const weightNorm = Math.sqrt(w2);
-      out.push({ layer: layer.name, gradNorm, weightNorm, updateRatio: weightNorm > 0 ? (learningRate * gradNorm) / weightNorm : undefined });
-    }
-
-    // Activations of every layer that ends in a nonlinearity, in one pass over the probe rows.
-    if (probeModel) {
-      const acts = probeModel.predict(probe.length === 1 ? probe[0] : probe) as tf.Tensor | tf.Tensor[];
-      (Array.isArray(acts) ? acts : [acts]).forEach((a, i) => {
-        const layer = watched[i];
-        const kind = nonlinearity(layer)!;
-        let entry = out.find((d) => d.layer === layer.name);
-        if (!entry) out.push((entry = { layer: layer.name }));
-        const units = a.reshape([a.shape[0], -1]);
-        if (kind === "relu") {
-          // A unit is dead when it is 0 for every row of the probe.
-          const alive = tf.greater(tf.max(units, 0), 0);
-          entry.deadFraction = 1 - tf.mean(tf.cast(alive, "float32")).dataSync()[0];
-        } else if (kind === "softmax") {
-          entry.saturatedFraction = tf.mean(tf.cast(tf.greater(tf.max(a, -1), 0.99), "float32")).dataSync()[0];
-        } else {
-          const [lo, hi] = kind === "sigmoid" ? [0.01, 0.99] : [-0.99, 0.99];
-          entry.saturatedFraction = tf.mean(tf.cast(tf.logicalOr(tf.less(units, lo), tf.greater(units, hi)), "float32")).dataSync()[0];
+    const { model, layers, watched, probeModel, objectives, logits } = this;
+    const withWeights = layers.filter((l) => l.trainableWeights.length > 0);
+    const vars = withWeights.flatMap((l) => l.trainableWeights.map((w) => w.read() as tf.Variable));
+    let result: EpochDiagnostics | undefined;
+    // Plain numbers leave the scope; every tensor made here is disposed with it.
+    tf.tidy(() => {
+      const { grads } = tf.variableGrads(() => {
+        const { terms } = forwardForLoss(model, train.xs, train.ys, objectives, logits, false);
+        return (terms.length === 1 ? terms[0] : tf.addN(terms)) as tf.Scalar;
+      }, vars);
+      const out: LayerDiagnostics[] = [];
+      let total = 0;
+      for (const layer of withWeights) {
+        let g2 = 0;
+        let w2 = 0;
+        for (const w of layer.trainableWeights) {
+          const v = w.read() as tf.Variable;
+          const g = grads[v.name];
+          if (g) g2 += tf.sum(tf.square(g)).dataSync()[0];
+          w2 += tf.sum(tf.square(v)).dataSync()[0];
         }
-      });
-    }
-    // Layers in the model's order, so that "early" and "late" mean what they say.
-    const order = new Map(layers.map((l, i) => [l.name, i]));
-    out.sort((a, b) => order.get(a.layer)! - order.get(b.layer)!);
-    result = { epoch, gradNorm: Math.sqrt(total), layers: out };
-  });
-  return result!;
+        total += g2;
+        const gradNorm = Math.sqrt(g2);
+        const weightNorm = Math.sqrt(w2);
+        out.push({ layer: layer.name, gradNorm, weightNorm, updateRatio: weightNorm > 0 ? (learningRate * gradNorm) / weightNorm : undefined });
+      }
+
+      // Activations of every layer that ends in a nonlinearity, in one pass over the probe rows.
+      if (probeModel) {
+        const acts = probeModel.predict(probe.length === 1 ? probe[0] : probe) as tf.Tensor | tf.Tensor[];
+        (Array.isArray(acts) ? acts : [acts]).forEach((a, i) => {
+          const layer = watched[i];
+          const kind = nonlinearity(layer)!;
+          let entry = out.find((d) => d.layer === layer.name);
+          if (!entry) out.push((entry = { layer: layer.name }));
+          const units = a.reshape([a.shape[0], -1]);
+          if (kind === "relu") {
+            // A unit is dead when it is 0 for every row of the probe.
+            const alive = tf.greater(tf.max(units, 0), 0);
+            entry.deadFraction = 1 - tf.mean(tf.cast(alive, "float32")).dataSync()[0];
+          } else if (kind === "softmax") {
+            entry.saturatedFraction = tf.mean(tf.cast(tf.greater(tf.max(a, -1), 0.99), "float32")).dataSync()[0];
+          } else {
+            const [lo, hi] = kind === "sigmoid" ? [0.01, 0.99] : [-0.99, 0.99];
+            entry.saturatedFraction = tf.mean(tf.cast(tf.logicalOr(tf.less(units, lo), tf.greater(units, hi)), "float32")).dataSync()[0];
+          }
+        });
+      }
+      // Layers in the model's order, so that "early" and "late" mean what they say.
+      const order = new Map(layers.map((l, i) => [l.name, i]));
+      out.sort((a, b) => order.get(a.layer)! - order.get(b.layer)!);
+      result = { epoch, gradNorm: Math.sqrt(total), layers: out };
+    });
+    return result!;
+  }
 }
 
 /** Early layers' gradients this many times smaller than the last layer's: vanishing. */

@@ -76,49 +76,41 @@ export const trainingJobRoutes: FastifyPluginAsyncZod = async (app) => {
     },
   }, async (request) => jobs.diagnostics(tenantOf(request), request.params.id));
 
-  for (const format of Object.keys(CURVE_MEDIA_TYPES) as CurveFormat[]) {
-    const mediaType = CURVE_MEDIA_TYPES[format];
-    app.get(`/v1/training-jobs/:id/diagnostics.${format}`, {
-      config: { auth: "tenant" },
-      schema: {
-        operationId: `getTrainingJobDiagnostics${format.toUpperCase()}`, tags: ["training"], security,
-        summary: `Each layer's gradient norm (log10) over the epochs as ${format.toUpperCase()}: vanishing gradients show as early layers far below late ones`,
-        params,
-        response: {
-          200: { content: { [mediaType]: { schema: curvesSchema[format] } } },
-          401: problemSchema, 404: problemSchema,
+  // Pictures of a job, each as SVG and PNG: the learning curves, and the gradient norms per layer.
+  const pictures = [
+    {
+      name: "curves", operationId: "Curves", render: jobs.curves.bind(jobs),
+      summary: (f: string) => `Learning curves as ${f}: loss and every metric per epoch, training and validation (a picture saying "no epochs yet" before the first)`,
+    },
+    {
+      name: "diagnostics", operationId: "Diagnostics", render: jobs.diagnosticsPicture.bind(jobs),
+      summary: (f: string) => `Each layer's gradient norm (log10) over the epochs as ${f}: vanishing gradients show as early layers far below late ones`,
+    },
+  ] as const;
+  for (const picture of pictures) {
+    for (const format of Object.keys(CURVE_MEDIA_TYPES) as CurveFormat[]) {
+      const mediaType = CURVE_MEDIA_TYPES[format];
+      app.get(`/v1/training-jobs/:id/${picture.name}.${format}`, {
+        config: { auth: "tenant" },
+        schema: {
+          operationId: `getTrainingJob${picture.operationId}${format.toUpperCase()}`, tags: ["training"], security,
+          summary: picture.summary(format.toUpperCase()),
+          params,
+          response: {
+            200: { content: { [mediaType]: { schema: curvesSchema[format] } } },
+            401: problemSchema, 404: problemSchema,
+          },
         },
-      },
-    }, async (request, reply) => {
-      const picture = await jobs.diagnosticsPicture(tenantOf(request), request.params.id, format);
-      reply.type(picture.mediaType).header("cache-control", picture.settled ? "private, max-age=3600" : "no-store");
-      if (format === "svg") reply.header("content-security-policy", "default-src 'none'");
-      return reply.send(picture.body);
-    });
-  }
-
-  for (const format of Object.keys(CURVE_MEDIA_TYPES) as CurveFormat[]) {
-    const mediaType = CURVE_MEDIA_TYPES[format];
-    app.get(`/v1/training-jobs/:id/curves.${format}`, {
-      config: { auth: "tenant" },
-      schema: {
-        operationId: `getTrainingJobCurves${format.toUpperCase()}`, tags: ["training"], security,
-        summary: `Learning curves as ${format.toUpperCase()}: loss and every metric per epoch, training and validation (a picture saying "no epochs yet" before the first)`,
-        params,
-        response: {
-          200: { content: { [mediaType]: { schema: curvesSchema[format] } } },
-          401: problemSchema, 404: problemSchema,
-        },
-      },
-    }, async (request, reply) => {
-      const picture = await jobs.curves(tenantOf(request), request.params.id, format);
-      // Fixed once the job has finished; while it runs, every look should see the latest epoch.
-      reply.type(picture.mediaType).header("cache-control", picture.settled ? "private, max-age=3600" : "no-store");
-      reply.header("content-disposition", `inline; filename="training-job-${request.params.id}-curves.${format}"`);
-      // An SVG opened on its own is a document: it may run nothing and load nothing.
-      if (format === "svg") reply.header("content-security-policy", "default-src 'none'");
-      return reply.send(picture.body);
-    });
+      }, async (request, reply) => {
+        const drawn = await picture.render(tenantOf(request), request.params.id, format);
+        // Fixed once the job has finished; while it runs, every look should see the latest epoch.
+        reply.type(drawn.mediaType).header("cache-control", drawn.settled ? "private, max-age=3600" : "no-store");
+        reply.header("content-disposition", `inline; filename="training-job-${request.params.id}-${picture.name}.${format}"`);
+        // An SVG opened on its own is a document: it may run nothing and load nothing.
+        if (format === "svg") reply.header("content-security-policy", "default-src 'none'");
+        return reply.send(drawn.body);
+      });
+    }
   }
 
   app.post("/v1/training-jobs/:id/cancel", {
