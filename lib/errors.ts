@@ -74,6 +74,8 @@ export function isDependencyDown(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const { code, message, name } = e as { code?: string; message?: string; name?: string };
     if (name === "PrismaClientInitializationError" || code === "P1001" || code === "P1017" || code === "57P01" || code === "57P03") return true;
+    // No pooled connection within the transaction's wait: the database is saturated, not the request wrong.
+    if (code === "P2028" && message && /Unable to start a transaction/i.test(message)) return true;
     if ((code && UNREACHABLE.test(code)) || (message && UNREACHABLE.test(message))) return true;
   }
   return false;

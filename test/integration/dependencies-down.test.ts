@@ -49,3 +49,22 @@ test("Postgres down: requests answer 503 and readyz says which dependency is mis
     await app.close();
   }
 });
+
+test("Postgres saturated: a transaction that gets no pooled connection in time answers 503, and the next one succeeds", async () => {
+  // Found by the fuzzer: while a connection could not be had within Prisma's transaction wait
+  // (2 s), creating an API key answered 500. Here every connection of the API's pool is held.
+  const { poolOf } = await import("../../lib/db/prisma.ts");
+  const pool = poolOf(healthy.app.db);
+  const held = await Promise.all(Array.from({ length: pool.options.max ?? 10 }, () => pool.connect()));
+  const admin = { authorization: `Bearer ${healthy.adminKey}` };
+  try {
+    const res = await healthy.app.inject({ method: "POST", url: "/v1/api-keys", headers: admin, payload: { tenant: "busy" } });
+    assert.equal(res.statusCode, 503, res.body);
+    assert.match(res.headers["content-type"] as string, /problem\+json/);
+  } finally {
+    for (const c of held) c.release();
+  }
+  const res = await healthy.app.inject({ method: "POST", url: "/v1/api-keys", headers: admin, payload: { tenant: "busy" } });
+  assert.equal(res.statusCode, 201, res.body);
+  assert.equal(await healthy.app.db.tenant.count({ where: { name: "busy" } }), 1);
+});

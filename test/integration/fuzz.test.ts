@@ -64,6 +64,22 @@ function randomValue(rng: Rng, depth = 0, numbers: readonly number[] = NUMBERS):
   }
 }
 
+const GROWTH_BUDGET = 2_000_000;
+
+/** About how many characters `v` renders to, counting no further than `cap`. */
+function sizeAtMost(v: Json, cap: number): number {
+  let size = 0;
+  const stack: Json[] = [v];
+  while (stack.length && size <= cap) {
+    const x = stack.pop()!;
+    if (typeof x === "string") size += x.length + 2;
+    else if (Array.isArray(x)) { size += 2; stack.push(...x); }
+    else if (x && typeof x === "object") for (const [k, c] of Object.entries(x)) { size += k.length + 3; stack.push(c); }
+    else size += 5;
+  }
+  return size;
+}
+
 /** Every container and leaf of `root` with its parent, as far as `limit` nodes. */
 function nodesOf(root: Json, limit = 2000): { parent: Json[] | Record<string, Json> | null; key: string | number; value: Json }[] {
   const out: ReturnType<typeof nodesOf> = [{ parent: null, key: "", value: root }];
@@ -99,7 +115,14 @@ function mutateOnce(root: Json, rng: Rng, numbers: readonly number[]): Json {
     case 5: { // grow an array, or an object by a key
       if (Array.isArray(value)) {
         const n = rng.pick([1, 2, 10, 100, 1000]);
-        for (let k = 0; k < n && value.length; k++) value.push(structuredClone(value[rng.int(value.length)]));
+        // Within a budget: compounded growth once made a 100 MB body whose cloning and rendering
+        // blocked this process (the API's too, under inject) for 2 s. Oversized bodies are sent below.
+        let added = 0;
+        for (let k = 0; k < n && value.length; k++) {
+          const copy = value[rng.int(value.length)];
+          if ((added += sizeAtMost(copy, GROWTH_BUDGET)) > GROWTH_BUDGET) break;
+          value.push(structuredClone(copy));
+        }
         return root;
       }
       if (value && typeof value === "object") (value as Record<string, Json>)[rng.pick(STRINGS)] = randomValue(rng, 0, numbers);
@@ -149,6 +172,7 @@ function wrap(text: string, contentType: string, rng: Rng): Pick<Request, "heade
   const headers: Record<string, string> = { "content-type": contentType };
   let payload: string | Buffer = text;
   if (rng.chance(0.08)) payload = text.slice(0, rng.int(text.length)); // truncated
+  if (rng.chance(0.002)) payload = Buffer.concat([Buffer.from(text), Buffer.alloc(65 * 2 ** 20, 0x20)]); // past the 64 MiB body limit
   if (rng.chance(0.03)) {
     const at = rng.int(text.length);
     payload = Buffer.concat([Buffer.from(text.slice(0, at)), Buffer.from([rng.pick([0xff, 0xc0, 0x80, 0xed, 0x00])]), Buffer.from(text.slice(at))]); // not UTF-8
