@@ -53,7 +53,7 @@ export const createTrainingJobSchema = hyperparametersSchema
   .meta({ id: "CreateTrainingJob" });
 export type CreateTrainingJob = z.infer<typeof createTrainingJobSchema>;
 
-export const jobStatusSchema = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
+export const jobStatusSchema = z.enum(["queued", "running", "paused", "succeeded", "failed", "cancelled"]);
 export const metricsSchema = z.record(z.string(), z.number()).meta({ id: "Metrics", description: "loss, accuracy, val_loss, val_accuracy (accuracy for classification only); on validation (val_) and test (test_) rows also precision, recall and f1 (macro) and, up to 20 classes, per class as <metric>/<class>, or mse, mae and r2 for regression; lr with a learning-rate schedule. With several outputs, the total loss and <output>_<metric>." });
 
 /**

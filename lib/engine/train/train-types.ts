@@ -90,12 +90,17 @@ export interface EpochVerdict {
   bestEpoch?: number;
 }
 
+/** Returned by onEpochEnd to end training after that epoch, like early stopping (e.g. a search's successive halving). */
+export interface EpochStop {
+  stop: string;
+}
+
 export interface TrainHooks {
   /**
    * Called after each epoch (1-based) with its metrics; may store a checkpoint. `verdict` with early
    * stopping; `health` with diagnostics (diagnostics.ts): the epoch's measurements and the warnings first raised at it.
    */
-  onEpochEnd?: (epoch: number, metrics: EpochMetrics, verdict?: EpochVerdict, health?: EpochHealth) => Promise<void>;
+  onEpochEnd?: (epoch: number, metrics: EpochMetrics, verdict?: EpochVerdict, health?: EpochHealth) => Promise<void | EpochStop>;
   /** After each batch: its epoch (1-based), its number in the epoch (1-based), batches per epoch and rows in it. */
   onBatchEnd?: (epoch: number, batch: number, batches: number, rows: number) => Promise<void> | void;
   /** Polled between batches: true stops training before the next batch. */

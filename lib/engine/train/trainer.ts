@@ -174,10 +174,11 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
           health = { diagnostics, warnings: warnings.map(({ key: _key, ...w }) => w), ...(validation ? { confusion: validation.confusion } : {}) };
         }
       }
-      await hooks.onEpochEnd?.(epoch, metrics, verdict, health);
+      const asked = await hooks.onEpochEnd?.(epoch, metrics, verdict, health);
       if (verdict?.stop && epoch < cfg.epochs) {
         return { stopped: false, lastEpoch, metrics, earlyStop: { epoch, bestEpoch: stopper!.best?.epoch, reason: verdict.reason ?? "early stopping" } };
       }
+      if (asked && epoch < cfg.epochs) return { stopped: false, lastEpoch, metrics, earlyStop: { epoch, bestEpoch: stopper?.best?.epoch, reason: asked.stop } };
     }
     return { stopped: false, lastEpoch, metrics };
   } finally {
