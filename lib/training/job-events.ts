@@ -34,7 +34,8 @@ const finalStatuses = ["succeeded", "failed", "cancelled"] as const;
 
 export const statusEventSchema = z
   .object({
-    status: z.enum(["queued", "running", ...finalStatuses]),
+    status: z.enum(["queued", "running", "paused", ...finalStatuses]),
+    reason: z.string().optional().describe("Why a job waits (queued behind its tenant's limit) or paused."),
     attempt: z.number().int().optional().describe("The attempt that started running."),
     cancelRequested: z.boolean().optional(),
     error: z.string().optional(),
