@@ -16,6 +16,7 @@ import { datasetRoutes } from "./routes/v1/datasets.ts";
 import { infoRoutes } from "./routes/v1/info.ts";
 import { modelRoutes } from "./routes/v1/models.ts";
 import { templateRoutes } from "./routes/v1/templates.ts";
+import { studyRoutes } from "./routes/v1/studies.ts";
 import { trainingJobRoutes } from "./routes/v1/training-jobs.ts";
 import { SERVICE_VERSION } from "./version.ts";
 
@@ -46,6 +47,7 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(builtinDatasetRoutes);
   await app.register(modelRoutes);
   await app.register(trainingJobRoutes);
+  await app.register(studyRoutes);
   await app.register(templateRoutes);
   return app;
 }

@@ -19,3 +19,8 @@ process.on("uncaughtException", () => {
 });
 process.stdout.on("error", () => {});
 process.stderr.on("error", () => {});
+// A terminal's Ctrl-C (SIGINT) reaches the whole process group, this child included, and an
+// operator's SIGTERM may too: the worker decides how its jobs stop (a checkpoint at the next batch,
+// then back to the queue), so the child does not die of them; it exits with its parent.
+process.on("SIGINT", () => {});
+process.on("SIGTERM", () => {});

@@ -6,15 +6,23 @@ import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { WorkerConfig } from "../lib/config/env.ts";
 import { createPrisma } from "../lib/db/prisma.ts";
-import { cappedBackoff, createTrainingQueue, HEARTBEAT_TTL_SECONDS, heartbeatKey, QUEUE_ATTEMPTS_BACKSTOP, QUEUES, type TrainJobPayload } from "../lib/queue/queues.ts";
+import { cappedBackoff, createTrainingQueue, HEARTBEAT_TTL_SECONDS, heartbeatKey, QUEUE_ATTEMPTS_BACKSTOP, QUEUES, type StudyJobPayload, type TrainJobPayload } from "../lib/queue/queues.ts";
 import { JobReconciler } from "../lib/training/job-reconciler.ts";
+import { finishStudy } from "../lib/training/studies/study-results.ts";
 import { markFailed, recordUnclaimedAttempt } from "../lib/training/training-job-repository.ts";
 import { guardSandboxStartup } from "./sandbox-startup-guard.ts";
 
 export interface TrainingWorker {
   worker: Worker<TrainJobPayload>;
+  /** Finishes studies: a study's parent job runs once every trial (a child on the training queue) has ended. */
+  studies: Worker<StudyJobPayload>;
   reconciler: JobReconciler;
-  close(): Promise<void>;
+  /**
+   * Stops taking jobs and ends. With `handBack`, running jobs are first asked to checkpoint at
+   * their next batch boundary and go back to the queue (graceful shutdown, SIGTERM); without it
+   * they are left to another worker once their lock expires.
+   */
+  close(opts?: { handBack?: boolean }): Promise<void>;
 }
 
 const processorFile = fileURLToPath(new URL("./train-processor.ts", import.meta.url));
@@ -66,6 +74,18 @@ export function createTrainingWorker(config: WorkerConfig, log: (msg: string) =>
     }
   };
 
+  // Light and not sandboxed: it only reads and writes Postgres. A trial whose end Postgres has not
+  // recorded yet (its failure is written as the parent is released) is waited for by a retry.
+  const studyConnection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  studyConnection.on("error", () => {});
+  const studies = new Worker<StudyJobPayload>(QUEUES.studies.name, async (job) => {
+    if (!(await finishStudy(db, job.data.studyId))) throw new Error(`study ${job.data.studyId} has trials that have not ended yet`);
+    return { outcome: "finished" };
+  }, { connection: studyConnection, prefix: config.TRAINYARD_QUEUE_PREFIX, concurrency: 4 });
+  studies.on("error", (err) => log(`studies worker error: ${err.message}`));
+  studies.on("completed", (job) => log(`study ${job.data.studyId} finished`));
+  studies.on("failed", (job, err) => job && log(`study ${job.data.studyId}: ${err.message}${job.attemptsMade < (job.opts.attempts ?? 1) ? ", will retry" : ""}`));
+
   // One key per host, refreshed by every worker on it: the container health check reads one key.
   const beat = () => connection.set(heartbeatKey(config.TRAINYARD_QUEUE_PREFIX, hostname()), Date.now(), "EX", HEARTBEAT_TTL_SECONDS).catch(() => {});
   void beat();
@@ -81,12 +101,17 @@ export function createTrainingWorker(config: WorkerConfig, log: (msg: string) =>
 
   return {
     worker,
+    studies,
     reconciler,
-    async close() {
+    async close(opts = {}) {
       clearInterval(heartbeat);
       await reconciler.stop();
+      // The processors' abort signal: each running job checkpoints before its next batch and is handed back.
+      if (opts.handBack) worker.cancelAllJobs("the worker is shutting down");
       // A job still running when this returns keeps its checkpoints; another worker resumes it once its lock expires.
-      await Promise.race([worker.close(), new Promise((r) => setTimeout(r, 10_000))]);
+      await Promise.race([worker.close(), new Promise((r) => setTimeout(r, opts.handBack ? config.TRAINYARD_SHUTDOWN_GRACE_MS : 10_000))]);
+      await studies.close().catch(() => {});
+      studyConnection.disconnect();
       await queue.close().catch(() => {});
       producer.disconnect();
       connection.disconnect();

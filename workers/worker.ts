@@ -19,8 +19,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, async () => {
     if (closing) return;
     closing = true;
-    log(`${signal}: stopping`);
-    await training.close();
+    log(`${signal}: stopping; running jobs checkpoint at their next batch and go back to the queue`);
+    await training.close({ handBack: true });
     process.exit(0);
   });
 }

@@ -55,6 +55,14 @@ export const workerConfigSchema = z.object({
   TRAINYARD_DEPENDENCY_WAIT_MS: z.coerce.number().int().min(0).default(300_000),
   /** How often a worker re-enqueues jobs that Postgres says are queued or running but the queue has lost (a Redis restart). */
   TRAINYARD_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(500).default(30_000),
+  /** A checkpoint inside an epoch once this long has passed since the last (0: only at epoch ends): a worker that dies mid-epoch loses at most this much work. */
+  TRAINYARD_CHECKPOINT_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
+  /** Jobs of one tenant that may run at once across all workers (0: no limit); the others wait queued, and say why. */
+  TRAINYARD_MAX_RUNNING_JOBS_PER_TENANT: z.coerce.number().int().min(0).default(0),
+  /** How often a job waiting for its tenant's slot is tried again. */
+  TRAINYARD_WAITING_RECHECK_MS: z.coerce.number().int().min(100).default(3000),
+  /** On SIGTERM, how long a worker gives its running jobs to checkpoint at a batch boundary and hand themselves back before it exits anyway. */
+  TRAINYARD_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(60_000),
 });
 
 export type ApiConfig = Readonly<z.infer<typeof apiConfigSchema>>;

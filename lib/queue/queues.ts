@@ -10,6 +10,13 @@ export const trainJobPayloadSchema = z.object({
 });
 export type TrainJobPayload = z.infer<typeof trainJobPayloadSchema>;
 
+/** A study's parent job in its BullMQ flow: processed once every trial (a child on `training`) has ended. */
+export const studyJobPayloadSchema = z.object({
+  studyId: z.uuid(),
+  tenantId: z.uuid(),
+});
+export type StudyJobPayload = z.infer<typeof studyJobPayloadSchema>;
+
 /** BullMQ's attempts (and stalls) per job: a backstop far beyond the progress rule in lib/training. */
 export const QUEUE_ATTEMPTS_BACKSTOP = 10_000;
 
@@ -49,6 +56,19 @@ export const QUEUES = {
       // attempts in a row that finished no epoch), so BullMQ's own count is only a backstop.
       attempts: QUEUE_ATTEMPTS_BACKSTOP,
       backoff: { type: CAPPED_BACKOFF },
+      removeOnComplete: { age: 24 * 3600, count: 10_000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    }),
+  },
+  studies: {
+    name: "studies",
+    job: "finish-study",
+    payload: studyJobPayloadSchema,
+    options: (studyId: string): JobsOptions => ({
+      // The BullMQ job id is the study's id; finishing a study is idempotent (Postgres decides).
+      jobId: studyId,
+      attempts: 20,
+      backoff: { type: "exponential", delay: 1000 },
       removeOnComplete: { age: 24 * 3600, count: 10_000 },
       removeOnFail: { age: 7 * 24 * 3600 },
     }),

@@ -57,6 +57,15 @@ export class ModelVersionRepository {
     return latest;
   }
 
+  /** A version by number, or the latest; 404 for an unknown model or version, 409 when it has none yet. */
+  async ref(tenantId: string, modelName: string, version: number | "latest"): Promise<VersionRef> {
+    if (version === "latest") return this.latest(tenantId, modelName);
+    const model = await this.modelId(tenantId, modelName);
+    const row = await this.db.modelVersion.findUnique({ where: { modelId_version: { modelId: model, version } }, select: { id: true, version: true } });
+    if (!row) throw new NotFoundError("model version", `${modelName}/${version}`);
+    return row;
+  }
+
   /** The versions of a model, newest first, without their weights. */
   async list(tenantId: string, modelName: string): Promise<ModelVersionView[]> {
     const model = await this.modelId(tenantId, modelName);

@@ -2,7 +2,8 @@
 // is resumed by the next one from where it stood. Written in the same transaction as the epoch's
 // metrics, so the two never disagree.
 import { randomUUID } from "node:crypto";
-import type { Db, Prisma } from "../db/prisma.ts";
+import { Prisma, type Db } from "../db/prisma.ts";
+import type { WithinEpoch } from "../engine/train/trainer.ts";
 import { storedModelFrom, type StoredModel } from "../engine/model-io.ts";
 
 /** Checkpoints kept per job: enough to resume, without keeping every epoch's weights forever. */
@@ -11,12 +12,17 @@ const CHECKPOINTS_KEPT = 2;
 export class CheckpointStore {
   constructor(private readonly db: Db) {}
 
-  /** The job's latest checkpoint, if any; the metrics of later epochs (trained again on resume) are dropped. */
-  async resumePoint(jobId: string): Promise<{ epoch: number; model: StoredModel } | null> {
+  /**
+   * Where the job resumes: after `epoch` whole epochs, and `within` the next one when the latest
+   * checkpoint was taken inside it. The metrics of later epochs (trained again) are dropped.
+   */
+  async resumePoint(jobId: string): Promise<{ epoch: number; within?: WithinEpoch; model: StoredModel } | null> {
     const checkpoint = await this.db.checkpoint.findFirst({ where: { jobId }, orderBy: { epoch: "desc" } });
     if (!checkpoint) return null;
-    await this.db.metricPoint.deleteMany({ where: { jobId, epoch: { gt: checkpoint.epoch } } });
-    return { epoch: checkpoint.epoch, model: storedModelFrom(checkpoint) };
+    const within = checkpoint.partial as WithinEpoch | null;
+    const epoch = within ? checkpoint.epoch - 1 : checkpoint.epoch;
+    await this.db.metricPoint.deleteMany({ where: { jobId, epoch: { gt: epoch } } });
+    return { epoch, ...(within ? { within } : {}), model: storedModelFrom(checkpoint) };
   }
 
   /** The checkpoint of one epoch (the best one, kept for restoreBestWeights), if it is still stored. */
@@ -47,7 +53,16 @@ export class CheckpointStore {
   static async saveEpoch(tx: Prisma.TransactionClient, jobId: string, epoch: number, metrics: Record<string, number>, model: StoredModel, keep?: number): Promise<void> {
     await tx.metricPoint.createMany({ data: Object.entries(metrics).map(([name, value]) => ({ jobId, epoch, name, value })), skipDuplicates: true });
     const stored = { topology: model.topology, weightSpecs: model.weightSpecs as object[], weights: model.weights };
-    await tx.checkpoint.upsert({ where: { jobId_epoch: { jobId, epoch } }, create: { id: randomUUID(), jobId, epoch, ...stored }, update: stored });
+    await tx.checkpoint.upsert({ where: { jobId_epoch: { jobId, epoch } }, create: { id: randomUUID(), jobId, epoch, ...stored }, update: { ...stored, partial: Prisma.DbNull } });
     await tx.checkpoint.deleteMany({ where: { jobId, epoch: { lte: epoch - CHECKPOINTS_KEPT, ...(keep !== undefined ? { not: keep } : {}) } } });
+  }
+
+  /**
+   * Inside the caller's transaction: a checkpoint taken inside epoch `epoch` after `within.batch`
+   * batches (it replaces an earlier one of that epoch; the end of the epoch replaces it in turn).
+   */
+  static async savePartial(tx: Prisma.TransactionClient, jobId: string, epoch: number, within: WithinEpoch, model: StoredModel): Promise<void> {
+    const stored = { topology: model.topology, weightSpecs: model.weightSpecs as object[], weights: model.weights, partial: within as unknown as Prisma.InputJsonValue };
+    await tx.checkpoint.upsert({ where: { jobId_epoch: { jobId, epoch } }, create: { id: randomUUID(), jobId, epoch, ...stored }, update: stored });
   }
 }

@@ -8,9 +8,10 @@ import { DatasetRepository } from "../data/dataset-repository.ts";
 import { unpack } from "../data/packing.ts";
 import { Prisma, type Db } from "../db/prisma.ts";
 import { buildModel } from "../engine/build/build-model.ts";
-import { loadModel, saveModel } from "../engine/model-io.ts";
+import { loadModel, saveModel, type StoredModel } from "../engine/model-io.ts";
 import { deriveSeed, withSeededRandom } from "../engine/seeded-random.ts";
-import { evaluateRows } from "../engine/train/metrics.ts";
+import { evaluateRowsReport } from "../engine/train/metrics.ts";
+import type { ConfusionMatrix } from "../engine/train/output-scores.ts";
 import { compileForTraining, train, TrainingDivergedError, TrainingSetupError, type EpochMetrics } from "../engine/train/trainer.ts";
 import { isDependencyDown, ValidationError } from "../errors.ts";
 import { modelInputs, modelSpecSchema } from "../model-spec/model-spec-schema.ts";
@@ -22,6 +23,7 @@ import { DependencyPatience } from "./dependency-patience.ts";
 import { prepareData } from "./data-preparation.ts";
 import { matchModelToDataset } from "./dataset-matching.ts";
 import { DiagnosticsStore } from "./diagnostics-store.ts";
+import { ashaVerdict } from "./studies/asha.ts";
 import { JobEventPublisher, ProgressReporter, type JobEvent } from "./job-events.ts";
 import { claimJob, markCancelled, SupersededError, writeAsOwner } from "./training-job-repository.ts";
 import type { Hyperparameters } from "./training-job-schema.ts";
@@ -48,10 +50,21 @@ export interface RunContext {
   maxAttemptsWithoutProgress?: number;
   /** How long this attempt waits for an unreachable database before giving up (default 5 minutes). */
   dependencyWaitMs?: number;
+  /** Aborted when the worker shuts down: the attempt checkpoints at the next batch boundary and hands the job back. */
+  signal?: AbortSignal;
+  /** A checkpoint inside an epoch once this long has passed since the last one (0: only at the end of epochs). */
+  checkpointIntervalMs?: number;
+  /** Jobs of one tenant that may run at once (0: no limit); a job over it waits queued, and says why. */
+  maxRunningPerTenant?: number;
 }
 
-/** skipped: nothing to do (cancelled while queued, or finished). superseded: another attempt took the job over. */
-export type RunOutcome = "succeeded" | "cancelled" | "skipped" | "superseded";
+/**
+ * skipped: nothing to do (cancelled or paused while queued, or finished). superseded: another
+ * attempt took the job over. paused: paused on request, with a checkpoint. handedBack: the worker
+ * is shutting down; the job is checkpointed and queued again. waiting: over its tenant's limit of
+ * running jobs; the caller delays it.
+ */
+export type RunOutcome = "succeeded" | "cancelled" | "skipped" | "superseded" | "paused" | "handedBack" | "waiting";
 
 export async function runTrainingJob(ctx: RunContext, jobId: string, tenantId: string): Promise<RunOutcome> {
   const events = new JobEventPublisher(ctx.redis, ctx.queuePrefix);
@@ -82,7 +95,12 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
   if (!row) throw new MissingJobError(`training job ${jobId} does not exist`);
   // Every later write of this attempt names its number: a worker whose lock expired while it was
   // still alive finds itself superseded and stops, instead of training on next to its successor.
-  const claim = await patience.run("claiming the job", () => claimJob(db, jobId));
+  const claim = await patience.run("claiming the job", () => claimJob(db, jobId, ctx.maxRunningPerTenant ?? 0));
+  if (claim && "waiting" in claim) {
+    // Said once per reason, not on every recheck.
+    if (claim.waiting !== row.waitingReason) emit({ type: "status", data: { status: "queued", reason: claim.waiting } });
+    return "waiting";
+  }
   if (!claim) {
     // Cancelled while queued, or already finished by an earlier attempt: nothing to do.
     if (row.status === "queued" || row.status === "running") {
@@ -123,6 +141,7 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
     const checkpoints = new CheckpointStore(db);
     const resume = await patience.run("loading the checkpoint", () => checkpoints.resumePoint(jobId));
     const startEpoch = resume?.epoch ?? 0;
+    const within = resume?.within;
     // What a schedule and early stopping replay to stand where an uninterrupted run would.
     const history = startEpoch && (hp.lrSchedule || hp.earlyStopping) ? await patience.run("loading the metrics", () => checkpoints.history(jobId, startEpoch)) : undefined;
     // And the diagnostics so far, so that trends span the interruption and no warning is raised twice.
@@ -130,30 +149,61 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
     let metrics = (row.metrics as EpochMetrics | null) ?? {};
     if (resume) {
       model = await loadModel(resume.model);
-      ctx.log?.(`job ${jobId}: resuming from the checkpoint of epoch ${startEpoch}`);
+      ctx.log?.(`job ${jobId}: resuming from the checkpoint of epoch ${startEpoch}${within ? `, batch ${within.batch} of epoch ${startEpoch + 1}` : ""}`);
     } else {
       model = await withSeededRandom(deriveSeed(hp.seed, 0), () => buildModel(spec).model);
+      if (hp.initFrom?.versionId) {
+        const source = await patience.run("loading the version to fine-tune from", () => new ModelVersionRepository(db).load(hp.initFrom!.versionId!));
+        const moved = await transferWeights(model, source.model, hp.freeze ?? []);
+        ctx.log?.(`job ${jobId}: started from version weights for ${moved.length} layer(s): ${moved.join(", ")}`);
+      }
       compileForTraining(model, hp.optimizer, match.objectives);
     }
+    // Frozen layers train nothing (a checkpoint keeps the flag too; set again, whatever it holds).
+    for (const name of hp.freeze ?? []) model.getLayer(name).trainable = false;
 
     let lastCancelCheck = 0;
+    let lastCheckpoint = Date.now();
+    let suspendFor: "pause" | "shutdown" | undefined;
     let bestEpoch: number | undefined;
     const progress = new ProgressReporter(events, jobId, { epochs: hp.epochs, trainRows: split.train.length, startedAt: row.startedAt?.getTime() ?? claimedAt });
     const result = await train(model, data, { ...hp, mode: spec.mode, split: { train: split.train, validation: split.validation }, history, diagnosticsHistory, classWeights: classWeightsFor(hp, dataset, match.outputOrder, data, split.train) }, match.objectives, {
       shouldStop: async () => {
+        // The worker is shutting down: checkpoint here and hand the job back, so that no batch is lost.
+        if (ctx.signal?.aborted) {
+          suspendFor = "shutdown";
+          return "suspend";
+        }
         // Redis down: cannot see the fast signal now; the database flag below still counts.
-        if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId)).catch(() => 0)) === 1) return true;
-        // The Redis signal is the fast path; the database flag is the record, checked now and then.
+        if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId)).catch(() => 0)) === 1) return "cancel";
+        // The Redis signal is the fast path; the database flags are the record, checked now and then.
         // An unreachable database stops nothing: the next epoch's write waits for it anyway.
         if (Date.now() - lastCancelCheck > 2000) {
           lastCancelCheck = Date.now();
-          const j = await db.trainingJob.findUnique({ where: { id: jobId }, select: { cancelRequested: true } }).catch((err) => {
-            if (isDependencyDown(err)) return { cancelRequested: false };
+          const j = await db.trainingJob.findUnique({ where: { id: jobId }, select: { cancelRequested: true, pauseRequested: true } }).catch((err) => {
+            if (isDependencyDown(err)) return { cancelRequested: false, pauseRequested: false };
             throw err;
           });
-          return j?.cancelRequested ?? true;
+          if (!j || j.cancelRequested) return "cancel";
+          if (j.pauseRequested) {
+            suspendFor = "pause";
+            return "suspend";
+          }
         }
+        // A long epoch is checkpointed now and then: a worker that dies in it loses minutes, not the epoch.
+        if (ctx.checkpointIntervalMs && Date.now() - lastCheckpoint > ctx.checkpointIntervalMs) return "checkpoint";
         return false;
+      },
+      onCheckpoint: async (epoch, at) => {
+        const saved = await saveModel(model!, true);
+        await patience.run(`storing a checkpoint inside epoch ${epoch}`, () =>
+          db.$transaction(async (tx) => {
+            await writeAsOwner(tx, jobId, attempt, { attemptsWithoutProgress: 0 });
+            await CheckpointStore.savePartial(tx, jobId, epoch, at, saved);
+          }, WRITE_TX),
+        );
+        lastCheckpoint = Date.now();
+        ctx.log?.(`job ${jobId}: checkpoint inside epoch ${epoch}, after batch ${at.batch}`);
       },
       onBatchEnd: (epoch, batch, batches, rows) => progress.batch(epoch, batch, batches, rows),
       onEpochEnd: async (epoch, m, verdict, health) => {
@@ -174,12 +224,28 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
           ctx.log?.(`job ${jobId}: ${w.message}`);
           emit({ type: "warning", data: { code: w.kind, message: w.message } });
         }
+        lastCheckpoint = Date.now();
         progress.epochEnd();
         emit({ type: "epoch", data: { epoch, epochs: hp.epochs, metrics: m, ...(bestEpoch !== undefined ? { bestEpoch } : {}) } });
         await ctx.progress?.({ epoch, epochs: hp.epochs, metrics: m });
+        // A study's trial: successive halving may end it here (it still succeeds, with this epoch's version).
+        if (row.studyId) return patience.run(`asking ASHA after epoch ${epoch}`, () => ashaVerdict(db, { jobId, studyId: row.studyId!, epoch, epochs: hp.epochs, metrics: m }));
       },
-    }, startEpoch);
+    }, startEpoch, within);
 
+    if (result.suspended) {
+      const where = `epoch ${result.suspended.epoch}, batch ${result.suspended.within.batch}`;
+      if (suspendFor === "pause") {
+        await patience.run("recording the pause", () => writeAsOwner(db, jobId, attempt, { status: "paused", pauseRequested: false }));
+        await finish({ type: "status", data: { status: "paused", reason: `paused on request at ${where}; POST :resume to go on` } });
+        return "paused";
+      }
+      // Queued again (the caller moves the queue's job back to waiting): not a death, so the next claim counts no lost attempt.
+      const reason = `attempt ${attempt} was handed back at ${where} by a worker shutting down; the next one resumes there`;
+      await patience.run("handing the job back", () => writeAsOwner(db, jobId, attempt, { status: "queued", lastInterruption: reason }));
+      await finish({ type: "status", data: { status: "queued", reason } });
+      return "handedBack";
+    }
     if (result.stopped) {
       await patience.run("recording the cancellation", () => markCancelled(db, jobId));
       await finish({ type: "status", data: { status: "cancelled", cancelRequested: true } });
@@ -199,7 +265,12 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
       }
     }
     // Held-out rows are scored once, at the end: they never steered training.
-    if (split.test.length) metrics = { ...metrics, ...evaluateRows(model, data, split.test, match.objectives, hp.batchSize, "test_") };
+    let testConfusion: ConfusionMatrix[] | undefined;
+    if (split.test.length) {
+      const report = evaluateRowsReport(model, data, split.test, match.objectives, hp.batchSize, "test_");
+      metrics = { ...metrics, ...report.metrics };
+      if (report.confusion.length) testConfusion = report.confusion;
+    }
     const signature: Signature = {
       inputs: modelInputs(spec).map((i, k) => ({
         name: i.name,
@@ -208,7 +279,7 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
       })),
       outputs: match.objectives.map((o, k) => ({ name: o.name, task: match.labels[k].task, classes: match.labels[k].classes })),
     };
-    await patience.run("registering the version", () => registerVersion(db, { ...row, attempt }, model!, signature, metrics, stoppedEarly));
+    await patience.run("registering the version", () => registerVersion(db, { ...row, attempt }, model!, signature, metrics, { stoppedEarly, testConfusion }));
     await finish({ type: "status", data: { status: "succeeded", metrics, ...(stoppedEarly ? { stoppedEarly } : {}) } });
     return "succeeded";
   } catch (err) {
@@ -265,14 +336,14 @@ async function registerVersion(
   model: tf.LayersModel,
   signature: Signature,
   metrics: EpochMetrics,
-  stoppedEarly?: string,
+  extra: { stoppedEarly?: string; testConfusion?: ConfusionMatrix[] },
 ) {
   const saved = await saveModel(model, false);
   // Two jobs of one model may finish together; the unique (model, version) decides, and the loser retries.
   for (let tries = 1; ; tries++) {
     try {
       await db.$transaction(async (tx) => {
-        await writeAsOwner(tx, row.id, row.attempt, { status: "succeeded", finishedAt: new Date(), metrics, ...(stoppedEarly ? { stoppedEarly } : {}) });
+        await writeAsOwner(tx, row.id, row.attempt, { status: "succeeded", finishedAt: new Date(), metrics, ...(extra.stoppedEarly ? { stoppedEarly: extra.stoppedEarly } : {}), ...(extra.testConfusion ? { testConfusion: extra.testConfusion as object[] } : {}) });
         await ModelVersionRepository.register(tx, { tenantId: row.tenantId, modelId: row.modelId, jobId: row.id, signature, model: saved, metrics });
       }, WRITE_TX);
       return;
@@ -280,5 +351,31 @@ async function registerVersion(
       const conflict = err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2002";
       if (!conflict || tries >= 6) throw err;
     }
+  }
+}
+
+/**
+ * Fine-tuning: copies a version's weights into the freshly built model, layer by layer, where a
+ * layer of the same name has weights of the same shapes; returns the layers copied. A frozen layer
+ * that gets nothing would be frozen at random values: that is a configuration error, said now.
+ */
+async function transferWeights(model: tf.LayersModel, stored: StoredModel, frozen: string[]): Promise<string[]> {
+  const source = await loadModel(stored);
+  try {
+    const moved: string[] = [];
+    for (const layer of model.layers) {
+      const weights = layer.getWeights();
+      if (!weights.length) continue;
+      const from = source.layers.find((l) => l.name === layer.name)?.getWeights();
+      if (!from || from.length !== weights.length || from.some((w, i) => !tf.util.arraysEqual(w.shape, weights[i].shape))) continue;
+      layer.setWeights(from);
+      moved.push(layer.name);
+    }
+    const missed = frozen.filter((name) => !moved.includes(name));
+    if (missed.length) throw new PermanentJobError(`frozen layer(s) ${missed.join(", ")} got no weights from the version (no layer of that name and shape there); they would stay at their random start`);
+    if (!moved.length) throw new PermanentJobError("the version to fine-tune from has no layer matching this model's by name and shape: nothing to start from");
+    return moved;
+  } finally {
+    source.dispose();
   }
 }

@@ -16,27 +16,48 @@ export interface Claim {
 }
 
 /**
- * Claims the job for a new attempt, or null when it is not there to run (cancelled, finished).
- * One statement, so that it reads the row as it is when it takes it: whether the previous
- * attempt made progress is judged from the epoch it started at (`claimEpoch`) and the one the job
- * stands at now. An epoch being stored locks the row, so a claim waits for it and counts it.
+ * Claims the job for a new attempt: null when it is not there to run (cancelled, paused,
+ * finished), `{ waiting }` when its tenant already runs `maxRunning` jobs (0: no limit; the reason
+ * is recorded on the job, which stays queued). The update is one statement, so that it reads the
+ * row as it is when it takes it: whether the previous attempt made progress is judged from the
+ * epoch it started at (`claimEpoch`) and the one the job stands at now, and only an attempt that
+ * left the job `running` died (one that paused or handed the job back set it `queued`). An epoch
+ * being stored locks the row, so a claim waits for it and counts it.
  */
-export async function claimJob(db: Db, jobId: string): Promise<Claim | null> {
-  const rows = await db.$queryRaw<Claim[]>`
-    UPDATE "TrainingJob" SET
-      "status" = 'running',
-      "startedAt" = COALESCE("startedAt", now()),
-      "attempts" = "attempts" + 1,
-      "error" = NULL,
-      "attemptsWithoutProgress" = CASE WHEN "attempts" > 0 AND "epoch" = "claimEpoch" THEN "attemptsWithoutProgress" + 1 ELSE 0 END,
-      "claimEpoch" = "epoch",
-      "lastInterruption" = CASE WHEN "attempts" > 0
-        THEN 'attempt ' || "attempts" || ' stopped before finishing (its worker or its process died, or it failed); attempt ' || ("attempts" + 1) || ' resumed at epoch ' || "epoch"
-        ELSE "lastInterruption" END,
-      "updatedAt" = now()
-    WHERE "id" = ${jobId}::uuid AND "status" IN ('queued', 'running') AND "cancelRequested" = false
-    RETURNING "attempts" AS attempt, "attemptsWithoutProgress", "epoch"`;
-  return rows[0] ?? null;
+export async function claimJob(db: Db, jobId: string, maxRunning = 0): Promise<Claim | { waiting: string } | null> {
+  return db.$transaction(async (tx) => {
+    if (maxRunning > 0) {
+      const [job] = await tx.$queryRaw<{ tenantId: string; status: string }[]>`SELECT "tenantId"::text AS "tenantId", "status"::text AS status FROM "TrainingJob" WHERE "id" = ${jobId}::uuid`;
+      // A running job is an attempt that died being taken over: it holds its tenant's slot already.
+      if (job?.status === "queued") {
+        // One claim per tenant at a time, so that two workers cannot both take the last slot.
+        await tx.$queryRaw`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtext(${job.tenantId}))`;
+        const [{ n }] = await tx.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM "TrainingJob" WHERE "tenantId" = ${job.tenantId}::uuid AND "status" = 'running' AND "id" <> ${jobId}::uuid`;
+        if (n >= maxRunning) {
+          const waiting = `waiting for a slot: its tenant has ${n} job(s) running, the limit (TRAINYARD_MAX_RUNNING_JOBS_PER_TENANT) is ${maxRunning}`;
+          await tx.trainingJob.updateMany({ where: { id: jobId, status: "queued" }, data: { waitingReason: waiting } });
+          return { waiting };
+        }
+      }
+    }
+    const rows = await tx.$queryRaw<Claim[]>`
+      UPDATE "TrainingJob" SET
+        "status" = 'running',
+        "startedAt" = COALESCE("startedAt", now()),
+        "attempts" = "attempts" + 1,
+        "error" = NULL,
+        "waitingReason" = NULL,
+        "attemptsWithoutProgress" = CASE WHEN "attempts" > 0 AND "status" = 'running' AND "epoch" = "claimEpoch" THEN "attemptsWithoutProgress" + 1 ELSE 0 END,
+        "claimEpoch" = "epoch",
+        "lastInterruption" = CASE WHEN "attempts" > 0 AND "status" = 'running'
+          THEN 'attempt ' || "attempts" || ' stopped before finishing (its worker or its process died, or it failed); attempt ' || ("attempts" + 1) || ' resumed at epoch ' || "epoch"
+          ELSE "lastInterruption" END,
+        "updatedAt" = now()
+      WHERE "id" = ${jobId}::uuid AND "status" IN ('queued', 'running') AND "cancelRequested" = false
+      RETURNING "attempts" AS attempt, "attemptsWithoutProgress", "epoch"`;
+    return rows[0] ?? null;
+    // As long as an epoch's checkpoint may take to store: the claim waits for its lock on the row.
+  }, { timeout: 120_000, maxWait: 10_000 });
 }
 
 /**

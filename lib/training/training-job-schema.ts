@@ -30,12 +30,44 @@ export const hyperparametersSchema = z.object({
     .union([z.literal("balanced"), z.record(z.string(), z.number().positive("must be > 0"))])
     .optional()
     .describe("Weights of the dataset's classes (its first set of labels) in the training loss: by class name (others 1), or \"balanced\" (n / (K · count), counted on the training rows)."),
+  tbptt: z
+    .object({ window: z.number().int("expected an integer").min(1, "must be >= 1").describe("k: time steps per window; shorter than the sequence.") })
+    .strict()
+    .optional()
+    .describe("Truncated backpropagation through time for recurrent models (TBPTT(k, k)): each batch of sequences is cut into windows of k steps; the recurrent layers carry their state from window to window as a value, so gradients reach back at most k steps. Sequence-to-sequence outputs are updated after every window, sequence-to-one outputs at the last one."),
   lrSchedule: lrScheduleSchema.optional().describe("The learning rate over time (step, exponential, cosine with restarts, reduce-on-plateau; each with an optional linear warm-up). The rate in force is the `lr` metric."),
   earlyStopping: earlyStoppingSchema.optional().describe("Stop once a monitored metric (default val_loss) has not improved for `patience` epochs; `restoreBestWeights` makes the version the best epoch's."),
   priority: z.number().int("expected an integer").min(1, "must be >= 1").max(1000, "must be <= 1000").optional().describe("Which queued job a free worker takes first: lower first (1–1000, default 500), then in the order they were queued."),
+  initFrom: z
+    .object({
+      model: z.string().min(1).optional().describe("The model whose version to start from; default the job's own model."),
+      version: z.union([z.number().int("expected an integer").min(1, "must be >= 1"), z.literal("latest")]).default("latest"),
+    })
+    .strict()
+    .optional()
+    .describe("Fine-tuning: start from a trained version's weights instead of random ones. Layers are matched by name (sequential specs name them l<index>_<type>; graph specs by node name) and shape; the rest start fresh."),
+  freeze: z
+    .array(z.string().min(1))
+    .max(1000)
+    .optional()
+    .describe("Layers whose weights do not train (by name, as for initFrom): e.g. a pretrained feature extractor under a new head."),
   seed: z.number().int("expected an integer").min(0).max(2 ** 32 - 1).optional().describe("Same seed, same result on the same backend. Chosen at random and recorded when omitted."),
 });
-export type Hyperparameters = z.infer<typeof hyperparametersSchema> & { seed: number };
+export type Hyperparameters = z.infer<typeof hyperparametersSchema> & {
+  seed: number;
+  /** initFrom resolved when the job was created: the version it names, as it stood then. */
+  initFrom?: { versionId?: string };
+};
+
+/** POST /v1/training-jobs/{id}:continue: train a finished job's model further, from its last checkpoint, as a new job. */
+export const continueTrainingJobSchema = z
+  .object({
+    epochs: z.number().int("expected an integer").min(1, "must be >= 1").max(100_000).describe("Epochs to train beyond the ones the job finished."),
+    earlyStopping: earlyStoppingSchema.optional().describe("Early stopping for the new epochs (the finished job's is not carried over: it would stop again at once)."),
+  })
+  .strict()
+  .meta({ id: "ContinueTrainingJob" });
+export type ContinueTrainingJob = z.infer<typeof continueTrainingJobSchema>;
 
 export const createTrainingJobSchema = hyperparametersSchema
   .extend({
@@ -104,6 +136,9 @@ export const trainingJobSchema = z
     stoppedEarly: z.string().nullable().describe("Why early stopping ended the job before its last epoch (the monitored metric, the best epoch, and whether its weights were restored); null otherwise."),
     error: z.string().nullable(),
     cancelRequested: z.boolean(),
+    pauseRequested: z.boolean().describe("A pause was asked for; the worker pauses the job at the next batch boundary."),
+    waitingReason: z.string().nullable().describe("Why a queued job is not running yet (its tenant's limit of running jobs); null when nothing holds it."),
+    continuedFrom: z.uuid().nullable().describe("The finished job this one continues (:continue), from that job's last checkpoint."),
     attempts: z.number().int().describe("Attempts so far. A dead worker or process, or a transient error, starts another, which resumes from the last checkpoint."),
     lastInterruption: z.string().nullable().describe("What last interrupted the job (an attempt that stopped, an unreachable database) and how it went on; null if nothing did."),
     modelVersion: z.number().int().nullable().describe("The model version this job produced, once it succeeded."),
@@ -121,10 +156,15 @@ export const metricSeriesSchema = z
   })
   .meta({ id: "MetricSeries" });
 
+const confusionSchema = z.array(z.object({ output: z.string(), classes: z.array(z.string()), matrix: z.array(z.array(z.number())) }));
+
 export const diagnosticSeriesSchema = z
   .object({
     jobId: z.uuid(),
     warnings: z.array(diagnosticWarningSchema),
+    testConfusion: confusionSchema
+      .nullable()
+      .describe("Per classification output, the confusion matrix of the held-out test rows (testSplit), scored once after training: rows the true class, columns the predicted one. null without a test split or before the job succeeds."),
     epochs: z.array(
       z.object({
         epoch: z.number().int(),
@@ -139,8 +179,7 @@ export const diagnosticSeriesSchema = z
             saturatedFraction: z.number().optional().describe("Sigmoid, tanh and softmax layers: share of activations within 1% of a bound."),
           }),
         ),
-        confusion: z
-          .array(z.object({ output: z.string(), classes: z.array(z.string()), matrix: z.array(z.array(z.number())) }))
+        confusion: confusionSchema
           .optional()
           .describe("Per classification output, the validation confusion matrix: rows the true class, columns the predicted one."),
       }),

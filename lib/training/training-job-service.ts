@@ -6,16 +6,19 @@ import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { DatasetRepository } from "../data/dataset-repository.ts";
 import type { Db } from "../db/prisma.ts";
-import { DomainError, NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
+import { ConflictError, DomainError, NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
 import { checkAugmentation } from "../model-spec/augmentation-schema.ts";
-import { modelSpecSchema } from "../model-spec/model-spec-schema.ts";
+import { tbpttProblem } from "../model-spec/tbptt-rule.ts";
+import { planOf } from "../model-spec/graph-plan.ts";
+import { ModelVersionRepository } from "../registry/model-version-repository.ts";
+import { modelSpecSchema, type ModelSpec } from "../model-spec/model-spec-schema.ts";
 import { CANCEL_TTL_SECONDS, cancelKey, QUEUES, type TrainJobPayload } from "../queue/queues.ts";
 import { strataOutput, stratifyProblem } from "./data-split.ts";
 import { matchModelToDataset } from "./dataset-matching.ts";
 import { eventStreamKey, JobEventPublisher, JobEventReader, type ProgressSnapshot, type StatusEvent } from "./job-events.ts";
 import { CURVE_MEDIA_TYPES, learningCurvesSvg, svgToPng, type CurveFormat, type CurvesInput } from "./learning-curves.ts";
 import { DiagnosticsStore } from "./diagnostics-store.ts";
-import type { CreateTrainingJob, DiagnosticSeries, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
+import type { ContinueTrainingJob, CreateTrainingJob, DiagnosticSeries, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 
 const ENQUEUE_TIMEOUT_MS = 5000;
 
@@ -26,7 +29,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
 
 type JobRow = {
   id: string; status: TrainingJobView["status"]; datasetId: string; hyperparameters: unknown; epoch: number; epochs: number;
-  metrics: unknown; warnings: unknown; stoppedEarly: string | null; error: string | null; cancelRequested: boolean; attempts: number; lastInterruption: string | null; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
+  metrics: unknown; warnings: unknown; stoppedEarly: string | null; error: string | null; cancelRequested: boolean; pauseRequested: boolean; waitingReason: string | null; continuedFromId: string | null; attempts: number; lastInterruption: string | null; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
   model: { name: string }; version: { version: number } | null;
 };
 
@@ -54,9 +57,21 @@ function toView(row: JobRow, live?: ProgressSnapshot): TrainingJobView {
     hyperparameters: row.hyperparameters as TrainingJobView["hyperparameters"],
     progress: progressOf(row, live),
     metrics: (row.metrics as Record<string, number> | null) ?? null,
-    warnings: (row.warnings as TrainingJobView["warnings"] | null) ?? [], stoppedEarly: row.stoppedEarly, error: row.error, cancelRequested: row.cancelRequested, attempts: row.attempts, lastInterruption: row.lastInterruption, modelVersion: row.version?.version ?? null,
+    warnings: (row.warnings as TrainingJobView["warnings"] | null) ?? [], stoppedEarly: row.stoppedEarly, error: row.error, cancelRequested: row.cancelRequested,
+    pauseRequested: row.pauseRequested, waitingReason: row.status === "queued" ? row.waitingReason : null, continuedFrom: row.continuedFromId, attempts: row.attempts, lastInterruption: row.lastInterruption, modelVersion: row.version?.version ?? null,
     createdAt: row.createdAt.toISOString(), startedAt: row.startedAt?.toISOString() ?? null, finishedAt: row.finishedAt?.toISOString() ?? null,
   };
+}
+
+/** A dataset's layout, as a job is checked against it. */
+export type DatasetShapes = NonNullable<Awaited<ReturnType<DatasetRepository["findShapes"]>>>;
+
+/** What create writes once the checks have passed. */
+export interface CheckedJob {
+  model: { id: string; name: string; spec: ModelSpec; outputShapes: (number | null)[][] };
+  datasetId: string;
+  dataset: DatasetShapes;
+  hyperparameters: Hyperparameters;
 }
 
 export class TrainingJobService {
@@ -74,27 +89,7 @@ export class TrainingJobService {
   }
 
   async create(tenantId: string, body: CreateTrainingJob): Promise<TrainingJobView> {
-    const { model: modelName, dataset: datasetId, ...rest } = body;
-    const model = await this.db.model.findUnique({ where: { tenantId_name: { tenantId, name: modelName } } });
-    if (!model) throw ValidationError.at("model", `no model named '${modelName}'`);
-    const dataset = await new DatasetRepository(this.db).findShapes(tenantId, datasetId);
-    if (!dataset) throw ValidationError.at("dataset", `no dataset with id '${datasetId}'`);
-
-    const spec = modelSpecSchema.parse(model.spec);
-    const outputShapes = (model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape);
-    // The job's own preprocessing, else the one declared with the dataset; recorded with the job.
-    const preprocessing = rest.preprocessing ?? dataset.preprocessing;
-    matchModelToDataset(spec, outputShapes, dataset, preprocessing);
-    checkAugmentation(rest.augmentation, dataset.inputs);
-    checkClassWeights(rest.classWeights, dataset.outputs[0]);
-    const trainRows = dataset.rows - Math.floor(dataset.rows * rest.validationSplit) - Math.floor(dataset.rows * rest.testSplit);
-    if (trainRows < 1) throw ValidationError.at("validationSplit", `leaves no training rows out of ${dataset.rows}`);
-    const strata = strataOutput(dataset.outputs, rest.stratify);
-    const counts = strata === undefined ? undefined : dataset.outputs[strata].counts;
-    const tooSmall = counts && stratifyProblem(counts, dataset.outputs[strata!].classes, rest);
-    if (tooSmall) throw ValidationError.at("dataset", tooSmall);
-
-    const hyperparameters: Hyperparameters = { ...rest, ...(preprocessing ? { preprocessing } : {}), seed: rest.seed ?? randomInt(2 ** 31) } as Hyperparameters;
+    const { model, datasetId, hyperparameters } = await this.check(tenantId, body);
     const id = randomUUID();
     // The dataset is held until the job row exists, so a concurrent delete either sees this job
     // (409) or happened first (this is a 400).
@@ -118,6 +113,50 @@ export class TrainingJobService {
       throw new UnavailableError(`the job queue is unavailable (${(err as Error).message}); try again later`);
     }
     return toView(row);
+  }
+
+  /**
+   * Everything create checks before it writes: the model and the dataset exist and fit together,
+   * and the hyperparameters as the job records them. Studies check each trial with it too.
+   */
+  async check(tenantId: string, body: CreateTrainingJob): Promise<CheckedJob> {
+    const { model: modelName, dataset: datasetId, ...rest } = body;
+    const model = await this.db.model.findUnique({ where: { tenantId_name: { tenantId, name: modelName } } });
+    if (!model) throw ValidationError.at("model", `no model named '${modelName}'`);
+    const dataset = await new DatasetRepository(this.db).findShapes(tenantId, datasetId);
+    if (!dataset) throw ValidationError.at("dataset", `no dataset with id '${datasetId}'`);
+    const spec = modelSpecSchema.parse(model.spec);
+    const outputShapes = (model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape);
+    const hyperparameters = TrainingJobService.fit(spec, outputShapes, dataset, rest);
+    if (hyperparameters.initFrom) {
+      // Resolved now: "latest" means the version that is latest when the job is created.
+      const from = hyperparameters.initFrom as { model?: string; version: number | "latest" };
+      const source = from.model ?? model.name;
+      const ref = await new ModelVersionRepository(this.db).ref(tenantId, source, from.version).catch((err: unknown) => {
+        if (err instanceof DomainError) throw ValidationError.at("initFrom", `${err.message}: there is no version to start from`);
+        throw err;
+      });
+      hyperparameters.initFrom = { model: source, version: ref.version, versionId: ref.id } as Hyperparameters["initFrom"];
+    }
+    return { model: { id: model.id, name: model.name, spec, outputShapes }, datasetId, dataset, hyperparameters };
+  }
+
+  /** Whether a job's hyperparameters fit a model (its spec and output shapes) and a dataset; the hyperparameters as the job records them (a seed chosen when none is given). */
+  static fit(spec: ModelSpec, outputShapes: (number | null)[][], dataset: DatasetShapes, rest: Omit<CreateTrainingJob, "model" | "dataset">): Hyperparameters {
+    // The job's own preprocessing, else the one declared with the dataset; recorded with the job.
+    const preprocessing = rest.preprocessing ?? dataset.preprocessing;
+    matchModelToDataset(spec, outputShapes, dataset, preprocessing);
+    checkAugmentation(rest.augmentation, dataset.inputs);
+    checkClassWeights(rest.classWeights, dataset.outputs[0]);
+    checkTbptt(rest.tbptt, spec);
+    checkFrozen(spec, rest.freeze);
+    const trainRows = dataset.rows - Math.floor(dataset.rows * rest.validationSplit) - Math.floor(dataset.rows * rest.testSplit);
+    if (trainRows < 1) throw ValidationError.at("validationSplit", `leaves no training rows out of ${dataset.rows}`);
+    const strata = strataOutput(dataset.outputs, rest.stratify);
+    const counts = strata === undefined ? undefined : dataset.outputs[strata].counts;
+    const tooSmall = counts && stratifyProblem(counts, dataset.outputs[strata!].classes, rest);
+    if (tooSmall) throw ValidationError.at("dataset", tooSmall);
+    return { ...rest, ...(preprocessing ? { preprocessing } : {}), seed: rest.seed ?? randomInt(2 ** 31) } as Hyperparameters;
   }
 
   async get(tenantId: string, id: string): Promise<TrainingJobView> {
@@ -167,9 +206,9 @@ export class TrainingJobService {
     return { event, finishedAt: row.finishedAt?.getTime() ?? 0 };
   }
 
-  /** The jobs that still need a dataset (queued or running), oldest first: while there are any, the dataset may not be deleted. */
+  /** The jobs that still need a dataset (queued, running or paused), oldest first: while there are any, the dataset may not be deleted. */
   async activeJobsUsing(tenantId: string, datasetId: string): Promise<string[]> {
-    const rows = await this.db.trainingJob.findMany({ where: { tenantId, datasetId, status: { in: ["queued", "running"] } }, select: { id: true }, orderBy: { createdAt: "asc" } });
+    const rows = await this.db.trainingJob.findMany({ where: { tenantId, datasetId, status: { in: ["queued", "running", "paused"] } }, select: { id: true }, orderBy: { createdAt: "asc" } });
     return rows.map((r) => r.id);
   }
 
@@ -208,7 +247,8 @@ export class TrainingJobService {
   async diagnostics(tenantId: string, id: string): Promise<DiagnosticSeries> {
     await this.get(tenantId, id);
     const { epochs, warnings } = await new DiagnosticsStore(this.db).series(id);
-    return { jobId: id, warnings, epochs };
+    const { testConfusion } = await this.db.trainingJob.findUniqueOrThrow({ where: { id }, select: { testConfusion: true } });
+    return { jobId: id, warnings, testConfusion: (testConfusion as DiagnosticSeries["testConfusion"]) ?? null, epochs };
   }
 
   /** The gradient norm of every layer with weights over the epochs, one line per layer, as a picture (log10: norms span orders of magnitude). */
@@ -234,7 +274,7 @@ export class TrainingJobService {
   async cancel(tenantId: string, id: string): Promise<TrainingJobView> {
     await this.get(tenantId, id);
     const now = new Date();
-    const queued = await this.db.trainingJob.updateMany({ where: { id, tenantId, status: "queued" }, data: { status: "cancelled", finishedAt: now, cancelRequested: true } });
+    const queued = await this.db.trainingJob.updateMany({ where: { id, tenantId, status: { in: ["queued", "paused"] } }, data: { status: "cancelled", finishedAt: now, cancelRequested: true } });
     if (queued.count) {
       // Best effort: a worker that still receives it sees the status and skips it.
       await withTimeout(this.queue.remove(id), ENQUEUE_TIMEOUT_MS, "remove timed out").catch(() => 0);
@@ -253,6 +293,109 @@ export class TrainingJobService {
     }
     return this.get(tenantId, id);
   }
+
+  /**
+   * A queued job is paused at once; a running one is asked to, and its worker checkpoints it at
+   * the next batch boundary (within seconds) and marks it paused. Resume goes on from there.
+   */
+  async pause(tenantId: string, id: string): Promise<TrainingJobView> {
+    const job = await this.get(tenantId, id);
+    if (job.status === "paused") return job;
+    if (job.status !== "queued" && job.status !== "running") throw new ConflictError(`training job ${id} is ${job.status}; only a queued or running job can be paused`);
+    const queued = await this.db.trainingJob.updateMany({ where: { id, tenantId, status: "queued" }, data: { status: "paused", waitingReason: null } });
+    if (queued.count) {
+      // Best effort: a worker that still receives it finds it paused and leaves it.
+      await withTimeout(this.queue.remove(id), ENQUEUE_TIMEOUT_MS, "remove timed out").catch(() => 0);
+      await this.publisher.publishWithin(id, { type: "status", data: { status: "paused", reason: "paused on request while queued" } }, ENQUEUE_TIMEOUT_MS);
+    } else {
+      await this.db.trainingJob.updateMany({ where: { id, tenantId, status: "running" }, data: { pauseRequested: true } });
+    }
+    return this.get(tenantId, id);
+  }
+
+  /** A paused job is queued again; it resumes from its checkpoint (inside an epoch when it paused in one). */
+  async resume(tenantId: string, id: string): Promise<TrainingJobView> {
+    const job = await this.get(tenantId, id);
+    if (job.status === "running" && job.pauseRequested) {
+      // Not paused yet: withdraw the request.
+      await this.db.trainingJob.updateMany({ where: { id, tenantId, status: "running" }, data: { pauseRequested: false } });
+      return this.get(tenantId, id);
+    }
+    if (job.status !== "paused") throw new ConflictError(`training job ${id} is ${job.status}; only a paused job can be resumed`);
+    const resumed = await this.db.trainingJob.updateMany({ where: { id, tenantId, status: "paused" }, data: { status: "queued", pauseRequested: false } });
+    if (resumed.count) {
+      try {
+        await this.enqueue(id, tenantId, (job.hyperparameters as { priority?: number }).priority);
+      } catch (err) {
+        await this.db.trainingJob.updateMany({ where: { id, status: "queued" }, data: { status: "paused" } });
+        throw new UnavailableError(`the job queue is unavailable (${(err as Error).message}); try again later`);
+      }
+    }
+    return this.get(tenantId, id);
+  }
+
+  /**
+   * Trains a finished job's model further: a new job, with the same data and hyperparameters, that
+   * starts from the finished job's last checkpoint (weights and optimizer state) and its history
+   * (metrics, diagnostics), and trains `epochs` more. Its version is a new one.
+   */
+  async continue(tenantId: string, id: string, body: ContinueTrainingJob): Promise<TrainingJobView> {
+    const job = await this.get(tenantId, id);
+    if (!ENDED.has(job.status)) throw new ConflictError(`training job ${id} is ${job.status}; only a finished job (succeeded, failed or cancelled) can be continued`);
+    const last = await this.db.checkpoint.findFirst({ where: { jobId: id }, orderBy: { epoch: "desc" }, select: { id: true, epoch: true, partial: true } });
+    if (!last) throw new ConflictError(`training job ${id} has no checkpoint to continue from (it finished no epoch)`);
+    const done = last.partial ? last.epoch - 1 : last.epoch;
+    const { earlyStopping: _dropped, ...kept } = job.hyperparameters as Hyperparameters;
+    const hyperparameters = { ...kept, epochs: done + (last.partial ? 1 : 0) + body.epochs, ...(body.earlyStopping ? { earlyStopping: body.earlyStopping } : {}) } as Hyperparameters;
+    if (hyperparameters.epochs > 100_000) throw ValidationError.at("epochs", `the job would train ${hyperparameters.epochs} epochs in all; at most 100000`);
+    const source = await this.db.trainingJob.findUniqueOrThrow({ where: { id }, select: { modelId: true, datasetId: true, warnings: true } });
+    const newId = randomUUID();
+    const row = await this.db.$transaction(async (tx) => {
+      if (!(await DatasetRepository.lockForUse(tx, tenantId, source.datasetId))) throw new ConflictError(`the dataset ${source.datasetId} the job trained on has been deleted`);
+      await tx.trainingJob.create({
+        data: { id: newId, tenantId, modelId: source.modelId, datasetId: source.datasetId, hyperparameters, epochs: hyperparameters.epochs, epoch: done, claimEpoch: done, continuedFromId: id, warnings: source.warnings ?? [] },
+      });
+      // Copied inside Postgres: the history the schedule and the curves replay, and the checkpoint to start from.
+      await tx.$executeRaw`INSERT INTO "MetricPoint" ("jobId", "epoch", "name", "value") SELECT ${newId}::uuid, "epoch", "name", "value" FROM "MetricPoint" WHERE "jobId" = ${id}::uuid AND "epoch" <= ${done}`;
+      await tx.$executeRaw`INSERT INTO "EpochDiagnostic" ("jobId", "epoch", "data") SELECT ${newId}::uuid, "epoch", "data" FROM "EpochDiagnostic" WHERE "jobId" = ${id}::uuid AND "epoch" <= ${done}`;
+      await tx.$executeRaw`INSERT INTO "Checkpoint" ("id", "jobId", "epoch", "topology", "weightSpecs", "weights", "partial") SELECT ${randomUUID()}::uuid, ${newId}::uuid, "epoch", "topology", "weightSpecs", "weights", "partial" FROM "Checkpoint" WHERE "id" = ${last.id}::uuid`;
+      return tx.trainingJob.findUniqueOrThrow({ where: { id: newId }, include: jobInclude });
+    }, { timeout: 60_000, maxWait: 10_000 });
+    try {
+      if (this.redis.status !== "ready") throw new Error(`Redis connection is ${this.redis.status}`);
+      await this.publisher.publishWithin(newId, { type: "status", data: { status: "queued" } }, ENQUEUE_TIMEOUT_MS);
+      await this.enqueue(newId, tenantId, hyperparameters.priority);
+    } catch (err) {
+      await this.db.trainingJob.delete({ where: { id: newId } }).catch(() => {});
+      await this.redis.del(eventStreamKey(this.queuePrefix, newId)).catch(() => 0);
+      throw new UnavailableError(`the job queue is unavailable (${(err as Error).message}); try again later`);
+    }
+    return toView(row);
+  }
+
+  /** Enqueues a job that may have run before: a finished queue entry with its id would make the add a no-op, so it goes first. */
+  private async enqueue(id: string, tenantId: string, priority: number | undefined): Promise<void> {
+    if (this.redis.status !== "ready") throw new Error(`Redis connection is ${this.redis.status}`);
+    const stale = await withTimeout(this.queue.getJob(id), ENQUEUE_TIMEOUT_MS, "queue lookup timed out");
+    // An entry still active (the attempt that paused is finishing) cannot be removed; the reconciler re-enqueues the job once it has finished.
+    if (stale) await stale.remove().catch(() => {});
+    await withTimeout(this.queue.add(QUEUES.training.job, { jobId: id, tenantId }, QUEUES.training.options(id, priority)), ENQUEUE_TIMEOUT_MS, "enqueue timed out");
+  }
+}
+
+/** Frozen layers are layers of the spec, by the names the engine gives them. */
+function checkFrozen(spec: ModelSpec, freeze: string[] | undefined): void {
+  if (!freeze?.length) return;
+  const names = planOf(spec, "spec").nodes.map((n) => n.name);
+  freeze.forEach((name, i) => {
+    if (!names.includes(name)) throw ValidationError.at(`freeze[${i}]`, `'${name}' is not a layer of the model (its layers: ${names.slice(0, 50).join(", ")})`);
+  });
+}
+
+/** Truncated BPTT needs a recurrent model on sequences of a known length, longer than the window (tbptt-rule.ts). */
+function checkTbptt(tbptt: CreateTrainingJob["tbptt"], spec: ModelSpec): void {
+  const problem = tbptt && tbpttProblem(spec, tbptt.window);
+  if (problem) throw ValidationError.at(problem.path, problem.message);
 }
 
 /** Class weights name classes of the dataset's first set of labels, which must be classes. */

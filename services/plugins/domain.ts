@@ -4,6 +4,7 @@ import { ApiKeyService } from "../../lib/auth/api-key-service.ts";
 import { DatasetService } from "../../lib/data/dataset-service.ts";
 import { ModelService } from "../../lib/registry/model-service.ts";
 import { PredictService } from "../../lib/serving/predict-service.ts";
+import { StudyService } from "../../lib/training/studies/study-service.ts";
 import { TrainingJobService } from "../../lib/training/training-job-service.ts";
 
 declare module "fastify" {
@@ -13,6 +14,7 @@ declare module "fastify" {
       datasets: DatasetService;
       models: ModelService;
       trainingJobs: TrainingJobService;
+      studies: StudyService;
       predict: PredictService;
     };
   }
@@ -23,6 +25,7 @@ export const domainPlugin = fp(
     const { db, config } = app;
     const predict = new PredictService(db, config.TRAINYARD_MODEL_CACHE_SIZE, config.TRAINYARD_MAX_PREDICT_INSTANCES);
     const trainingJobs = new TrainingJobService(db, app.trainingQueue, app.redis, config.TRAINYARD_QUEUE_PREFIX);
+    const models = new ModelService(db, { maxParams: config.TRAINYARD_MAX_PARAMS, maxLayers: config.TRAINYARD_MAX_LAYERS, maxFlopsPerSample: config.TRAINYARD_MAX_FLOPS });
     // A dataset is not deleted while a job needs it; the training area owns jobs and answers which.
     const datasets = new DatasetService(db, (tenantId, datasetId) => trainingJobs.activeJobsUsing(tenantId, datasetId), {
       maxBytes: config.TRAINYARD_MAX_UPLOAD_BYTES, maxFileBytes: config.TRAINYARD_MAX_DATASET_BYTES, spoolDir: config.TRAINYARD_UPLOAD_DIR,
@@ -30,8 +33,9 @@ export const domainPlugin = fp(
     app.decorate("services", {
       apiKeys: new ApiKeyService(db, config.TRAINYARD_ADMIN_KEY),
       datasets,
-      models: new ModelService(db, { maxParams: config.TRAINYARD_MAX_PARAMS, maxLayers: config.TRAINYARD_MAX_LAYERS, maxFlopsPerSample: config.TRAINYARD_MAX_FLOPS }),
+      models,
       trainingJobs,
+      studies: new StudyService(db, trainingJobs, models, app.flowProducer, app.redis, config.TRAINYARD_QUEUE_PREFIX),
       predict,
     });
     // Uploads whose writer died halfway stay invisible; every replica clears old ones now and then.

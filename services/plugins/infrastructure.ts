@@ -1,7 +1,7 @@
 // Infrastructure tier: Postgres (Prisma), Redis and the training queue. Each is created once per
 // app, decorated onto the instance, and released in onClose.
 import fp from "fastify-plugin";
-import type { Queue } from "bullmq";
+import { FlowProducer, type Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { ApiConfig } from "../../lib/config/env.ts";
 import { createPrisma, type Db } from "../../lib/db/prisma.ts";
@@ -13,6 +13,8 @@ declare module "fastify" {
     db: Db;
     redis: Redis;
     trainingQueue: Queue<TrainJobPayload>;
+    /** Enqueues a study's trials and its parent job as one atomic flow. */
+    flowProducer: FlowProducer;
   }
 }
 
@@ -39,8 +41,12 @@ export const infrastructurePlugin = fp<{ config: ApiConfig }>(
     const queue = createTrainingQueue(redis, config.TRAINYARD_QUEUE_PREFIX);
     queue.on("error", (err) => app.log.warn({ err: err.message }, "training queue problem"));
     app.decorate("trainingQueue", queue);
+    const flows = new FlowProducer({ connection: redis, prefix: config.TRAINYARD_QUEUE_PREFIX });
+    flows.on("error", (err) => app.log.warn({ err: err.message }, "flow producer problem"));
+    app.decorate("flowProducer", flows);
     app.addHook("onClose", async () => {
       await queue.close().catch(() => {});
+      await flows.close().catch(() => {});
       redis.disconnect();
       await db.$disconnect();
     });

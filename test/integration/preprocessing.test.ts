@@ -54,6 +54,14 @@ test("columns on scales 1000× apart train as well as hand-standardized ones, by
   assert.ok(auto.metrics.val_accuracy >= 0.9, `default val_accuracy ${auto.metrics.val_accuracy}`);
   assert.ok(Math.abs(auto.metrics.val_accuracy - hand.metrics.val_accuracy) <= 0.07, "as good as standardizing by hand");
   assert.equal(typeof auto.metrics.test_accuracy, "number", "the held-out test split is scored");
+  // Its confusion matrix is stored with the job: rows the true class, counting every test row once.
+  const diagnostics = (await ctx.env.app.inject({ url: `/v1/training-jobs/${auto.id}/diagnostics`, headers: ctx.auth })).json();
+  const [test] = diagnostics.testConfusion;
+  assert.deepEqual(test.classes, ["setosa", "versicolor", "virginica"]);
+  const cells = test.matrix.flat() as number[];
+  assert.equal(cells.reduce((a, b) => a + b, 0), 30, "150 rows × testSplit 0.2");
+  const diagonal = test.matrix.reduce((a: number, row: number[], i: number) => a + row[i], 0);
+  assert.equal(diagonal / 30, auto.metrics.test_accuracy, "the diagonal is the test accuracy");
 
   // The version shows what it was fitted with: the training rows' means, not all rows'.
   const version = (await ctx.env.app.inject({ url: `/v1/models/iris/versions/${auto.modelVersion}`, headers: ctx.auth })).json();

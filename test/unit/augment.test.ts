@@ -202,7 +202,7 @@ describe("in the training loop", () => {
   test("validation rows are never augmented", async () => {
     // A learning rate so small that the weights barely move: validation loss then only depends
     // on the validation rows. Strong augmentation changes the training loss, not the validation's.
-    const tiny: OptimizerConfig = { type: "sgd", learningRate: 1e-9 };
+    const tiny: OptimizerConfig = { type: "sgd", learningRate: 1e-12 };
     const strong: Augmentation = { brightness: 1, contrast: 1, rotation: 90, flipHorizontal: true };
     const a = await run(config(tiny, strong, 1));
     const b = await run(config(tiny, undefined, 1));

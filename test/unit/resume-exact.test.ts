@@ -158,3 +158,39 @@ test("checkpoints only carry optimizer state when the optimizer is included", as
   assert.equal(restored.optimizer, undefined);
   tf.dispose([model, restored] as unknown as tf.Tensor[]);
 });
+
+test("suspended inside an epoch and resumed from that checkpoint, training ends bit for bit where the uninterrupted run ends", async () => {
+  for (const optimizer of [OPTIMIZERS.adam, OPTIMIZERS.momentum]) {
+    const straight = await straightRun(optimizer);
+    // Suspend in epoch 4 before its 6th batch (5 done), as a pause or a worker shutting down does.
+    const model = await withSeededRandom(deriveSeed(SEED, 0), () => buildModel(spec).model);
+    compileForTraining(model, optimizer, "categoricalCrossentropy");
+    let polls = 0;
+    let mid: { checkpoint: StoredModel; epoch: number; within: import("../../lib/engine/train/trainer.ts").WithinEpoch } | undefined;
+    const first = await train(model, data, config(optimizer), "categoricalCrossentropy", {
+      shouldStop: () => (++polls === 3 * 15 + 6 ? "suspend" : polls % 7 === 0 ? "checkpoint" : false),
+      onCheckpoint: async (epoch, within) => {
+        mid = { checkpoint: await saveModel(model, true), epoch, within: JSON.parse(JSON.stringify(within)) };
+      },
+    });
+    model.dispose();
+    assert.deepEqual(first.suspended, { epoch: 4, within: mid!.within });
+    assert.equal(mid!.within.batch, 5);
+    assert.equal(first.lastEpoch, 3);
+    const resumed = await loadModel(throughDatabase(mid!.checkpoint));
+    const metrics: EpochMetrics[] = [];
+    let last: StoredModel | undefined;
+    await train(resumed, data, config(optimizer), "categoricalCrossentropy", {
+      onEpochEnd: async (epoch, m) => {
+        metrics[epoch] = m;
+        last = await saveModel(resumed, true);
+      },
+    }, mid!.epoch - 1, mid!.within);
+    resumed.dispose();
+    assert.deepEqual(metrics[4], straight.metrics[4], "the interrupted epoch's metrics count the batches before and after the suspension");
+    assert.deepEqual(metrics[EPOCHS], straight.metrics[EPOCHS]);
+    // Every weight and optimizer slot, bit for bit (slot names may carry a suffix: a second model was built in this process).
+    assert.deepEqual(last!.weightSpecs.map((w) => w.shape), straight.checkpoints[EPOCHS].weightSpecs.map((w) => w.shape));
+    assert.ok(Buffer.from(last!.weights).equals(Buffer.from(straight.checkpoints[EPOCHS].weights)), "the weights and optimizer state differ");
+  }
+});

@@ -45,6 +45,8 @@ export interface TrainConfig {
   seed: number;
   /** "perceptron": Rosenblatt's rule for a single dense layer with a step activation. */
   mode?: "backprop" | "perceptron";
+  /** Truncated backpropagation through time (tbptt.ts): windows of `window` steps, the recurrent state carried across them. */
+  tbptt?: { window: number };
   /** Rows to train and validate on (e.g. a stratified split made by the caller); default: a seeded split by validationSplit. */
   split?: { train: Int32Array; validation: Int32Array };
   /** Random transforms of the training images, per batch (never of validation rows); see augment.ts. */
@@ -103,13 +105,29 @@ export interface TrainHooks {
   onEpochEnd?: (epoch: number, metrics: EpochMetrics, verdict?: EpochVerdict, health?: EpochHealth) => Promise<void | EpochStop>;
   /** After each batch: its epoch (1-based), its number in the epoch (1-based), batches per epoch and rows in it. */
   onBatchEnd?: (epoch: number, batch: number, batches: number, rows: number) => Promise<void> | void;
-  /** Polled between batches: true stops training before the next batch. */
-  shouldStop?: () => Promise<boolean> | boolean;
+  /**
+   * Polled before each batch. true or "cancel": stop at once (nothing stored). "checkpoint": store a
+   * mid-epoch checkpoint (onCheckpoint) and go on. "suspend": store one and stop (a pause, a worker
+   * shutting down): the result says where, and train() resumes there given `within`.
+   */
+  shouldStop?: () => Promise<boolean | BatchControl> | boolean | BatchControl;
+  /** Stores a mid-epoch checkpoint: the model as it stands after `within.batch` batches of `epoch`. */
+  onCheckpoint?: (epoch: number, within: WithinEpoch) => Promise<void>;
+}
+
+export type BatchControl = "cancel" | "checkpoint" | "suspend";
+
+/** How far into an epoch training stands: batches done, and the epoch's running sums (its metrics at the end). */
+export interface WithinEpoch {
+  batch: number;
+  tally: { loss: number; outputLoss: number[]; correct: number[] };
 }
 
 export interface TrainResult {
   /** Cancelled (shouldStop). */
   stopped: boolean;
+  /** Suspended inside an epoch ("suspend"), after its checkpoint was stored: where. */
+  suspended?: { epoch: number; within: WithinEpoch };
   lastEpoch: number;
   metrics: EpochMetrics;
   /** Ended by early stopping before the last epoch: why, and the best epoch (whose weights restoreBestWeights wants). */

@@ -11,7 +11,8 @@ import { LearningRateSchedule } from "./lr-schedule.ts";
 import { evaluateReport, metricsOf, objectivesOf, outputShapesOf, type Tally } from "./metrics.ts";
 import { setLearningRate } from "./optimizers.ts";
 import { perceptronParts, perceptronStep } from "./perceptron.ts";
-import { TrainingDivergedError, TrainingSetupError, type EpochMetrics, type Objective, type EpochHealth, type TrainConfig, type TrainData, type TrainHooks, type TrainResult } from "./train-types.ts";
+import { Tbptt } from "./tbptt.ts";
+import { TrainingDivergedError, TrainingSetupError, type EpochMetrics, type Objective, type EpochHealth, type TrainConfig, type TrainData, type TrainHooks, type TrainResult, type WithinEpoch } from "./train-types.ts";
 
 export * from "./train-types.ts";
 export { compileForTraining, createOptimizer } from "./optimizers.ts";
@@ -26,9 +27,11 @@ export function splitIndices(rows: number, validationSplit: number, seed: number
 
 /**
  * Trains a compiled model from `startEpoch` (0 for a fresh job, the checkpoint's epoch to resume)
- * to cfg.epochs. Math.random is seeded per epoch for the duration of that epoch.
+ * to cfg.epochs; `within` resumes inside epoch startEpoch + 1 (a mid-epoch checkpoint). Math.random
+ * is seeded per batch, from (seed, epoch, batch): a run resumed at any batch draws what the
+ * uninterrupted one would have.
  */
-export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainConfig, objective: Objective, hooks: TrainHooks = {}, startEpoch = 0): Promise<TrainResult> {
+export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainConfig, objective: Objective, hooks: TrainHooks = {}, startEpoch = 0, within?: WithinEpoch): Promise<TrainResult> {
   const optimizer = model.optimizer;
   if (!optimizer) throw new TrainingSetupError("train() needs a compiled model (compileForTraining)");
   const objectives = objectivesOf(model, objective);
@@ -64,6 +67,8 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   };
   // Label smoothing and class weights shape the training loss only; validation and test losses are plain.
   const shaping: LossShaping[] = objectives.map((_, k) => ({ labelSmoothing: cfg.labelSmoothing, classWeights: cfg.classWeights?.[k] }));
+  // Truncated BPTT: the batch step cut into windows along time, the recurrent state carried across them (tbptt.ts).
+  const tbptt = cfg.tbptt ? new Tbptt(model, cfg.tbptt.window, { objectives, logits, shaping, vars, decayed, weightDecay: cfg.optimizer.weightDecay, clip: cfg.gradientClipping ? (g) => clipGradients(g, cfg.gradientClipping!) : undefined }) : undefined;
   const series: EpochDiagnostics[] = [];
   const raised = new Set<string>();
   for (const past of cfg.diagnosticsHistory?.filter((d) => d.epoch <= startEpoch) ?? []) {
@@ -84,14 +89,29 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
     for (let epoch = startEpoch + 1; epoch <= cfg.epochs; epoch++) {
       const random = mulberry32(deriveSeed(cfg.seed, epoch));
       const order = permutation(trainIdx.length, random);
-      const tally: Tally = { loss: 0, outputLoss: objectives.map(() => 0), correct: objectives.map(() => 0) };
+      const resumed = epoch === startEpoch + 1 ? within : undefined;
+      const tally: Tally = resumed
+        ? { loss: resumed.tally.loss, outputLoss: [...resumed.tally.outputLoss], correct: [...resumed.tally.correct] }
+        : { loss: 0, outputLoss: objectives.map(() => 0), correct: objectives.map(() => 0) };
       let stopped = false;
-      await withSeededRandom(deriveSeed(cfg.seed, epoch + 0x10000), async () => {
-        for (let start = 0; start < order.length; start += cfg.batchSize) {
-          if (hooks.shouldStop && (await hooks.shouldStop())) {
+      let suspended: WithinEpoch | undefined;
+      const epochSeed = deriveSeed(cfg.seed, epoch + 0x10000);
+      await withSeededRandom(epochSeed, async () => {
+        for (let start = (resumed?.batch ?? 0) * cfg.batchSize; start < order.length; start += cfg.batchSize) {
+          const control = hooks.shouldStop ? await hooks.shouldStop() : false;
+          if (control === true || control === "cancel") {
             stopped = true;
             return;
           }
+          if (control === "checkpoint" || control === "suspend") {
+            const at: WithinEpoch = { batch: start / cfg.batchSize, tally: { loss: tally.loss, outputLoss: [...tally.outputLoss], correct: [...tally.correct] } };
+            await hooks.onCheckpoint?.(epoch, at);
+            if (control === "suspend") {
+              suspended = at;
+              return;
+            }
+          }
+          Math.random = mulberry32(deriveSeed(epochSeed, start / cfg.batchSize));
           const batchIdx = order.subarray(start, Math.min(start + cfg.batchSize, order.length));
           if (schedule) {
             rate = schedule.rateAt(epoch, Math.floor(start / cfg.batchSize));
@@ -113,6 +133,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
               const [l, c] = perceptronStep(perceptron, xb[0], ybs[0], rate);
               return [l, [l], [c]];
             }
+            if (tbptt) return tbptt.step(xb, ybs, rate);
             let preds: tf.Tensor[] = [];
             let terms: tf.Scalar[] = [];
             const { value, grads } = tf.variableGrads(() => {
@@ -147,6 +168,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
         }
       });
       if (stopped) return { stopped: true, lastEpoch, metrics };
+      if (suspended) return { stopped: false, lastEpoch, metrics, suspended: { epoch, within: suspended } };
 
       metrics = metricsOf(objectives, outputShapes, tally, order.length);
       // Validation: loss, accuracy and per-class scores named by class; the confusion matrices go with the epoch's diagnostics.

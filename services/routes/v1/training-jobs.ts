@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
 import { CURVE_MEDIA_TYPES, type CurveFormat } from "../../../lib/training/learning-curves.ts";
-import { createTrainingJobSchema, diagnosticSeriesSchema, metricSeriesSchema, trainingJobSchema } from "../../../lib/training/training-job-schema.ts";
+import { continueTrainingJobSchema, createTrainingJobSchema, diagnosticSeriesSchema, metricSeriesSchema, trainingJobSchema } from "../../../lib/training/training-job-schema.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
 
@@ -120,6 +120,39 @@ export const trainingJobRoutes: FastifyPluginAsyncZod = async (app) => {
       params, response: { 202: trainingJobSchema, 401: problemSchema, 404: problemSchema, 503: problemSchema },
     },
   }, async (request, reply) => reply.status(202).send(await jobs.cancel(tenantOf(request), request.params.id)));
+
+  // `::` is the router's escape for a literal colon: /v1/training-jobs/<id>:pause.
+  const actionPath = (action: string) => `/v1/training-jobs/:id(^[0-9a-fA-F-]{1,64})::${action}`;
+  app.post(actionPath("pause"), {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "pauseTrainingJob", tags: ["training"], security,
+      summary: "Pause a job: a queued one at once, a running one at its next batch boundary, with a checkpoint there",
+      params, response: { 202: trainingJobSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema },
+    },
+  }, async (request, reply) => reply.status(202).send(await jobs.pause(tenantOf(request), request.params.id)));
+
+  app.post(actionPath("resume"), {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "resumeTrainingJob", tags: ["training"], security,
+      summary: "Resume a paused job from its checkpoint (or withdraw a pause not yet taken)",
+      params, response: { 202: trainingJobSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema, 503: problemSchema },
+    },
+  }, async (request, reply) => reply.status(202).send(await jobs.resume(tenantOf(request), request.params.id)));
+
+  app.post(actionPath("continue"), {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "continueTrainingJob", tags: ["training"], security,
+      summary: "Train a finished job's model for more epochs from its last checkpoint, as a new job (a new version when it succeeds)",
+      params, body: continueTrainingJobSchema,
+      response: { 202: trainingJobSchema, 400: problemSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema, 503: problemSchema },
+    },
+  }, async (request, reply) => {
+    const job = await jobs.continue(tenantOf(request), request.params.id, request.body);
+    return reply.status(202).header("location", `/v1/training-jobs/${job.id}`).send(job);
+  });
 };
 
 const eventStreamSchema = z.custom<Readable>((v) => v instanceof Readable).meta({ type: "string", description: "Server-Sent Events: `id: <stream id>`, `event: status|progress|epoch|warning|end`, `data: <JSON>` (TrainingStatusEvent, TrainingProgress, TrainingEpochEvent, TrainingWarningEvent; `end` has `{status}`)." });
