@@ -139,6 +139,7 @@ export const trainingJobSchema = z
     pauseRequested: z.boolean().describe("A pause was asked for; the worker pauses the job at the next batch boundary."),
     waitingReason: z.string().nullable().describe("Why a queued job is not running yet (its tenant's limit of running jobs); null when nothing holds it."),
     continuedFrom: z.uuid().nullable().describe("The finished job this one continues (:continue), from that job's last checkpoint."),
+    study: z.object({ id: z.uuid(), trial: z.number().int(), params: z.record(z.string(), z.unknown()) }).nullable().describe("The hyperparameter study this job is a trial of, its number and the values it tries; null for a job of its own."),
     attempts: z.number().int().describe("Attempts so far. A dead worker or process, or a transient error, starts another, which resumes from the last checkpoint."),
     lastInterruption: z.string().nullable().describe("What last interrupted the job (an attempt that stopped, an unreachable database) and how it went on; null if nothing did."),
     modelVersion: z.number().int().nullable().describe("The model version this job produced, once it succeeded."),

@@ -29,7 +29,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
 
 type JobRow = {
   id: string; status: TrainingJobView["status"]; datasetId: string; hyperparameters: unknown; epoch: number; epochs: number;
-  metrics: unknown; warnings: unknown; stoppedEarly: string | null; error: string | null; cancelRequested: boolean; pauseRequested: boolean; waitingReason: string | null; continuedFromId: string | null; attempts: number; lastInterruption: string | null; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
+  metrics: unknown; warnings: unknown; stoppedEarly: string | null; error: string | null; cancelRequested: boolean; pauseRequested: boolean; waitingReason: string | null; continuedFromId: string | null; studyId: string | null; trial: number | null; trialParams: unknown; attempts: number; lastInterruption: string | null; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
   model: { name: string }; version: { version: number } | null;
 };
 
@@ -58,7 +58,8 @@ function toView(row: JobRow, live?: ProgressSnapshot): TrainingJobView {
     progress: progressOf(row, live),
     metrics: (row.metrics as Record<string, number> | null) ?? null,
     warnings: (row.warnings as TrainingJobView["warnings"] | null) ?? [], stoppedEarly: row.stoppedEarly, error: row.error, cancelRequested: row.cancelRequested,
-    pauseRequested: row.pauseRequested, waitingReason: row.status === "queued" ? row.waitingReason : null, continuedFrom: row.continuedFromId, attempts: row.attempts, lastInterruption: row.lastInterruption, modelVersion: row.version?.version ?? null,
+    pauseRequested: row.pauseRequested, waitingReason: row.status === "queued" ? row.waitingReason : null, continuedFrom: row.continuedFromId,
+    study: row.studyId ? { id: row.studyId, trial: row.trial ?? 0, params: (row.trialParams as Record<string, unknown> | null) ?? {} } : null, attempts: row.attempts, lastInterruption: row.lastInterruption, modelVersion: row.version?.version ?? null,
     createdAt: row.createdAt.toISOString(), startedAt: row.startedAt?.toISOString() ?? null, finishedAt: row.finishedAt?.toISOString() ?? null,
   };
 }

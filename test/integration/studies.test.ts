@@ -78,6 +78,9 @@ test("a grid of 8 trials over width and learning rate runs across two worker pro
   const version = await inject({ url: `/v1/models/${study.best.model}/versions/${study.best.version}`, headers: auth });
   assert.equal(version.statusCode, 200, version.body);
   assert.equal(version.json().jobId, study.best.jobId);
+  // The trial's job says which study and trial it is, and what it tried.
+  const trialJob = (await inject({ url: `/v1/training-jobs/${top.jobId}`, headers: auth })).json();
+  assert.deepEqual(trialJob.study, { id: study.id, trial: top.trial, params: top.params });
   assert.equal((await env.app.db.study.findUniqueOrThrow({ where: { id: study.id } })).bestJobId, study.best.jobId, "the best trial is recorded");
 
   // ASHA stopped at least one trial at a rung; a stopped trial still succeeded with a version.
