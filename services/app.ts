@@ -8,16 +8,20 @@ import { bodyGuardPlugin } from "./plugins/body-guard.ts";
 import { domainPlugin } from "./plugins/domain.ts";
 import { errorHandlerPlugin, frameworkError } from "./plugins/error-handler.ts";
 import { infrastructurePlugin } from "./plugins/infrastructure.ts";
+import { metricsPlugin } from "./plugins/metrics.ts";
+import { rateLimitPlugin } from "./plugins/rate-limit.ts";
 import { swaggerPlugin } from "./plugins/swagger.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { apiKeyRoutes } from "./routes/v1/api-keys.ts";
 import { builtinDatasetRoutes } from "./routes/v1/builtin-datasets.ts";
 import { datasetRoutes } from "./routes/v1/datasets.ts";
 import { infoRoutes } from "./routes/v1/info.ts";
+import { modelExportRoutes } from "./routes/v1/model-export.ts";
 import { modelRoutes } from "./routes/v1/models.ts";
 import { templateRoutes } from "./routes/v1/templates.ts";
 import { studyRoutes } from "./routes/v1/studies.ts";
 import { trainingJobRoutes } from "./routes/v1/training-jobs.ts";
+import { inferenceRoutes } from "./routes/v2/inference.ts";
 import { SERVICE_VERSION } from "./version.ts";
 
 export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServerOptions["logger"] } = {}) {
@@ -37,6 +41,9 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(bodyGuardPlugin);
   await app.register(swaggerPlugin, { version: SERVICE_VERSION });
   await app.register(infrastructurePlugin, { config });
+  // Before auth, so that its onRequest starts the clock first; rate limits read the principal later (preParsing).
+  await app.register(metricsPlugin);
+  await app.register(rateLimitPlugin);
   await app.register(domainPlugin);
   await app.register(authPlugin);
 
@@ -46,9 +53,11 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(datasetRoutes);
   await app.register(builtinDatasetRoutes);
   await app.register(modelRoutes);
+  await app.register(modelExportRoutes);
   await app.register(trainingJobRoutes);
   await app.register(studyRoutes);
   await app.register(templateRoutes);
+  await app.register(inferenceRoutes, { prefix: "/v2" });
   return app;
 }
 

@@ -1,5 +1,6 @@
 // The one description of Trainyard's configuration. Both processes parse the environment once at
 // start-up with these schemas; a bad value stops the process with every problem listed.
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 
 export const BACKENDS = ["auto", "tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
@@ -37,8 +38,31 @@ export const apiConfigSchema = z.object({
   TRAINYARD_MAX_FLOPS: z.coerce.number().positive().default(2e10),
   /** Largest number of rows one predict call may send. */
   TRAINYARD_MAX_PREDICT_INSTANCES: z.coerce.number().int().positive().default(10_000),
-  /** How many trained model versions the API keeps loaded for inference. */
+  /** How many trained model versions the API keeps loaded for inference (across its inference threads). */
   TRAINYARD_MODEL_CACHE_SIZE: z.coerce.number().int().positive().default(16),
+  /** How long a replica serves a cached version lookup (which version a model, number or alias means) before asking Postgres again: the bound on seeing versions registered by workers. */
+  TRAINYARD_VERSION_LOOKUP_TTL_MS: z.coerce.number().int().min(0).default(2000),
+  /** Memory for loaded model versions across the inference threads (weights plus an estimate), in bytes; least recently used go first. */
+  TRAINYARD_MODEL_CACHE_BYTES: z.coerce.number().int().positive().default(1024 * 1024 * 1024),
+  /** Threads that run inference off the event loop; default the cores less one (at least one). */
+  TRAINYARD_INFERENCE_THREADS: z.coerce.number().int().min(1).max(256).default(Math.max(1, availableParallelism() - 1)),
+  /** Most rows one forward pass takes when concurrent predict requests of one version are batched. */
+  TRAINYARD_BATCH_MAX_SIZE: z.coerce.number().int().min(1).default(64),
+  /** Longest a predict request waits for others to share its forward pass (0: no batching). */
+  TRAINYARD_BATCH_MAX_DELAY_MS: z.coerce.number().min(0).max(1000).default(2),
+  /** Predict requests per second per tenant, shared by all replicas (0: no limit); beyond it a 429 with Retry-After. */
+  TRAINYARD_RATE_LIMIT_PREDICT_PER_SECOND: z.coerce.number().min(0).default(500),
+  /** Predict requests a tenant may send at once after a quiet spell (the token bucket's size). */
+  TRAINYARD_RATE_LIMIT_PREDICT_BURST: z.coerce.number().int().positive().default(1000),
+  /** Dataset uploads and built-in imports per minute per tenant (0: no limit). */
+  TRAINYARD_RATE_LIMIT_UPLOADS_PER_MINUTE: z.coerce.number().min(0).default(60),
+  /** Uploads a tenant may start at once after a quiet spell. */
+  TRAINYARD_RATE_LIMIT_UPLOADS_BURST: z.coerce.number().int().positive().default(20),
+  /** A bearer token that may read /metrics and nothing else (for Prometheus); the admin key may too. */
+  TRAINYARD_METRICS_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
+  /** `true` opens /metrics without a key, for a port only the scraper can reach. */
+  // A boolean passes too, so that a parsed config parses again.
+  TRAINYARD_METRICS_PUBLIC: z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")]).default(false),
 });
 
 export const workerConfigSchema = z.object({

@@ -27,7 +27,7 @@ export const modelSchema = z
     inputs: z.array(z.object({ name: z.string(), shape })).describe("Every input, in order; a dataset feeds them by name (a one-input model takes any one-input dataset)."),
     outputShape: shape.describe("Shape of the (first) output."),
     outputs: z.array(z.object({ name: z.string(), shape })).describe("Every output, in order; a dataset's labels train them by name (a one-output model takes any one-output dataset)."),
-    latestVersion: z.number().int().nullable().describe("Version served by :predict; null until a training job succeeds."),
+    latestVersion: z.number().int().nullable().describe("The newest version (served by :predict unless the model has a default alias); null until a training job succeeds."),
     createdAt: z.iso.datetime(),
   })
   .meta({ id: "Model" });
@@ -36,10 +36,36 @@ export type ModelView = z.infer<typeof modelSchema>;
 export const modelVersionSchema = z
   .object({
     version: z.number().int(),
-    jobId: z.uuid().describe("The training job that produced it."),
-    signature: signatureSchema,
+    jobId: z.uuid().nullable().describe("The training job that produced it; null for a version imported from elsewhere."),
+    datasetId: z.uuid().nullable().describe("The dataset its job trained on (null when imported, or when the job recorded none)."),
+    signature: signatureSchema.describe("How to call it: inputs (raw shapes and the preprocessing fitted on the training split) and outputs (task, classes)."),
     metrics: z.record(z.string(), z.number()).describe("The last epoch's metrics, and test_ metrics when the job held out a test split."),
+    sizeBytes: z.number().int().describe("Bytes of its stored weights."),
+    aliases: z.array(z.string()).describe("The aliases that point at it."),
     createdAt: z.iso.datetime(),
   })
   .meta({ id: "ModelVersion" });
 export type ModelVersionView = z.infer<typeof modelVersionSchema>;
+
+/** Alias names are never all digits, so a target is a version number or an alias, never both. */
+export const aliasNameSchema = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,62}$/, "must be 1-63 letters, digits, '_', '.', '-', starting with a letter");
+
+export const modelAliasSchema = z
+  .object({ name: z.string(), version: z.number().int(), updatedAt: z.iso.datetime() })
+  .meta({ id: "ModelAlias", description: "A name that points at one version; moving it is atomic." });
+export type ModelAliasView = z.infer<typeof modelAliasSchema>;
+
+export const modelAliasesSchema = z
+  .object({
+    defaultAlias: z.string().nullable().describe("The alias a prediction without a version or alias uses; null: the latest version."),
+    aliases: z.array(modelAliasSchema),
+  })
+  .meta({ id: "ModelAliases" });
+export type ModelAliasesView = z.infer<typeof modelAliasesSchema>;
+
+export const moveAliasSchema = z.object({ version: z.number().int().positive() }).meta({ id: "MoveAlias" });
+export const setDefaultAliasSchema = z
+  .object({ alias: aliasNameSchema.nullable().describe("An existing alias, or null to serve the latest version.") })
+  .meta({ id: "SetDefaultAlias" });

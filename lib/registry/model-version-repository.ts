@@ -18,9 +18,14 @@ export interface NewVersion {
   metrics: Record<string, number>;
 }
 
-const VIEW = { version: true, jobId: true, signature: true, metrics: true, createdAt: true } as const;
-const toView = (r: { version: number; jobId: string; signature: unknown; metrics: unknown; createdAt: Date }): ModelVersionView => ({
-  version: r.version, jobId: r.jobId, signature: readSignature(r.signature), metrics: r.metrics as Record<string, number>, createdAt: r.createdAt.toISOString(),
+const VIEW = {
+  version: true, jobId: true, signature: true, metrics: true, sizeBytes: true, createdAt: true,
+  job: { select: { datasetId: true } }, aliases: { select: { name: true }, orderBy: { name: "asc" } },
+} as const;
+type ViewRow = { version: number; jobId: string | null; signature: unknown; metrics: unknown; sizeBytes: number; createdAt: Date; job: { datasetId: string } | null; aliases: { name: string }[] };
+const toView = (r: ViewRow): ModelVersionView => ({
+  version: r.version, jobId: r.jobId, datasetId: r.job?.datasetId ?? null, signature: readSignature(r.signature), metrics: r.metrics as Record<string, number>,
+  sizeBytes: r.sizeBytes, aliases: r.aliases.map((a) => a.name), createdAt: r.createdAt.toISOString(),
 });
 
 export interface VersionRef {
@@ -28,24 +33,63 @@ export interface VersionRef {
   version: number;
 }
 
+/** Which version a request means: the model's default (its default alias, else the latest), a number, or an alias. */
+export type VersionTarget = { kind: "default" } | { kind: "version"; version: number } | { kind: "alias"; alias: string };
+
+/** What serving needs to call a version without reading it again: its id, number, signature and output shapes (-1 for a free dimension). */
+export interface ResolvedVersion extends VersionRef {
+  signature: Signature;
+  outputShapes: number[][];
+}
+
 export class ModelVersionRepository {
   constructor(private readonly db: Db) {}
 
   /**
-   * Registers a job's version inside the caller's transaction, numbered after the model's latest.
-   * Two jobs of one model may finish together: the unique (model, version) refuses the second
-   * with P2002, and the caller retries its transaction.
+   * Registers a version inside the caller's transaction, numbered after the model's latest, and
+   * returns its number. A job's version is registered once (registering it again returns the
+   * first); an imported version has no job. Two versions of one model may land together: the
+   * unique (model, version) refuses the second with P2002, and the caller retries its transaction.
    */
-  static async register(tx: Prisma.TransactionClient, v: NewVersion): Promise<void> {
-    const existing = await tx.modelVersion.findUnique({ where: { jobId: v.jobId }, select: { id: true } });
-    if (existing) return;
+  static async register(tx: Prisma.TransactionClient, v: NewVersion | (Omit<NewVersion, "jobId"> & { jobId: null })): Promise<number> {
+    if (v.jobId !== null) {
+      const existing = await tx.modelVersion.findUnique({ where: { jobId: v.jobId }, select: { version: true } });
+      if (existing) return existing.version;
+    }
     const last = await tx.modelVersion.findFirst({ where: { modelId: v.modelId }, orderBy: { version: "desc" }, select: { version: true } });
+    const version = (last?.version ?? 0) + 1;
     await tx.modelVersion.create({
       data: {
-        id: randomUUID(), tenantId: v.tenantId, modelId: v.modelId, version: (last?.version ?? 0) + 1, jobId: v.jobId,
-        signature: v.signature as object, topology: v.model.topology, weightSpecs: v.model.weightSpecs as object[], weights: v.model.weights, metrics: v.metrics,
+        id: randomUUID(), tenantId: v.tenantId, modelId: v.modelId, version, jobId: v.jobId,
+        signature: v.signature as object, topology: v.model.topology, weightSpecs: v.model.weightSpecs as object[], weights: v.model.weights, sizeBytes: v.model.weights.byteLength, metrics: v.metrics,
       },
     });
+    return version;
+  }
+
+  /**
+   * The version a target means, with what serving needs to call it. The version lookup cache in
+   * lib/serving calls this on a miss; a default alias that points nowhere cannot happen (an alias
+   * that is a model's default is not deleted).
+   */
+  async resolve(tenantId: string, modelName: string, target: VersionTarget): Promise<ResolvedVersion> {
+    const model = await this.db.model.findUnique({ where: { tenantId_name: { tenantId, name: modelName } }, select: { id: true, defaultAlias: true, outputs: true } });
+    if (!model) throw new NotFoundError("model", modelName);
+    const outputShapes = (model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape.map((d) => d ?? -1));
+    const select = { id: true, version: true, signature: true } as const;
+    let row: { id: string; version: number; signature: unknown } | null;
+    const alias = target.kind === "alias" ? target.alias : target.kind === "default" ? model.defaultAlias : null;
+    if (alias !== null) {
+      row = (await this.db.modelAlias.findUnique({ where: { modelId_name: { modelId: model.id, name: alias } }, select: { version: { select } } }))?.version ?? null;
+      if (!row) throw new NotFoundError("model alias", `${modelName}/${alias}`);
+    } else if (target.kind === "version") {
+      row = await this.db.modelVersion.findUnique({ where: { modelId_version: { modelId: model.id, version: target.version } }, select });
+      if (!row) throw new NotFoundError("model version", `${modelName}/${target.version}`);
+    } else {
+      row = await this.db.modelVersion.findFirst({ where: { modelId: model.id }, orderBy: { version: "desc" }, select });
+      if (!row) throw new ConflictError(`model '${modelName}' has no trained version yet; train it with POST /v1/training-jobs`);
+    }
+    return { id: row.id, version: row.version, signature: readSignature(row.signature), outputShapes };
   }
 
   /** The version :predict serves: the model's latest. */
@@ -64,6 +108,13 @@ export class ModelVersionRepository {
     const row = await this.db.modelVersion.findUnique({ where: { modelId_version: { modelId: model, version } }, select: { id: true, version: true } });
     if (!row) throw new NotFoundError("model version", `${modelName}/${version}`);
     return row;
+  }
+
+  /** A model's version numbers, newest first. */
+  async numbers(tenantId: string, modelName: string): Promise<number[]> {
+    const model = await this.modelId(tenantId, modelName);
+    const rows = await this.db.modelVersion.findMany({ where: { modelId: model }, select: { version: true }, orderBy: { version: "desc" }, take: 1000 });
+    return rows.map((r) => r.version);
   }
 
   /** The versions of a model, newest first, without their weights. */

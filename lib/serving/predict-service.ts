@@ -1,110 +1,140 @@
-// Inference: the latest successful version of a model, loaded once into memory and kept in a
-// small LRU, answering TensorFlow Serving's row format.
+// Inference: resolve the version a request targets (the lookup cache: no database round trip on
+// a hit), parse the request in its protocol, check and preprocess the inputs, run the model,
+// format the answer. Running the model is one method, `runModel`, with a fixed contract, so that
+// the in-process tfjs runtime (default, with its LRU of loaded versions) can be swapped for
+// another (a worker-thread pool) passed to the constructor.
 import * as tf from "@tensorflow/tfjs";
-import { flattenInto } from "../data/nested.ts";
-import { applyPreprocessing, encodeTabularInstance, fittedShape } from "../data/preprocessing/preprocessor.ts";
 import type { Db } from "../db/prisma.ts";
 import { loadModel } from "../engine/model-io.ts";
-import { ValidationError } from "../errors.ts";
-import { ModelVersionRepository } from "../registry/model-version-repository.ts";
-import type { Signature } from "../registry/signature.ts";
+import { DomainError, ValidationError } from "../errors.ts";
+import { ModelVersionRepository, type ResolvedVersion, type VersionTarget } from "../registry/model-version-repository.ts";
+import { formatInfer, type InferRequest, modelMetadata, parseInfer, selectOutputs } from "./protocols/kserve-v2.ts";
+import { packInputs, type RawInputs, type Tensor, type TopClass, topK } from "./protocols/tensors.ts";
+import { formatOf, formatTfPredict, parseTfPredict, type TfPredictRequest, tfModelMetadata, tfModelStatus } from "./protocols/tf-serving.ts";
+import { VersionResolver } from "./version-resolver.ts";
 
-interface Loaded {
-  model: tf.LayersModel;
-  signature: Signature;
+/**
+ * Runs a version's forward pass. Inputs are already preprocessed, in the model's input order,
+ * batch axis first; outputs are in the model's output order, batch axis first.
+ */
+export type RunModel = (versionId: string, inputs: Tensor[]) => Promise<Tensor[]>;
+
+export interface PredictOptions {
+  /** Loaded versions the default in-process runtime keeps. */
+  cacheSize: number;
+  maxInstances: number;
+  /** How long a cached version lookup may be served without asking Postgres again. */
+  lookupTtlMs: number;
+  /** Another runtime; default: tfjs in this process. */
+  run?: RunModel;
 }
 
-type Nested = number | Nested[];
-/** One instance's outputs: the output itself, or for a model with several outputs, an object of them by name (TensorFlow Serving's row format). */
-export type Prediction = Nested[] | Record<string, Nested>;
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+type TopK = TopClass[][] | Record<string, TopClass[][]>;
 
 export class PredictService {
-  private readonly cache = new Map<string, Promise<Loaded>>();
+  readonly resolver: VersionResolver;
 
   private readonly versions: ModelVersionRepository;
 
-  constructor(db: Db, private readonly cacheSize: number, private readonly maxInstances: number) {
+  private readonly run: RunModel;
+
+  private readonly loaded = new Map<string, Promise<tf.LayersModel>>();
+
+  constructor(db: Db, private readonly opts: PredictOptions) {
     this.versions = new ModelVersionRepository(db);
+    this.resolver = new VersionResolver((t, m, target) => this.versions.resolve(t, m, target), opts.lookupTtlMs);
+    this.run = opts.run ?? ((versionId, inputs) => this.runModel(versionId, inputs));
   }
 
-  async predict(tenantId: string, name: string, instances: unknown[]): Promise<{ predictions: Prediction[]; version: number }> {
-    const latest = await this.versions.latest(tenantId, name);
-    if (instances.length > this.maxInstances) throw ValidationError.at("instances", `at most ${this.maxInstances} instances per call, got ${instances.length}`);
-
-    const loaded = await this.load(latest.id);
-    const { inputs, outputs } = loaded.signature;
-    const xs = this.readInstances(inputs, instances);
-    const predictions = tf.tidy((): Prediction[] => {
-      const x = xs.map((input) => tf.tensor(input.data, [instances.length, ...input.shape]));
-      const y = loaded.model.predict(x.length === 1 ? x[0] : x) as tf.Tensor | tf.Tensor[];
-      if (!Array.isArray(y)) return y.arraySync() as Nested[][];
-      const perOutput = y.map((t) => t.arraySync() as Nested[]);
-      return instances.map((_, i) => Object.fromEntries(outputs.map((o, k) => [o.name, perOutput[k][i]])));
-    });
-    return { predictions, version: latest.version };
+  resolve(tenantId: string, name: string, target: VersionTarget): Promise<ResolvedVersion> {
+    return this.resolver.resolve(tenantId, name, target);
   }
 
-  /**
-   * Checks every instance against the model's inputs and packs them, one buffer per input, then
-   * applies each input's fitted preprocessing (the training split's statistics) so that clients
-   * send raw values. An instance is the input itself (one-input models) or an object of inputs by
-   * name; a tabular input's row may also be an object of its columns by name, with category names.
-   */
-  private readInstances(inputs: Signature["inputs"], instances: unknown[]): { data: Float32Array; shape: number[] }[] {
-    const n = instances.length;
-    const widths = inputs.map((i) => i.shape.reduce((a, b) => a * b, 1));
-    const xs = widths.map((w) => new Float32Array(n * w));
-    const names = inputs.map((i) => i.name);
-    const readOne = (k: number, value: unknown, i: number, path: string) => {
-      const fitted = inputs[k].preprocessing;
-      if (fitted?.kind === "tabular") xs[k].set(encodeTabularInstance(fitted.columns, value, path), i * widths[k]);
-      else flattenInto(value, inputs[k].shape, path, xs[k], i * widths[k]);
-    };
-    instances.forEach((inst, i) => {
-      const byInputName = isRecord(inst) && (inputs.length > 1 || Object.keys(inst).every((key) => names.includes(key)));
-      if (inputs.length === 1 && !byInputName) return readOne(0, inst, i, `instances[${i}]`);
-      if (!isRecord(inst)) {
-        throw ValidationError.at(`instances[${i}]`, `the model has ${inputs.length} inputs (${names.join(", ")}): expected an object of them by name`);
-      }
-      const unknown = Object.keys(inst).filter((k) => !names.includes(k));
-      if (unknown.length) throw ValidationError.at(`instances[${i}].${unknown[0]}`, `is not an input of the model (its inputs: ${names.join(", ")})`);
-      inputs.forEach((input, k) => {
-        if (!(input.name in inst)) throw ValidationError.at(`instances[${i}]`, `lacks input '${input.name}'`);
-        readOne(k, inst[input.name], i, `instances[${i}].${input.name}`);
-      });
+  /** TensorFlow Serving's predict, row or columnar format; `topK` adds the k most probable classes. */
+  async tfPredict(tenantId: string, name: string, target: VersionTarget, body: TfPredictRequest, k?: number) {
+    const { version, signature, outputs } = await this.execute(tenantId, name, target, (v) => parseTfPredict(v.signature, body));
+    const topk: TopK | undefined = k ? topK(signature.outputs, outputs, k) : undefined;
+    return { version, body: { ...formatTfPredict(formatOf(body), signature, outputs), ...(topk ? { top_k: topk } : {}) } };
+  }
+
+  /** Open Inference Protocol's infer. */
+  async infer(tenantId: string, name: string, target: VersionTarget, body: InferRequest, k?: number) {
+    let selected: number[] = [];
+    const { version, signature, outputs } = await this.execute(tenantId, name, target, (v) => {
+      selected = selectOutputs(v.signature, body);
+      return parseInfer(v.signature, body);
     });
-    return xs.map((raw, k) => {
-      const fitted = inputs[k].preprocessing;
-      return fitted ? { data: applyPreprocessing(fitted, raw, n, "instances"), shape: fittedShape(fitted, inputs[k].shape) } : { data: raw, shape: inputs[k].shape };
+    const topk: TopK | undefined = k ? topK(signature.outputs, outputs, k) : undefined;
+    return { version, body: { ...formatInfer(name, version, signature, outputs, selected, body.id), ...(topk ? { top_k: topk } : {}) } };
+  }
+
+  /** TF Serving's model status: of the version a target means, or (no target) of every version. */
+  async tfStatus(tenantId: string, name: string, target?: VersionTarget) {
+    return tfModelStatus(target ? [(await this.resolve(tenantId, name, target)).version] : await this.versions.numbers(tenantId, name));
+  }
+
+  async tfMetadata(tenantId: string, name: string, target: VersionTarget) {
+    const v = await this.resolve(tenantId, name, target);
+    return tfModelMetadata(name, v.version, v.signature, v.outputShapes);
+  }
+
+  /** Open Inference Protocol's model metadata: the version a target means, and every version number. */
+  async inferMetadata(tenantId: string, name: string, target: VersionTarget) {
+    const [v, versions] = await Promise.all([this.resolve(tenantId, name, target), this.versions.numbers(tenantId, name)]);
+    return { version: v.version, body: modelMetadata(name, versions, v.signature, v.outputShapes) };
+  }
+
+  /** Open Inference Protocol's model readiness: a version the target means exists (and can be loaded on demand). */
+  async inferReady(tenantId: string, name: string, target: VersionTarget): Promise<boolean> {
+    try {
+      await this.resolve(tenantId, name, target);
+      return true;
+    } catch (err) {
+      if (err instanceof DomainError && err.status === 409) return false;
+      throw err;
+    }
+  }
+
+  private async execute(tenantId: string, name: string, target: VersionTarget, parse: (v: ResolvedVersion) => RawInputs) {
+    const resolved = await this.resolve(tenantId, name, target);
+    const raw = parse(resolved);
+    if (raw.batch > this.opts.maxInstances) throw ValidationError.at("instances", `at most ${this.opts.maxInstances} instances per call, got ${raw.batch}`);
+    const outputs = await this.run(resolved.id, packInputs(resolved.signature.inputs, raw));
+    return { version: resolved.version, signature: resolved.signature, outputs };
+  }
+
+  /** The forward pass in this process: tfjs, with an LRU of loaded versions. */
+  async runModel(versionId: string, inputs: Tensor[]): Promise<Tensor[]> {
+    const model = await this.load(versionId);
+    return tf.tidy(() => {
+      const x = inputs.map((i) => tf.tensor(i.data, i.shape));
+      const y = model.predict(x.length === 1 ? x[0] : x) as tf.Tensor | tf.Tensor[];
+      return (Array.isArray(y) ? y : [y]).map((t) => ({ data: new Float32Array(t.dataSync()), shape: t.shape.slice() }));
     });
   }
 
-  private load(versionId: string): Promise<Loaded> {
-    let entry = this.cache.get(versionId);
+  private load(versionId: string): Promise<tf.LayersModel> {
+    let entry = this.loaded.get(versionId);
     if (entry) {
       // Map keeps insertion order: re-inserting marks it most recently used.
-      this.cache.delete(versionId);
-      this.cache.set(versionId, entry);
+      this.loaded.delete(versionId);
+      this.loaded.set(versionId, entry);
       return entry;
     }
-    entry = (async () => {
-      const stored = await this.versions.load(versionId);
-      return { model: await loadModel(stored.model), signature: stored.signature };
-    })();
-    entry.catch(() => this.cache.delete(versionId));
-    this.cache.set(versionId, entry);
-    while (this.cache.size > this.cacheSize) {
-      const [oldest, value] = this.cache.entries().next().value!;
-      this.cache.delete(oldest);
-      value.then((l) => l.model.dispose(), () => {});
+    entry = this.versions.load(versionId).then((stored) => loadModel(stored.model));
+    entry.catch(() => this.loaded.delete(versionId));
+    this.loaded.set(versionId, entry);
+    while (this.loaded.size > this.opts.cacheSize) {
+      const [oldest, value] = this.loaded.entries().next().value!;
+      this.loaded.delete(oldest);
+      value.then((m) => m.dispose(), () => {});
     }
     return entry;
   }
 
   dispose(): void {
-    for (const entry of this.cache.values()) entry.then((l) => l.model.dispose(), () => {});
-    this.cache.clear();
+    for (const entry of this.loaded.values()) entry.then((m) => m.dispose(), () => {});
+    this.loaded.clear();
+    this.resolver.clear();
   }
 }

@@ -3,9 +3,15 @@ import fp from "fastify-plugin";
 import { ApiKeyService } from "../../lib/auth/api-key-service.ts";
 import { DatasetService } from "../../lib/data/dataset-service.ts";
 import { ModelService } from "../../lib/registry/model-service.ts";
+import { ModelExportService } from "../../lib/registry/export/model-export-service.ts";
+import { RegistryService } from "../../lib/registry/registry-service.ts";
 import { PredictService } from "../../lib/serving/predict-service.ts";
+import { InferenceRuntime } from "../../lib/serving/runtime/inference-runtime.ts";
+import { runtimeStatsFrom } from "../../lib/observability/metrics.ts";
 import { StudyService } from "../../lib/training/studies/study-service.ts";
 import { TrainingJobService } from "../../lib/training/training-job-service.ts";
+import { SERVICE_VERSION } from "../version.ts";
+import { redisInvalidationBus } from "./serving-invalidation.ts";
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -16,6 +22,9 @@ declare module "fastify" {
       trainingJobs: TrainingJobService;
       studies: StudyService;
       predict: PredictService;
+      registry: RegistryService;
+      runtime: InferenceRuntime;
+      exports: ModelExportService;
     };
   }
 }
@@ -23,9 +32,29 @@ declare module "fastify" {
 export const domainPlugin = fp(
   async (app) => {
     const { db, config } = app;
-    const predict = new PredictService(db, config.TRAINYARD_MODEL_CACHE_SIZE, config.TRAINYARD_MAX_PREDICT_INSTANCES);
+    // Forward passes and big spec builds run on worker threads, never on this event loop; the
+    // threads start with the first prediction or big validation (most test apps never need them).
+    const runtime = new InferenceRuntime({
+      databaseUrl: config.DATABASE_URL, backend: config.TRAINYARD_BACKEND, threads: config.TRAINYARD_INFERENCE_THREADS,
+      cacheBytes: config.TRAINYARD_MODEL_CACHE_BYTES, cacheEntries: config.TRAINYARD_MODEL_CACHE_SIZE,
+      maxBatchSize: config.TRAINYARD_BATCH_MAX_SIZE, maxDelayMs: config.TRAINYARD_BATCH_MAX_DELAY_MS,
+      lazyStart: true, log: (msg) => app.log.warn(msg),
+    });
+    // /metrics reads the runtime's counters (cache, batches, queue) at scrape time.
+    app.metrics.setRuntimeStatsSource(() => runtimeStatsFrom(runtime.stats()));
+    const predict = new PredictService(db, {
+      cacheSize: config.TRAINYARD_MODEL_CACHE_SIZE, maxInstances: config.TRAINYARD_MAX_PREDICT_INSTANCES, lookupTtlMs: config.TRAINYARD_VERSION_LOOKUP_TTL_MS,
+      run: (versionId, inputs) => runtime.run(versionId, inputs),
+    });
+    // A registry change drops this replica's cached lookups before the response, then tells the others.
+    const versionBus = redisInvalidationBus(app.redis, config.TRAINYARD_QUEUE_PREFIX, app.log);
+    versionBus.subscribe((tenantId, model) => predict.resolver.invalidate(tenantId, model));
+    const registry = new RegistryService(db, (tenantId, model) => {
+      predict.resolver.invalidate(tenantId, model);
+      void versionBus.publish(tenantId, model);
+    });
     const trainingJobs = new TrainingJobService(db, app.trainingQueue, app.redis, config.TRAINYARD_QUEUE_PREFIX);
-    const models = new ModelService(db, { maxParams: config.TRAINYARD_MAX_PARAMS, maxLayers: config.TRAINYARD_MAX_LAYERS, maxFlopsPerSample: config.TRAINYARD_MAX_FLOPS });
+    const models = new ModelService(db, { maxParams: config.TRAINYARD_MAX_PARAMS, maxLayers: config.TRAINYARD_MAX_LAYERS, maxFlopsPerSample: config.TRAINYARD_MAX_FLOPS }, runtime);
     // A dataset is not deleted while a job needs it; the training area owns jobs and answers which.
     const datasets = new DatasetService(db, (tenantId, datasetId) => trainingJobs.activeJobsUsing(tenantId, datasetId), {
       maxBytes: config.TRAINYARD_MAX_UPLOAD_BYTES, maxFileBytes: config.TRAINYARD_MAX_DATASET_BYTES, spoolDir: config.TRAINYARD_UPLOAD_DIR,
@@ -37,6 +66,10 @@ export const domainPlugin = fp(
       trainingJobs,
       studies: new StudyService(db, trainingJobs, models, app.flowProducer, app.redis, config.TRAINYARD_QUEUE_PREFIX),
       predict,
+      registry,
+      runtime,
+      // Imported versions (trained elsewhere) are registered like trained ones, and invalidate lookups.
+      exports: new ModelExportService(db, `Trainyard ${SERVICE_VERSION}`, 4, (v) => registry.registerImported(v)),
     });
     // Uploads whose writer died halfway stay invisible; every replica clears old ones now and then.
     const sweep = () => void datasets.sweepAbandoned().catch((err: Error) => app.log.warn({ err: err.message }, "sweeping abandoned uploads"));
@@ -45,6 +78,8 @@ export const domainPlugin = fp(
     app.addHook("onClose", async () => {
       clearInterval(sweeper);
       predict.dispose();
+      versionBus.close();
+      await runtime.close();
     });
   },
   { name: "domain", dependencies: ["infrastructure"] },

@@ -22,7 +22,9 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
   const db = await createTestDatabase();
   const prefix = `tytest-${randomBytes(4).toString("hex")}`;
   const adminKey = randomBytes(32).toString("hex");
-  const env = { DATABASE_URL: db.url, REDIS_URL, TRAINYARD_QUEUE_PREFIX: prefix, TRAINYARD_ADMIN_KEY: adminKey, LOG_LEVEL: "silent", TRAINYARD_BACKEND: process.env.TRAINYARD_BACKEND ?? "auto", ...overrides };
+  const env = { DATABASE_URL: db.url, REDIS_URL, TRAINYARD_QUEUE_PREFIX: prefix, TRAINYARD_ADMIN_KEY: adminKey, LOG_LEVEL: "silent", TRAINYARD_BACKEND: process.env.TRAINYARD_BACKEND ?? "auto",
+    // Tests send bursts no client would; the rate limits have a test of their own (rate-limit.test.ts).
+    TRAINYARD_RATE_LIMIT_PREDICT_PER_SECOND: "0", TRAINYARD_RATE_LIMIT_UPLOADS_PER_MINUTE: "0", ...overrides };
   const config = parseConfig(apiConfigSchema, env);
   const workerConfig = parseConfig(workerConfigSchema, { ...env, TRAINYARD_JOB_LOCK_MS: "5000" });
   const app = await buildApp(config);

@@ -66,7 +66,8 @@ export class StudyService {
     // Every trial is checked before anything is written: a bad one is a 400 naming it.
     const specChecks = new Map<string, { spec: ModelSpec; outputShapes: (number | null)[][] }>();
     const baseSpecKey = JSON.stringify(base.model.spec);
-    const trials: PlannedTrial[] = points.map((params, i) => {
+    const trials: PlannedTrial[] = [];
+    for (const [i, params] of points.entries()) {
       const n = i + 1;
       let spec: unknown = base.model.spec;
       let job: Record<string, unknown> = baseJob;
@@ -80,7 +81,7 @@ export class StudyService {
       const specKey = JSON.stringify(spec);
       let checked = specKey === baseSpecKey ? { spec: base.model.spec, outputShapes: base.model.outputShapes } : specChecks.get(specKey);
       if (!checked) {
-        checked = this.checkSpec(spec, paths, where, said);
+        checked = await this.checkSpec(spec, paths, where, said);
         specChecks.set(specKey, checked);
       }
       const parsed = parseJob(job, body.model, body.dataset, (p) => where(`job.${p}`), said);
@@ -98,8 +99,8 @@ export class StudyService {
         throw requalify(err, (p) => where(p === "model" || p === "dataset" || p.startsWith("spec") ? p : `job.${p}`), said);
       }
       const own = specKey === baseSpecKey ? undefined : { name: `${body.model.slice(0, 100 - tag.length - `-t${n}`.length)}${tag}-t${n}`, spec: checked.spec };
-      return { n, jobId: randomUUID(), params, hyperparameters, ...(own ? { own } : {}) };
-    });
+      trials.push({ n, jobId: randomUUID(), params, hyperparameters, ...(own ? { own } : {}) });
+    }
     if (request.asha) {
       const longest = Math.max(...trials.map((t) => t.hyperparameters.epochs));
       if (request.asha.minEpochs >= longest) throw ValidationError.at("asha.minEpochs", `must be below the trials' epochs (at most ${longest}), or no trial is ever compared`);
@@ -189,7 +190,7 @@ export class StudyService {
   }
 
   /** A trial's spec, checked as POST /v1/models checks one (schema, preflight, limits, build). */
-  private checkSpec(spec: unknown, paths: Map<string, FieldPath>, where: (p: string) => string, said: string): { spec: ModelSpec; outputShapes: (number | null)[][] } {
+  private async checkSpec(spec: unknown, paths: Map<string, FieldPath>, where: (p: string) => string, said: string): Promise<{ spec: ModelSpec; outputShapes: (number | null)[][] }> {
     const parsed = modelSpecSchema.safeParse(spec);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
@@ -205,7 +206,8 @@ export class StudyService {
       throw new ValidationError(parsed.error.issues.map((i) => ({ path: where(formatPath(["spec", ...i.path])), message: `${i.message}${said}` })));
     }
     try {
-      return { spec: parsed.data, outputShapes: this.models.validate(parsed.data).outputShapes };
+      // Built off the event loop when the model service has the inference runtime's builder.
+      return { spec: parsed.data, outputShapes: (await this.models.validate(parsed.data)).outputShapes };
     } catch (err) {
       throw requalify(err, where, said);
     }

@@ -22,7 +22,7 @@ export const builtinDatasetRoutes: FastifyPluginAsyncZod = async (app) => {
   }, async () => ({ datasets: builtins.list() }));
 
   app.post("/v1/datasets/builtin/:name", {
-    config: { auth: "tenant" },
+    config: { auth: "tenant", rateLimit: "uploads" },
     schema: {
       operationId: "importBuiltinDataset", tags: ["datasets"], security,
       summary: "Import a built-in data set, or generate one, as an ordinary dataset: {\"name\", ...parameters}",

@@ -67,7 +67,7 @@ export const datasetRoutes: FastifyPluginAsyncZod = async (app) => {
   await app.register(multipart, { limits: { ...MULTIPART_LIMITS, fileSize: Math.max(maxFileBytes, app.config.TRAINYARD_MAX_UPLOAD_BYTES) } });
 
   app.post("/v1/datasets", {
-    config: { auth: "tenant" },
+    config: { auth: "tenant", rateLimit: "uploads" },
     bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES,
     schema: {
       operationId: "createDataset", tags: ["datasets"], security,

@@ -1,0 +1,371 @@
+// `npm run bench:serving`: what serving costs, measured against the real API server
+// (services/server.ts, a process of its own) with autocannon, on this one machine, in one run.
+//
+// For the 784-256-128-10 MLP and LeNet-5 (both on [28, 28, 1] MNIST images, one image per request):
+// requests per second and p50/p99 latency at concurrency 1, 16 and 64, with dynamic batching off
+// and on (two server processes, one after the other, with the env sets of MODES below);
+// /healthz's p99 while LeNet-5 takes predict load at concurrency 64; and the service's overhead
+// per request at concurrency 1: the median of sequential keep-alive requests (timed here with
+// hrtime, as autocannon's latencies are whole milliseconds) minus the median of calling
+// `model.predict` in this process on the same input (tensor in, predict, read the output).
+//
+//   npm run bench:serving                     # 10 s per measurement, about 4 minutes
+//   npm run bench:serving -- --seconds 3      # a quick look
+//
+// Options: --seconds N (each autocannon run), --concurrency 1,16,64, --models mlp,lenet5,
+// --modes off,on. The versions served are trained for one epoch on 64 MNIST digits, in this
+// process through the job runner (no worker): serving's cost does not depend on the weights'
+// values, so the bench does not spend minutes training them. It uses its own database
+// (trainyard_bench_<random>, dropped at the end) and Redis key prefix (deleted), PG_URL (default
+// postgresql://postgres@127.0.0.1:5432) and REDIS_URL from the environment. The predict rate limit
+// is set far above the load: every request still pays for its check in Redis, none is refused.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import http from "node:http";
+import { availableParallelism, cpus } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+import * as tf from "@tensorflow/tfjs";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { currentBackend, initBackend } from "../lib/engine/backend.ts";
+import { buildModel } from "../lib/engine/build/build-model.ts";
+import { ensureDatabase, migrateDeploy } from "../lib/db/migrate.ts";
+import { createPrisma } from "../lib/db/prisma.ts";
+import { renderTemplate } from "../lib/model-spec/templates/index.ts";
+import type { ModelSpec } from "../lib/model-spec/model-spec-schema.ts";
+import { runTrainingJob } from "../lib/training/job-runner.ts";
+import { freePort } from "../test/helpers/processes.ts";
+
+// ---- what is compared --------------------------------------------------------------------------
+
+/** The server's env per mode; everything else is the same. TRAINYARD_BATCH_MAX_DELAY_MS=0 turns batching off. */
+const MODES: { name: string; label: string; env: Record<string, string> }[] = [
+  { name: "off", label: "batching off", env: { TRAINYARD_BATCH_MAX_DELAY_MS: "0" } },
+  { name: "on", label: "batching on", env: {} },
+];
+
+const MLP_SPEC = {
+  input: { shape: [28, 28, 1] },
+  layers: [
+    { type: "flatten" },
+    { type: "dense", units: 256, activation: "relu" },
+    { type: "dense", units: 128, activation: "relu" },
+    { type: "dense", units: 10, activation: "softmax" },
+  ],
+} as unknown as ModelSpec;
+
+const MODELS: { name: string; label: string; spec: () => ModelSpec }[] = [
+  { name: "mlp", label: "MLP 784-256-128-10", spec: () => MLP_SPEC },
+  { name: "lenet5", label: "LeNet-5", spec: () => renderTemplate("lenet5", { inputShape: [28, 28, 1], classes: 10 }) },
+];
+
+// ---- options ----------------------------------------------------------------------------------
+
+interface Options {
+  seconds: number;
+  concurrency: number[];
+  models: string[];
+  modes: string[];
+}
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = { seconds: 10, concurrency: [1, 16, 64], models: MODELS.map((m) => m.name), modes: MODES.map((m) => m.name) };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i], argv[i + 1] ?? ""];
+    if (flag === "--seconds") o.seconds = Number(value);
+    else if (flag === "--concurrency") o.concurrency = value.split(",").map(Number);
+    else if (flag === "--models") o.models = value.split(",");
+    else if (flag === "--modes") o.modes = value.split(",");
+    else throw new Error(`unknown option ${flag} (use --seconds N, --concurrency 1,16,64, --models ${MODELS.map((m) => m.name).join(",")}, --modes ${MODES.map((m) => m.name).join(",")})`);
+  }
+  if (!(o.seconds > 0)) throw new Error("--seconds: a number > 0");
+  if (!o.concurrency.length || o.concurrency.some((c) => !Number.isInteger(c) || c < 1)) throw new Error("--concurrency: positive integers");
+  for (const m of o.models) if (!MODELS.some((d) => d.name === m)) throw new Error(`--models: unknown '${m}'`);
+  for (const m of o.modes) if (!MODES.some((d) => d.name === m)) throw new Error(`--modes: unknown '${m}'`);
+  return o;
+}
+
+// ---- the server ---------------------------------------------------------------------------------
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const suffix = randomBytes(4).toString("hex");
+const pgBase = (process.env.PG_URL ?? "postgresql://postgres@127.0.0.1:5432").replace(/\/$/, "");
+const dbName = `trainyard_bench_${suffix}`;
+const databaseUrl = `${pgBase}/${dbName}`;
+const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const prefix = `trainyard-bench-${suffix}`;
+const adminKey = randomBytes(32).toString("hex");
+const progress = (msg: string) => console.error(`· ${msg}`);
+
+const servers = new Set<ChildProcess>();
+const killGroup = (child: ChildProcess, signal: NodeJS.Signals) => {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    /* gone */
+  }
+};
+process.on("exit", () => {
+  for (const s of servers) killGroup(s, "SIGKILL");
+});
+
+async function startServer(env: Record<string, string>): Promise<{ base: string; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const child = spawn(process.execPath, ["--import", "tsx", "services/server.ts"], {
+    cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, TRAINYARD_QUEUE_PREFIX: prefix, TRAINYARD_ADMIN_KEY: adminKey,
+      HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "warn",
+      // Limits far above the load, so each request still pays the limiter's Redis round trip.
+      TRAINYARD_RATE_LIMIT_PREDICT_PER_SECOND: "1000000", TRAINYARD_RATE_LIMIT_PREDICT_BURST: "1000000",
+      ...env,
+    },
+  });
+  servers.add(child);
+  let tail = "";
+  const keep = (d: Buffer) => void (tail = (tail + d.toString()).slice(-8000));
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the API exited before it answered:\n${tail}`);
+    if (Date.now() > deadline) throw new Error(`the API did not answer /readyz within 120 s:\n${tail}`);
+    const ok = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    if (ok) break;
+    await sleep(200);
+  }
+  return {
+    base,
+    async stop() {
+      killGroup(child, "SIGTERM");
+      await Promise.race([exited, sleep(10_000)]);
+      killGroup(child, "SIGKILL");
+      servers.delete(child);
+    },
+  };
+}
+
+async function call(base: string, method: string, path: string, key: string, body?: unknown): Promise<any> {
+  const res = await fetch(`${base}${path}`, {
+    method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+// ---- measurements -------------------------------------------------------------------------------
+
+interface Load {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+function cannon(opts: autocannon.Options): Promise<Load> {
+  return new Promise((resolve, reject) => {
+    autocannon(opts, (err, r) => {
+      if (err) return reject(err);
+      resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx });
+    });
+  });
+}
+
+/** Sequential requests on one keep-alive connection for `ms`: the median time of each, in ms. */
+async function sequentialMedian(base: string, path: string, headers: Record<string, string>, body: string, ms: number): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const url = new URL(path, base);
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const req = http.request(url, { method: "POST", agent, headers: { ...headers, "content-length": Buffer.byteLength(body) } }, (res) => {
+        res.resume();
+        res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+  for (let i = 0; i < 50; i++) await one();
+  const times: number[] = [];
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    const t = process.hrtime.bigint();
+    await one();
+    times.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  agent.destroy();
+  return median(times);
+}
+
+/** Median time of model.predict here on one image: tensor from the same numbers, predict, read out. */
+function inProcessMedian(spec: ModelSpec, image: Float32Array, ms: number): number {
+  const { model } = buildModel(spec);
+  const once = () => {
+    const x = tf.tensor(image, [1, 28, 28, 1]);
+    const y = model.predict(x) as tf.Tensor;
+    y.arraySync();
+    tf.dispose([x, y]);
+  };
+  for (let i = 0; i < 50; i++) once();
+  const times: number[] = [];
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    const t = process.hrtime.bigint();
+    once();
+    times.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  model.dispose();
+  return median(times);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+// ---- setup: a tenant, two models, a version of each ----------------------------------------------
+
+async function setUp(base: string, models: typeof MODELS): Promise<string> {
+  const { key } = await call(base, "POST", "/v1/api-keys", adminKey, { tenant: "bench" });
+  const dataset = await call(base, "POST", "/v1/datasets/builtin/mnist", key, { name: "mnist-64", rows: 64 });
+  const db = createPrisma(databaseUrl);
+  const redis = new Redis(redisUrl);
+  try {
+    for (const m of models) {
+      await call(base, "POST", "/v1/models", key, { name: m.name, spec: m.spec() });
+      const job = await call(base, "POST", "/v1/training-jobs", key, { model: m.name, dataset: dataset.id, epochs: 1, batchSize: 32 });
+      const { tenantId } = await db.trainingJob.findUniqueOrThrow({ where: { id: job.id }, select: { tenantId: true } });
+      const outcome = await runTrainingJob({ db, redis, queuePrefix: prefix }, job.id, tenantId);
+      if (outcome !== "succeeded") throw new Error(`training ${m.name}: ${outcome}`);
+      progress(`${m.label}: version 1 (1 epoch on 64 digits: serving does not depend on the weights' values)`);
+    }
+  } finally {
+    redis.disconnect();
+    await db.$disconnect();
+  }
+  return key;
+}
+
+async function cleanup(): Promise<void> {
+  for (const s of servers) killGroup(s, "SIGKILL");
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
+      if (keys.length) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  } catch (err) {
+    console.error(`cleanup: Redis keys ${prefix}:* not deleted: ${(err as Error).message}`);
+  } finally {
+    redis.disconnect();
+  }
+  const admin = new pg.Client({ connectionString: `${pgBase}/postgres` });
+  try {
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+  } catch (err) {
+    console.error(`cleanup: database ${dbName} not dropped: ${(err as Error).message}`);
+  } finally {
+    await admin.end().catch(() => {});
+  }
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    console.error(`\n${signal}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---- main ---------------------------------------------------------------------------------------
+
+const fmt = (v: number | undefined, digits = 0) => (v === undefined || Number.isNaN(v) ? "—" : v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  const models = MODELS.filter((m) => o.models.includes(m.name));
+  const modes = MODES.filter((m) => o.modes.includes(m.name));
+  const seconds = o.seconds;
+  await initBackend((process.env.TRAINYARD_BACKEND as "auto" | undefined) ?? "auto", () => {});
+  await ensureDatabase(databaseUrl);
+  await migrateDeploy(databaseUrl);
+  progress(`database ${dbName}, Redis prefix ${prefix}, backend ${currentBackend()?.name}, ${availableParallelism()} cores (${cpus()[0]?.model ?? "?"})`);
+
+  // One image, as a client sends it: nested [28][28][1] numbers.
+  const image = Float32Array.from({ length: 784 }, (_, i) => ((i * 37) % 256) / 255);
+  const instance = Array.from({ length: 28 }, (_, r) => Array.from({ length: 28 }, (_, c) => [Math.round(image[r * 28 + c] * 1000) / 1000]));
+  const body = JSON.stringify({ instances: [instance] });
+
+  let key: string | undefined;
+  const table: { model: string; mode: string; c: number; load: Load }[] = [];
+  const health: { mode: string; predict: Load; healthz: Load }[] = [];
+  const overhead: { model: string; mode: string; server: number; inProcess: number }[] = [];
+  for (const mode of modes) {
+    const server = await startServer(mode.env);
+    progress(`${mode.label}: API at ${server.base} (${JSON.stringify(mode.env)})`);
+    try {
+      key ??= await setUp(server.base, models);
+      const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
+      for (const m of models) {
+        const url = `${server.base}/v1/models/${m.name}:predict`;
+        // Loads the version into the server's cache and warms its threads.
+        await cannon({ url, method: "POST", headers, body, connections: 4, duration: 1 });
+        for (const c of o.concurrency) {
+          const load = await cannon({ url, method: "POST", headers, body, connections: c, duration: seconds });
+          table.push({ model: m.label, mode: mode.label, c, load });
+          progress(`${m.label}, ${mode.label}, c=${c}: ${fmt(load.rps)} req/s, p50 ${load.p50} ms, p99 ${load.p99} ms${load.errors ? `, ${load.errors} errors` : ""}`);
+        }
+        const serverMs = await sequentialMedian(server.base, `/v1/models/${m.name}:predict`, headers, body, Math.min(seconds, 5) * 1000);
+        overhead.push({ model: m.label, mode: mode.label, server: serverMs, inProcess: NaN });
+      }
+      // /healthz probed (one connection, as a kubelet would) while the heaviest model takes full load.
+      const heavy = models.at(-1)!;
+      const [predict, healthz] = await Promise.all([
+        cannon({ url: `${server.base}/v1/models/${heavy.name}:predict`, method: "POST", headers, body, connections: 64, duration: seconds }),
+        cannon({ url: `${server.base}/healthz`, connections: 1, duration: seconds }),
+      ]);
+      health.push({ mode: mode.label, predict, healthz });
+      progress(`${mode.label}: /healthz p99 ${healthz.p99} ms under ${fmt(predict.rps)} req/s of ${heavy.label}`);
+    } finally {
+      await server.stop();
+    }
+  }
+  // In-process last, with no server running, on this process's backend.
+  for (const m of models) {
+    const ms = inProcessMedian(m.spec(), image, Math.min(seconds, 5) * 1000);
+    for (const row of overhead) if (row.model === m.label) row.inProcess = ms;
+  }
+
+  const out: string[] = [];
+  out.push(`Serving on ${availableParallelism()} cores, backend ${currentBackend()?.name}, ${seconds} s per run, one [28, 28, 1] image per request.`);
+  out.push("Weights: one epoch on 64 digits (serving's cost does not depend on their values).", "");
+  out.push("| model | batching | concurrency | req/s | p50 ms | p99 ms | errors |", "|---|---|---:|---:|---:|---:|---:|");
+  for (const r of table) out.push(`| ${r.model} | ${r.mode.replace("batching ", "")} | ${r.c} | ${fmt(r.load.rps)} | ${r.load.p50} | ${r.load.p99} | ${r.load.errors} |`);
+  out.push("");
+  const maxC = Math.max(...o.concurrency);
+  for (const m of models) {
+    const off = table.find((r) => r.model === m.label && r.mode === "batching off" && r.c === maxC);
+    const on = table.find((r) => r.model === m.label && r.mode === "batching on" && r.c === maxC);
+    if (off && on) out.push(`${m.label}: batching at concurrency ${maxC} gives ${fmt(on.load.rps / off.load.rps, 2)}× the throughput of no batching (target ≥ 3×).`);
+  }
+  for (const h of health) out.push(`/healthz under full predict load (${h.mode}, ${fmt(h.predict.rps)} req/s at c=64): p50 ${h.healthz.p50} ms, p99 ${h.healthz.p99} ms (target < 50 ms).`);
+  out.push("", "| model | batching | server median ms (c=1) | in-process predict ms | overhead ms (target < 1) |", "|---|---|---:|---:|---:|");
+  for (const r of overhead) out.push(`| ${r.model} | ${r.mode.replace("batching ", "")} | ${fmt(r.server, 3)} | ${fmt(r.inProcess, 3)} | ${fmt(r.server - r.inProcess, 3)} |`);
+  console.log(out.join("\n"));
+}
+
+try {
+  await main();
+} finally {
+  await cleanup();
+}
+process.exit(0);

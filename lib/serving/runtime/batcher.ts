@@ -1,0 +1,116 @@
+// Dynamic batching: concurrent requests for one model version (and one row shape) join one batch,
+// which becomes ready when it holds maxBatchSize rows or when its oldest request has waited
+// maxDelayMs, whichever comes first; a request never waits longer than that for company. A ready
+// batch that still waits for its thread keeps taking requests up to maxBatchSize: they would wait
+// for the thread anyway, and join the forward pass it is about to run.
+import type { TensorData } from "./messages.ts";
+
+export interface PendingRequest {
+  inputs: TensorData[];
+  rows: number;
+  resolve: (outputs: TensorData[]) => void;
+  reject: (err: Error) => void;
+}
+
+export class Batch {
+  readonly requests: PendingRequest[] = [];
+  rows = 0;
+  state: "open" | "ready" | "sent" = "open";
+  timer?: NodeJS.Timeout;
+  /** When it was made: the moment its first request arrived. */
+  readonly createdAt = performance.now();
+
+  constructor(
+    readonly versionId: string,
+    readonly key: string,
+    readonly maxRows: number,
+  ) {}
+
+  add(req: PendingRequest): void {
+    this.requests.push(req);
+    this.rows += req.rows;
+  }
+}
+
+export interface BatchLimits {
+  maxBatchSize: number;
+  /** 0: no batching, every request is a forward pass of its own. */
+  maxDelayMs: number;
+}
+
+export class Batcher {
+  /** The batch of each key that still takes requests. */
+  private readonly open = new Map<string, Batch>();
+  /** Every batch not yet sent to a thread (open or ready). */
+  private readonly unsent = new Set<Batch>();
+
+  constructor(private readonly onReady: (batch: Batch) => void) {}
+
+  add(versionId: string, req: PendingRequest, limits: BatchLimits): void {
+    const key = `${versionId}|${req.inputs.map((i) => i.shape.slice(1).join("x")).join(",")}`;
+    // A request as large as a batch, or with batching off, is a forward pass of its own: it is
+    // already an efficient batch, and splitting it would cost copies for no gain but fairness.
+    if (limits.maxDelayMs <= 0 || limits.maxBatchSize <= 1 || req.rows >= limits.maxBatchSize) {
+      const alone = new Batch(versionId, key, req.rows);
+      alone.add(req);
+      this.unsent.add(alone);
+      this.markReady(alone);
+      return;
+    }
+    let batch = this.open.get(key);
+    if (batch && batch.rows + req.rows > batch.maxRows) {
+      // It will not take this request: it is as full as it gets.
+      this.open.delete(key);
+      if (batch.state === "open") this.markReady(batch);
+      batch = undefined;
+    }
+    if (!batch) {
+      batch = new Batch(versionId, key, limits.maxBatchSize);
+      this.open.set(key, batch);
+      this.unsent.add(batch);
+      const b = batch;
+      b.timer = setTimeout(() => this.markReady(b), limits.maxDelayMs);
+    }
+    batch.add(req);
+    if (batch.rows >= batch.maxRows) {
+      this.open.delete(key);
+      if (batch.state === "open") this.markReady(batch);
+    }
+  }
+
+  private markReady(batch: Batch): void {
+    if (batch.state !== "open") return;
+    clearTimeout(batch.timer);
+    batch.state = "ready";
+    this.onReady(batch);
+  }
+
+  /** The pool sends a batch: from now on it takes no more requests. */
+  seal(batch: Batch): void {
+    batch.state = "sent";
+    clearTimeout(batch.timer);
+    if (this.open.get(batch.key) === batch) this.open.delete(batch.key);
+    this.unsent.delete(batch);
+  }
+
+  /** Requests and rows waiting in batches not yet sent to a thread. */
+  depth(): { requests: number; rows: number } {
+    let requests = 0;
+    let rows = 0;
+    for (const b of this.unsent) {
+      requests += b.requests.length;
+      rows += b.rows;
+    }
+    return { requests, rows };
+  }
+
+  /** Fails every request not yet sent (at shutdown). */
+  drain(err: Error): void {
+    for (const b of this.unsent) {
+      this.seal(b);
+      for (const r of b.requests) r.reject(err);
+    }
+    this.unsent.clear();
+    this.open.clear();
+  }
+}
