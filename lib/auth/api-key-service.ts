@@ -19,21 +19,50 @@ export interface ApiKeyView {
   revokedAt: string | null;
 }
 
+export interface ApiKeyCacheOptions {
+  /** How long a verified key is trusted without asking Postgres (0: ask every time). */
+  cacheMs?: number;
+  /** Told after a key is revoked here, so that other replicas forget it too. */
+  onRevoke?: (keyId: string) => void;
+}
+
+/** Verified keys remembered at most: a bound, not a working-set estimate. */
+const CACHE_ENTRIES = 10_000;
+
 export class ApiKeyService {
   private readonly adminHash: Buffer;
+  // By the sha256 of the whole key, so that only a key that matched its stored hash is ever found
+  // here. Every request used to look its key up in Postgres: measured, most of a prediction's
+  // cost at concurrency 1 (2.3 ms of 4.9 ms through inject).
+  private readonly verified = new Map<string, { principal: Extract<Principal, { kind: "tenant" }>; until: number }>();
 
-  constructor(private readonly db: Db, adminKey: string) {
+  constructor(private readonly db: Db, adminKey: string, private readonly cache: ApiKeyCacheOptions = {}) {
     this.adminHash = sha256(adminKey);
   }
 
   async authenticate(token: string): Promise<Principal | null> {
-    if (timingSafeEqual(sha256(token), this.adminHash)) return { kind: "admin" };
+    const digest = sha256(token);
+    if (timingSafeEqual(digest, this.adminHash)) return { kind: "admin" };
     const m = KEY_PATTERN.exec(token);
     if (!m) return null;
+    const id = digest.toString("hex");
+    const known = this.verified.get(id);
+    if (known && known.until > Date.now()) return known.principal;
+    if (known) this.verified.delete(id);
     const row = await this.db.apiKey.findUnique({ where: { prefix: m[1] } });
     if (!row || row.revokedAt) return null;
-    if (!timingSafeEqual(sha256(token), Buffer.from(row.hash, "hex"))) return null;
-    return { kind: "tenant", tenantId: row.tenantId, keyId: row.id };
+    if (!timingSafeEqual(digest, Buffer.from(row.hash, "hex"))) return null;
+    const principal = { kind: "tenant" as const, tenantId: row.tenantId, keyId: row.id };
+    if (this.cache.cacheMs) {
+      if (this.verified.size >= CACHE_ENTRIES) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(id, { principal, until: Date.now() + this.cache.cacheMs });
+    }
+    return principal;
+  }
+
+  /** Forgets a key verified earlier (it was revoked, here or on another replica). */
+  forget(keyId: string): void {
+    for (const [id, entry] of this.verified) if (entry.principal.keyId === keyId) this.verified.delete(id);
   }
 
   /** Creates a key for a tenant (created on first use of its name). The key is returned once, here. */
@@ -66,6 +95,9 @@ export class ApiKeyService {
     const row = await this.db.apiKey.findUnique({ where: { id }, include: { tenant: { select: { name: true } } } });
     if (!row) throw new NotFoundError("API key", id);
     const updated = row.revokedAt ? row : await this.db.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+    // This replica at once; the others when the message reaches them (within cacheMs regardless).
+    this.forget(id);
+    this.cache.onRevoke?.(id);
     return this.toView(updated, row.tenant.name);
   }
 

@@ -40,6 +40,8 @@ export const apiConfigSchema = z.object({
   TRAINYARD_MAX_PREDICT_INSTANCES: z.coerce.number().int().positive().default(10_000),
   /** How many trained model versions the API keeps loaded for inference (across its inference threads). */
   TRAINYARD_MODEL_CACHE_SIZE: z.coerce.number().int().positive().default(16),
+  /** How long a verified API key is trusted without asking Postgres; a revoked key is forgotten at once on every replica (0: ask every time). */
+  TRAINYARD_AUTH_CACHE_MS: z.coerce.number().int().min(0).default(10_000),
   /** How long a replica serves a cached version lookup (which version a model, number or alias means) before asking Postgres again: the bound on seeing versions registered by workers. */
   TRAINYARD_VERSION_LOOKUP_TTL_MS: z.coerce.number().int().min(0).default(2000),
   /** Memory for loaded model versions across the inference threads (weights plus an estimate), in bytes; least recently used go first. */

@@ -11,7 +11,7 @@ import { runtimeStatsFrom } from "../../lib/observability/metrics.ts";
 import { StudyService } from "../../lib/training/studies/study-service.ts";
 import { TrainingJobService } from "../../lib/training/training-job-service.ts";
 import { SERVICE_VERSION } from "../version.ts";
-import { redisInvalidationBus } from "./serving-invalidation.ts";
+import { redisBroadcast } from "./broadcast.ts";
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -47,8 +47,12 @@ export const domainPlugin = fp(
       run: (versionId, inputs) => runtime.run(versionId, inputs),
     });
     // A registry change drops this replica's cached lookups before the response, then tells the others.
-    const versionBus = redisInvalidationBus(app.redis, config.TRAINYARD_QUEUE_PREFIX, app.log);
+    const versionBus = redisBroadcast(app.redis, `${config.TRAINYARD_QUEUE_PREFIX}:serving:versions-changed`, app.log, "registry changes");
     versionBus.subscribe((tenantId, model) => predict.resolver.invalidate(tenantId, model));
+    // A key revoked on any replica is forgotten by every replica's cache of verified keys.
+    const revocations = redisBroadcast(app.redis, `${config.TRAINYARD_QUEUE_PREFIX}:auth:revoked`, app.log, "revoked API keys");
+    const apiKeys = new ApiKeyService(db, config.TRAINYARD_ADMIN_KEY, { cacheMs: config.TRAINYARD_AUTH_CACHE_MS, onRevoke: (keyId) => void revocations.publish(keyId) });
+    revocations.subscribe((keyId) => apiKeys.forget(keyId));
     const registry = new RegistryService(db, (tenantId, model) => {
       predict.resolver.invalidate(tenantId, model);
       void versionBus.publish(tenantId, model);
@@ -60,7 +64,7 @@ export const domainPlugin = fp(
       maxBytes: config.TRAINYARD_MAX_UPLOAD_BYTES, maxFileBytes: config.TRAINYARD_MAX_DATASET_BYTES, spoolDir: config.TRAINYARD_UPLOAD_DIR,
     });
     app.decorate("services", {
-      apiKeys: new ApiKeyService(db, config.TRAINYARD_ADMIN_KEY),
+      apiKeys,
       datasets,
       models,
       trainingJobs,
@@ -79,6 +83,7 @@ export const domainPlugin = fp(
       clearInterval(sweeper);
       predict.dispose();
       versionBus.close();
+      revocations.close();
       await runtime.close();
     });
   },

@@ -1,6 +1,7 @@
 // Dynamic batching: concurrent requests for one model version (and one row shape) join one batch,
-// which becomes ready when it holds maxBatchSize rows or when its oldest request has waited
-// maxDelayMs, whichever comes first; a request never waits longer than that for company. A ready
+// which becomes ready when it holds maxBatchSize rows, when its oldest request has waited
+// maxDelayMs, or when its thread goes idle, whichever comes first; a request never waits longer
+// than the delay for company, and never waits at all while its thread has nothing to do. A ready
 // batch that still waits for its thread keeps taking requests up to maxBatchSize: they would wait
 // for the thread anyway, and join the forward pass it is about to run.
 import type { TensorData } from "./messages.ts";
@@ -46,11 +47,16 @@ export class Batcher {
 
   constructor(private readonly onReady: (batch: Batch) => void) {}
 
-  add(versionId: string, req: PendingRequest, limits: BatchLimits): void {
+  /**
+   * `idle`: the version's thread has nothing to do. Then a request with no batch to join goes at
+   * once: waiting for company would only add the delay to its latency (at low load, every
+   * request's). Under load the thread is busy, and requests gather while it works.
+   */
+  add(versionId: string, req: PendingRequest, limits: BatchLimits, idle = false): void {
     const key = `${versionId}|${req.inputs.map((i) => i.shape.slice(1).join("x")).join(",")}`;
     // A request as large as a batch, or with batching off, is a forward pass of its own: it is
     // already an efficient batch, and splitting it would cost copies for no gain but fairness.
-    if (limits.maxDelayMs <= 0 || limits.maxBatchSize <= 1 || req.rows >= limits.maxBatchSize) {
+    if (limits.maxDelayMs <= 0 || limits.maxBatchSize <= 1 || req.rows >= limits.maxBatchSize || (idle && !this.open.has(key))) {
       const alone = new Batch(versionId, key, req.rows);
       alone.add(req);
       this.unsent.add(alone);
@@ -83,6 +89,15 @@ export class Batcher {
     clearTimeout(batch.timer);
     batch.state = "ready";
     this.onReady(batch);
+  }
+
+  /** Marks ready, at once, the open batches of the versions `which` picks (their thread has gone idle). */
+  flush(which: (versionId: string) => boolean): void {
+    for (const batch of [...this.open.values()]) {
+      if (!which(batch.versionId)) continue;
+      this.open.delete(batch.key);
+      this.markReady(batch);
+    }
   }
 
   /** The pool sends a batch: from now on it takes no more requests. */

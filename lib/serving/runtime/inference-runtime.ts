@@ -139,10 +139,12 @@ export class InferenceRuntime {
     this.counters.requests++;
     return new Promise<TensorData[]>((resolve, reject) => {
       const req: PendingRequest = { inputs, rows, resolve, reject };
+      const t = this.affinity.get(versionId);
+      const idle = !!t && t.alive && t.ready.length === 0 && ![...t.inFlight.values()].some((j) => j.kind === "run");
       this.batcher.add(versionId, req, {
         maxBatchSize: opts.maxBatchSize ?? this.options.maxBatchSize,
         maxDelayMs: opts.maxDelayMs ?? this.options.maxDelayMs,
-      });
+      }, idle);
     });
   }
 
@@ -271,6 +273,11 @@ export class InferenceRuntime {
       const batch = t.ready.shift()!;
       this.batcher.seal(batch);
       this.send(t, batch);
+    }
+    // Nothing left to run: the requests gathering for this thread's versions go now, rather than
+    // wait out their delay beside an idle thread.
+    if (t.alive && t.ready.length === 0 && ![...t.inFlight.values()].some((j) => j.kind === "run")) {
+      this.batcher.flush((versionId) => this.affinity.get(versionId) === t);
     }
   }
 
