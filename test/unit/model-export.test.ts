@@ -168,7 +168,7 @@ test("weights over 4 MB are split into shards in order; the zip reads back byte 
   assert.deepEqual([...exported.shards.keys()], ["group1-shard1of2.bin", "group1-shard2of2.bin"]);
   assert.equal(exported.shards.get("group1-shard1of2.bin")!.length, SHARD_BYTES);
   const files = new Map<string, Uint8Array>([["model.json", Buffer.from(JSON.stringify(exported.modelJson))], ...exported.shards]);
-  const back = await readZip(writeZip(files), 64 * 1024 * 1024);
+  const back = await readZip(await writeZip(files), 64 * 1024 * 1024);
   assert.deepEqual([...back.keys()], [...files.keys()]);
   for (const [name, data] of files) assert.ok(Buffer.from(data).equals(back.get(name)!), name);
 });

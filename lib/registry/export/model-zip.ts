@@ -1,53 +1,22 @@
-// An exported model as one zip (model.json, its shards, signature.json) and such a zip read back.
-// Writing needs only zlib (deflate and crc32); reading uses yauzl, as image-zip uploads do.
-import { crc32, deflateRawSync } from "node:zlib";
+// An exported model as one zip (model.json, its shards, signature.json) and such a zip read back:
+// written with yazl and read with yauzl (as image-zip uploads are), the pair of well-kept libraries
+// by one author, rather than a zip encoder of our own.
 import yauzl from "yauzl";
+import yazl from "yazl";
 import { ValidationError } from "../../errors.ts";
 
+// A fixed time for every entry: the same model zips to the same bytes.
+const EPOCH = new Date(Date.UTC(1980, 0, 1));
+
 /** A zip of `files` (name → bytes), deflated, UTF-8 names, no folders. */
-export function writeZip(files: Map<string, Uint8Array>): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const [name, data] of files) {
-    const nameBytes = Buffer.from(name, "utf8");
-    const body = deflateRawSync(data);
-    const crc = crc32(data);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4); // version needed: 2.0 (deflate)
-    local.writeUInt16LE(0x0800, 6); // UTF-8 names
-    local.writeUInt16LE(8, 8); // deflate
-    local.writeUInt32LE(0x00210000, 10); // 1980-01-01 00:00, a fixed time: the same model zips to the same bytes
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(body.length, 18);
-    local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(nameBytes.length, 26);
-    local.writeUInt16LE(0, 28);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(0x0800, 8);
-    central.writeUInt16LE(8, 10);
-    central.writeUInt32LE(0x00210000, 12);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(body.length, 20);
-    central.writeUInt32LE(data.length, 24);
-    central.writeUInt16LE(nameBytes.length, 28);
-    central.writeUInt32LE(offset, 42);
-    locals.push(local, nameBytes, body);
-    centrals.push(central, nameBytes);
-    offset += local.length + nameBytes.length + body.length;
-  }
-  const centralSize = centrals.reduce((a, b) => a + b.length, 0);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(files.size, 8);
-  end.writeUInt16LE(files.size, 10);
-  end.writeUInt32LE(centralSize, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, ...centrals, end]);
+export function writeZip(files: Map<string, Uint8Array>): Promise<Buffer> {
+  const zip = new yazl.ZipFile();
+  for (const [name, data] of files) zip.addBuffer(Buffer.from(data.buffer, data.byteOffset, data.byteLength), name, { mtime: EPOCH, compress: true });
+  zip.end();
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    zip.outputStream.on("data", (c: Buffer) => chunks.push(c)).on("end", () => resolve(Buffer.concat(chunks))).on("error", reject);
+  });
 }
 
 /** The files of a zip by name (folders skipped), refusing one that unpacks to more than `maxBytes`. */
