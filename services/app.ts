@@ -43,9 +43,10 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(infrastructurePlugin, { config });
   // Before auth, so that its onRequest starts the clock first; rate limits read the principal later (preParsing).
   await app.register(metricsPlugin);
-  await app.register(rateLimitPlugin);
   await app.register(domainPlugin);
   await app.register(authPlugin);
+  // After auth: its onRequest hook knows the tenant, and runs before any body is read.
+  await app.register(rateLimitPlugin);
 
   await app.register(healthRoutes);
   await app.register(infoRoutes);

@@ -35,6 +35,8 @@ interface SandboxChildPool {
   remove(child: SandboxChild): void;
 }
 
+let guardInstalled = false;
+
 /**
  * Installs the guard on a Worker built with a processor file. Call it right after `new Worker`,
  * before the first job forks a child. Returns false (and logs) if BullMQ no longer has the shape
@@ -45,6 +47,21 @@ export function guardSandboxStartup(worker: Worker<any>, log: (msg: string) => v
   if (!pool || typeof pool.remove !== "function") {
     log("warning: BullMQ's child pool is not where expected; a child dying while it starts may wedge a job");
     return false;
+  }
+  // When the child dies so early that sending it Init already failed (EPIPE), initChild() has
+  // rejected with that error and no one awaits its Init promise any more; the 'close' emitted below
+  // then rejects that orphaned promise, and an unhandled rejection would end this worker (seen in
+  // the chaos test, seed 868412031). That one rejection is expected and harmless: the attempt has
+  // failed already and is retried. Anything else still ends the process, as by default.
+  if (!guardInstalled) {
+    guardInstalled = true;
+    process.on("unhandledRejection", (reason) => {
+      if (reason instanceof Error && /^Error initializing child: /.test(reason.message)) {
+        log(`a sandboxed child's start failed twice over (${reason.message}); its attempt was already failed and is retried`);
+        return;
+      }
+      throw reason;
+    });
   }
   const remove = pool.remove;
   pool.remove = function guardedRemove(this: SandboxChildPool, child: SandboxChild) {

@@ -18,6 +18,16 @@ export const validateModelResponseSchema = z
   .object({ valid: z.literal(true), inputShapes: z.array(shape), outputShapes: z.array(shape), summary: modelSummarySchema })
   .meta({ id: "ValidateModelResponse" });
 
+/** Per model: how concurrent predictions merge into one forward pass (lib/serving/runtime/batcher.ts). */
+export const batchingSchema = z
+  .object({
+    maxBatchSize: z.number().int("expected an integer").min(1, "must be >= 1").max(4096, "must be <= 4096").optional().describe("Most rows in one forward pass."),
+    maxDelayMs: z.number().int("expected an integer").min(0, "must be >= 0").max(1000, "must be <= 1000").optional().describe("Longest a request waits for company while its thread is busy; 0 turns batching off for this model."),
+  })
+  .strict()
+  .meta({ id: "Batching" });
+export type Batching = z.infer<typeof batchingSchema>;
+
 export const modelSchema = z
   .object({
     name: z.string(),
@@ -27,6 +37,7 @@ export const modelSchema = z
     inputs: z.array(z.object({ name: z.string(), shape })).describe("Every input, in order; a dataset feeds them by name (a one-input model takes any one-input dataset)."),
     outputShape: shape.describe("Shape of the (first) output."),
     outputs: z.array(z.object({ name: z.string(), shape })).describe("Every output, in order; a dataset's labels train them by name (a one-output model takes any one-output dataset)."),
+    batching: batchingSchema.nullable().describe("This model's dynamic batching; null: the API's defaults (TRAINYARD_BATCH_MAX_SIZE, TRAINYARD_BATCH_MAX_DELAY_MS)."),
     latestVersion: z.number().int().nullable().describe("The newest version (served by :predict unless the model has a default alias); null until a training job succeeds."),
     createdAt: z.iso.datetime(),
   })
@@ -64,6 +75,7 @@ export const modelAliasesSchema = z
   })
   .meta({ id: "ModelAliases" });
 export type ModelAliasesView = z.infer<typeof modelAliasesSchema>;
+
 
 export const moveAliasSchema = z.object({ version: z.number().int().positive() }).meta({ id: "MoveAlias" });
 export const setDefaultAliasSchema = z

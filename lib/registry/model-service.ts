@@ -20,7 +20,7 @@ export interface SpecReport {
   summary: ModelSummary;
 }
 
-type ModelRow = { name: string; spec: unknown; outputShape: number[]; outputs: unknown; paramCount: number; createdAt: Date; versions: { version: number }[] };
+type ModelRow = { name: string; spec: unknown; outputShape: number[]; outputs: unknown; paramCount: number; batching: unknown; createdAt: Date; versions: { version: number }[] };
 
 // Postgres int[] holds no nulls: a free output dimension is stored as -1.
 const toStored = (s: (number | null)[]) => s.map((d) => d ?? -1);
@@ -31,7 +31,7 @@ function toView(row: ModelRow): ModelView {
   const inputs = modelInputs(spec);
   return {
     name: row.name, spec, paramCount: row.paramCount, inputShape: inputs[0].shape, inputs, outputShape: fromStored(row.outputShape),
-    outputs: row.outputs as ModelView["outputs"],
+    outputs: row.outputs as ModelView["outputs"], batching: (row.batching as ModelView["batching"]) ?? null,
     latestVersion: row.versions[0]?.version ?? null, createdAt: row.createdAt.toISOString(),
   };
 }

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import type { Db, Prisma } from "../db/prisma.ts";
 import { storedModelFrom, type StoredModel } from "../engine/model-io.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
-import type { ModelVersionView } from "./model-schema.ts";
+import type { Batching, ModelVersionView } from "./model-schema.ts";
 import { readSignature, type Signature } from "./signature.ts";
 
 export interface NewVersion {
@@ -40,6 +40,8 @@ export type VersionTarget = { kind: "default" } | { kind: "version"; version: nu
 export interface ResolvedVersion extends VersionRef {
   signature: Signature;
   outputShapes: number[][];
+  /** The model's own batching, when it has one (cached with the lookup). */
+  batching?: Batching;
 }
 
 export class ModelVersionRepository {
@@ -73,7 +75,7 @@ export class ModelVersionRepository {
    * that is a model's default is not deleted).
    */
   async resolve(tenantId: string, modelName: string, target: VersionTarget): Promise<ResolvedVersion> {
-    const model = await this.db.model.findUnique({ where: { tenantId_name: { tenantId, name: modelName } }, select: { id: true, defaultAlias: true, outputs: true } });
+    const model = await this.db.model.findUnique({ where: { tenantId_name: { tenantId, name: modelName } }, select: { id: true, defaultAlias: true, outputs: true, batching: true } });
     if (!model) throw new NotFoundError("model", modelName);
     const outputShapes = (model.outputs as { shape: (number | null)[] }[]).map((o) => o.shape.map((d) => d ?? -1));
     const select = { id: true, version: true, signature: true } as const;
@@ -89,7 +91,7 @@ export class ModelVersionRepository {
       row = await this.db.modelVersion.findFirst({ where: { modelId: model.id }, orderBy: { version: "desc" }, select });
       if (!row) throw new ConflictError(`model '${modelName}' has no trained version yet; train it with POST /v1/training-jobs`);
     }
-    return { id: row.id, version: row.version, signature: readSignature(row.signature), outputShapes };
+    return { id: row.id, version: row.version, signature: readSignature(row.signature), outputShapes, ...(model.batching ? { batching: model.batching as Batching } : {}) };
   }
 
   /** The version :predict serves: the model's latest. */

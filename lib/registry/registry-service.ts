@@ -5,7 +5,7 @@
 import { Prisma, type Db } from "../db/prisma.ts";
 import type { StoredModel } from "../engine/model-io.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
-import type { ModelAliasesView, ModelAliasView, ModelVersionView } from "./model-schema.ts";
+import type { Batching, ModelAliasesView, ModelAliasView, ModelVersionView } from "./model-schema.ts";
 import { ModelVersionRepository } from "./model-version-repository.ts";
 import type { Signature } from "./signature.ts";
 
@@ -79,6 +79,15 @@ export class RegistryService {
     });
     await this.changed(tenantId, name);
     return this.aliases(tenantId, name);
+  }
+
+  /** Sets (or, with null, clears) a model's own dynamic batching; predictions pick it up with their next lookup. */
+  async setBatching(tenantId: string, name: string, batching: Batching | null): Promise<Batching | null> {
+    if (batching && Object.keys(batching).length === 0) batching = null;
+    const { count } = await this.db.model.updateMany({ where: { tenantId, name }, data: { batching: batching ?? Prisma.DbNull } });
+    if (!count) throw new NotFoundError("model", name);
+    await this.changed(tenantId, name);
+    return batching;
   }
 
   /**

@@ -17,7 +17,8 @@ import { VersionResolver } from "./version-resolver.ts";
  * Runs a version's forward pass. Inputs are already preprocessed, in the model's input order,
  * batch axis first; outputs are in the model's output order, batch axis first.
  */
-export type RunModel = (versionId: string, inputs: Tensor[]) => Promise<Tensor[]>;
+/** Runs a version on preprocessed inputs; `batching`: the model's own settings, if it has any. */
+export type RunModel = (versionId: string, inputs: Tensor[], batching?: { maxBatchSize?: number; maxDelayMs?: number }) => Promise<Tensor[]>;
 
 export interface PredictOptions {
   /** Loaded versions the default in-process runtime keeps. */
@@ -99,7 +100,7 @@ export class PredictService {
     const resolved = await this.resolve(tenantId, name, target);
     const raw = parse(resolved);
     if (raw.batch > this.opts.maxInstances) throw ValidationError.at("instances", `at most ${this.opts.maxInstances} instances per call, got ${raw.batch}`);
-    const outputs = await this.run(resolved.id, packInputs(resolved.signature.inputs, raw));
+    const outputs = await this.run(resolved.id, packInputs(resolved.signature.inputs, raw), resolved.batching);
     return { version: resolved.version, signature: resolved.signature, outputs };
   }
 

@@ -178,7 +178,7 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
         if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId)).catch(() => 0)) === 1) return "cancel";
         // The Redis signal is the fast path; the database flags are the record, checked now and then.
         // An unreachable database stops nothing: the next epoch's write waits for it anyway.
-        if (Date.now() - lastCancelCheck > 2000) {
+        if (Date.now() - lastCancelCheck > 500) {
           lastCancelCheck = Date.now();
           const j = await db.trainingJob.findUnique({ where: { id: jobId }, select: { cancelRequested: true, pauseRequested: true } }).catch((err) => {
             if (isDependencyDown(err)) return { cancelRequested: false, pauseRequested: false };

@@ -44,7 +44,7 @@ export const domainPlugin = fp(
     app.metrics.setRuntimeStatsSource(() => runtimeStatsFrom(runtime.stats()));
     const predict = new PredictService(db, {
       cacheSize: config.TRAINYARD_MODEL_CACHE_SIZE, maxInstances: config.TRAINYARD_MAX_PREDICT_INSTANCES, lookupTtlMs: config.TRAINYARD_VERSION_LOOKUP_TTL_MS,
-      run: (versionId, inputs) => runtime.run(versionId, inputs),
+      run: (versionId, inputs, batching) => runtime.run(versionId, inputs, batching),
     });
     // A registry change drops this replica's cached lookups before the response, then tells the others.
     const versionBus = redisBroadcast(app.redis, `${config.TRAINYARD_QUEUE_PREFIX}:serving:versions-changed`, app.log, "registry changes");

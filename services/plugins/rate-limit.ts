@@ -1,6 +1,8 @@
 // Per-tenant rate limits, applied by a route flag: `config: { rateLimit: "predict" }` on inference
 // routes, `"uploads"` on dataset uploads and built-in imports. The check runs before the body is
-// read (preParsing, after authentication), so a refused upload costs no bytes. Beyond the limit:
+// touched (onRequest, right after authentication, so registered after the auth plugin): a refused
+// upload costs no bytes, and no decompression stream is left waiting, unread, while Redis answers
+// (one that failed meanwhile had no listener for its error, and took the process down). Beyond the limit:
 // 429 problem+json naming the limit, with `Retry-After` in whole seconds (rounded up). If Redis
 // does not answer the request passes; lib/auth/rate-limit.ts says why.
 import fp from "fastify-plugin";
@@ -39,10 +41,10 @@ export const rateLimitPlugin = fp(
     });
 
     let lastFailOpenLog = -Infinity;
-    app.addHook("preParsing", async (request, reply, payload) => {
+    app.addHook("onRequest", async (request, reply) => {
       const limit = request.routeOptions.config?.rateLimit;
       const principal = request.principal;
-      if (!limit || principal?.kind !== "tenant" || !limiter.enabled(limit)) return payload;
+      if (!limit || principal?.kind !== "tenant" || !limiter.enabled(limit)) return;
       const decision = await limiter.take(limit, principal.tenantId);
       if ("failedOpen" in decision) {
         app.metrics?.rateLimitFailOpen.inc({ limit });
@@ -50,14 +52,14 @@ export const rateLimitPlugin = fp(
           lastFailOpenLog = performance.now();
           request.log.warn({ limit, reason: decision.reason }, "rate limiter unavailable: letting requests through unchecked");
         }
-        return payload;
+        return;
       }
-      if (decision.allowed) return payload;
+      if (decision.allowed) return;
       app.metrics?.rateLimited.inc({ limit });
       // Headers set here survive the error handler, which sends the problem body.
       reply.header("retry-after", String(decision.retryAfterSeconds));
       throw new TooManyRequestsError(`the ${limit} rate limit of this tenant (${describe[limit]}) is used up; retry after ${decision.retryAfterSeconds} s`);
     });
   },
-  { name: "rate-limit", dependencies: ["infrastructure"] },
+  { name: "rate-limit", dependencies: ["infrastructure", "auth"] },
 );

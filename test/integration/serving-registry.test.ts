@@ -166,3 +166,30 @@ describe("another replica", () => {
     }
   });
 });
+
+describe("per-model batching", () => {
+  test("a model's own batching settings govern how its concurrent predictions merge; bad values are 400s", async () => {
+    const runtime = env.app.services.runtime;
+    const burst = async () => {
+      const before = (await runtime.refreshStats()).batches;
+      // Version 3: the tests above deleted versions 1 and 2.
+      const answers = await Promise.all(Array.from({ length: 30 }, () => predict("/v1/models/iris/versions/3:predict")));
+      for (const a of answers) assert.equal(JSON.stringify(a.json().predictions), expected.get(3), a.body);
+      return (await runtime.refreshStats()).batches - before;
+    };
+    const off = await inject({ method: "PUT", url: "/v1/models/iris/batching", headers: auth, payload: { maxDelayMs: 0 } });
+    assert.equal(off.statusCode, 200, off.body);
+    assert.deepEqual(off.json(), { maxDelayMs: 0 });
+    assert.deepEqual((await inject({ method: "GET", url: "/v1/models/iris", headers: auth })).json().batching, { maxDelayMs: 0 });
+    assert.equal(await burst(), 30, "batching off for this model: a forward pass per request");
+    assert.equal((await inject({ method: "PUT", url: "/v1/models/iris/batching", headers: auth, payload: { maxBatchSize: 64, maxDelayMs: 200 } })).statusCode, 200);
+    const merged = await burst();
+    assert.ok(merged < 30, `30 concurrent requests in ${merged} forward passes`);
+
+    const bad = await inject({ method: "PUT", url: "/v1/models/iris/batching", headers: auth, payload: { maxDelayMs: 5000 } });
+    assert.equal(bad.statusCode, 400, bad.body);
+    assert.equal(bad.json().errors[0].path, "maxDelayMs");
+    assert.equal((await inject({ method: "PUT", url: "/v1/models/nope/batching", headers: auth, payload: {} })).statusCode, 404);
+    assert.equal((await inject({ method: "PUT", url: "/v1/models/iris/batching", headers: auth, payload: {} })).statusCode, 200, "{}: the API's defaults");
+  });
+});

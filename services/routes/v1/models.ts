@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
 import {
-  aliasNameSchema, createModelSchema, modelAliasesSchema, modelAliasSchema, modelNameSchema, modelSchema, modelVersionSchema, moveAliasSchema, setDefaultAliasSchema, validateModelResponseSchema,
+  aliasNameSchema, batchingSchema, createModelSchema, modelAliasesSchema, modelAliasSchema, modelNameSchema, modelSchema, modelVersionSchema, moveAliasSchema, setDefaultAliasSchema, validateModelResponseSchema,
 } from "../../../lib/registry/model-schema.ts";
 import type { VersionTarget } from "../../../lib/registry/model-version-repository.ts";
 import { modelSpecSchema } from "../../../lib/model-spec/model-spec-schema.ts";
@@ -144,6 +144,15 @@ export const modelRoutes: FastifyPluginAsyncZod = async (app) => {
       params: name, body: setDefaultAliasSchema, response: { 200: modelAliasesSchema, 400: problemSchema, ...errors },
     },
   }, async (request) => registry.setDefaultAlias(tenantOf(request), request.params.name, request.body.alias));
+
+  app.put("/v1/models/:name/batching", {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "setModelBatching", tags: ["models"], security,
+      summary: "This model's dynamic batching: most rows in one forward pass, longest wait for company ({} or absent fields: the API's defaults)",
+      params: name, body: batchingSchema, response: { 200: batchingSchema, 400: problemSchema, ...errors },
+    },
+  }, async (request) => (await registry.setBatching(tenantOf(request), request.params.name, request.body)) ?? {});
 
   // TF Serving's `/v1/models/{name}[/versions/{v}|/labels/{alias}]:predict`. The regex ends the
   // last parameter before the colon, and `::` is the router's escape for a literal one.
