@@ -79,6 +79,17 @@ export function createTrainingQueue(connection: ConnectionOptions, prefix: strin
   return new Queue<TrainJobPayload>(QUEUES.training.name, { connection, prefix });
 }
 
+/**
+ * Enqueues a training job that may have been queued before (a resume, a re-enqueue after Redis
+ * lost it): a finished entry with its id would make the add a no-op, so it is removed first. An
+ * entry still active cannot be removed; the reconciler enqueues the job again once it has finished.
+ */
+export async function enqueueTraining(queue: Queue<TrainJobPayload>, jobId: string, tenantId: string, priority?: number): Promise<void> {
+  const stale = await queue.getJob(jobId);
+  if (stale) await stale.remove().catch(() => {});
+  await queue.add(QUEUES.training.job, { jobId, tenantId }, QUEUES.training.options(jobId, priority));
+}
+
 /** Redis key the API sets to ask the worker running a job to stop; checked between batches. */
 export const cancelKey = (prefix: string, jobId: string) => `${prefix}:cancel:${jobId}`;
 export const CANCEL_TTL_SECONDS = 7 * 24 * 3600;

@@ -1,11 +1,8 @@
 // Inference: resolve the version a request targets (the lookup cache: no database round trip on
 // a hit), parse the request in its protocol, check and preprocess the inputs, run the model,
-// format the answer. Running the model is one method, `runModel`, with a fixed contract, so that
-// the in-process tfjs runtime (default, with its LRU of loaded versions) can be swapped for
-// another (a worker-thread pool) passed to the constructor.
-import * as tf from "@tensorflow/tfjs";
+// format the answer. The forward pass is a `RunModel` passed to the constructor: the inference
+// runtime's worker threads (lib/serving/runtime), never this event loop.
 import type { Db } from "../db/prisma.ts";
-import { loadModel } from "../engine/model-io.ts";
 import { DomainError, ValidationError } from "../errors.ts";
 import { ModelVersionRepository, type ResolvedVersion, type VersionTarget } from "../registry/model-version-repository.ts";
 import { formatInfer, type InferRequest, modelMetadata, parseInfer, selectOutputs } from "./protocols/kserve-v2.ts";
@@ -15,19 +12,17 @@ import { VersionResolver } from "./version-resolver.ts";
 
 /**
  * Runs a version's forward pass. Inputs are already preprocessed, in the model's input order,
- * batch axis first; outputs are in the model's output order, batch axis first.
+ * batch axis first; outputs are in the model's output order, batch axis first. `batching`: the
+ * model's own settings, if it has any.
  */
-/** Runs a version on preprocessed inputs; `batching`: the model's own settings, if it has any. */
 export type RunModel = (versionId: string, inputs: Tensor[], batching?: { maxBatchSize?: number; maxDelayMs?: number }) => Promise<Tensor[]>;
 
 export interface PredictOptions {
-  /** Loaded versions the default in-process runtime keeps. */
-  cacheSize: number;
   maxInstances: number;
   /** How long a cached version lookup may be served without asking Postgres again. */
   lookupTtlMs: number;
-  /** Another runtime; default: tfjs in this process. */
-  run?: RunModel;
+  /** The forward pass: the inference runtime's worker threads (lib/serving/runtime), which keep the loaded versions. */
+  run: RunModel;
 }
 
 type TopK = TopClass[][] | Record<string, TopClass[][]>;
@@ -39,12 +34,10 @@ export class PredictService {
 
   private readonly run: RunModel;
 
-  private readonly loaded = new Map<string, Promise<tf.LayersModel>>();
-
   constructor(db: Db, private readonly opts: PredictOptions) {
     this.versions = new ModelVersionRepository(db);
     this.resolver = new VersionResolver((t, m, target) => this.versions.resolve(t, m, target), opts.lookupTtlMs);
-    this.run = opts.run ?? ((versionId, inputs) => this.runModel(versionId, inputs));
+    this.run = opts.run;
   }
 
   resolve(tenantId: string, name: string, target: VersionTarget): Promise<ResolvedVersion> {
@@ -104,38 +97,7 @@ export class PredictService {
     return { version: resolved.version, signature: resolved.signature, outputs };
   }
 
-  /** The forward pass in this process: tfjs, with an LRU of loaded versions. */
-  async runModel(versionId: string, inputs: Tensor[]): Promise<Tensor[]> {
-    const model = await this.load(versionId);
-    return tf.tidy(() => {
-      const x = inputs.map((i) => tf.tensor(i.data, i.shape));
-      const y = model.predict(x.length === 1 ? x[0] : x) as tf.Tensor | tf.Tensor[];
-      return (Array.isArray(y) ? y : [y]).map((t) => ({ data: new Float32Array(t.dataSync()), shape: t.shape.slice() }));
-    });
-  }
-
-  private load(versionId: string): Promise<tf.LayersModel> {
-    let entry = this.loaded.get(versionId);
-    if (entry) {
-      // Map keeps insertion order: re-inserting marks it most recently used.
-      this.loaded.delete(versionId);
-      this.loaded.set(versionId, entry);
-      return entry;
-    }
-    entry = this.versions.load(versionId).then((stored) => loadModel(stored.model));
-    entry.catch(() => this.loaded.delete(versionId));
-    this.loaded.set(versionId, entry);
-    while (this.loaded.size > this.opts.cacheSize) {
-      const [oldest, value] = this.loaded.entries().next().value!;
-      this.loaded.delete(oldest);
-      value.then((m) => m.dispose(), () => {});
-    }
-    return entry;
-  }
-
   dispose(): void {
-    for (const entry of this.loaded.values()) entry.then((m) => m.dispose(), () => {});
-    this.loaded.clear();
     this.resolver.clear();
   }
 }

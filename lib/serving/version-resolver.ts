@@ -15,12 +15,6 @@ import type { ResolvedVersion, VersionTarget } from "../registry/model-version-r
 
 export type Lookup = (tenantId: string, modelName: string, target: VersionTarget) => Promise<ResolvedVersion>;
 
-/** How replicas tell each other that a model's versions or aliases changed. */
-export interface InvalidationBus {
-  publish(tenantId: string, modelName: string): Promise<void>;
-  subscribe(handler: (tenantId: string, modelName: string) => void): void;
-}
-
 interface Entry {
   value: Promise<ResolvedVersion>;
   expiresAt: number;

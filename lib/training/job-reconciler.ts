@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Db } from "../db/prisma.ts";
-import { QUEUES, type TrainJobPayload } from "../queue/queues.ts";
+import { enqueueTraining, type TrainJobPayload } from "../queue/queues.ts";
 import { markCancelled } from "./training-job-repository.ts";
 
 /** BullMQ states in which the queue still holds a job for a worker to run (or running). */
@@ -68,9 +68,7 @@ export class JobReconciler {
         result.cancelled.push(job.id);
         continue;
       }
-      // A completed or failed entry with the same id would make the add a no-op: remove it first.
-      if (held) await held.remove().catch(() => {});
-      await this.queue.add(QUEUES.training.job, { jobId: job.id, tenantId: job.tenantId }, QUEUES.training.options(job.id, (job.hyperparameters as { priority?: number } | null)?.priority));
+      await enqueueTraining(this.queue, job.id, job.tenantId, (job.hyperparameters as { priority?: number } | null)?.priority);
       result.requeued.push(job.id);
     }
     if (result.requeued.length || result.cancelled.length) {

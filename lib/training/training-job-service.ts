@@ -12,7 +12,7 @@ import { tbpttProblem } from "../model-spec/tbptt-rule.ts";
 import { planOf } from "../model-spec/graph-plan.ts";
 import { ModelVersionRepository } from "../registry/model-version-repository.ts";
 import { modelSpecSchema, type ModelSpec } from "../model-spec/model-spec-schema.ts";
-import { CANCEL_TTL_SECONDS, cancelKey, QUEUES, type TrainJobPayload } from "../queue/queues.ts";
+import { CANCEL_TTL_SECONDS, cancelKey, enqueueTraining, QUEUES, type TrainJobPayload } from "../queue/queues.ts";
 import { strataOutput, stratifyProblem } from "./data-split.ts";
 import { matchModelToDataset } from "./dataset-matching.ts";
 import { eventStreamKey, JobEventPublisher, JobEventReader, type ProgressSnapshot, type StatusEvent } from "./job-events.ts";
@@ -374,13 +374,10 @@ export class TrainingJobService {
     return toView(row);
   }
 
-  /** Enqueues a job that may have run before: a finished queue entry with its id would make the add a no-op, so it goes first. */
+  /** Enqueues a job that may have run before (resume, continue), answering now rather than waiting for a Redis that is away. */
   private async enqueue(id: string, tenantId: string, priority: number | undefined): Promise<void> {
     if (this.redis.status !== "ready") throw new Error(`Redis connection is ${this.redis.status}`);
-    const stale = await withTimeout(this.queue.getJob(id), ENQUEUE_TIMEOUT_MS, "queue lookup timed out");
-    // An entry still active (the attempt that paused is finishing) cannot be removed; the reconciler re-enqueues the job once it has finished.
-    if (stale) await stale.remove().catch(() => {});
-    await withTimeout(this.queue.add(QUEUES.training.job, { jobId: id, tenantId }, QUEUES.training.options(id, priority)), ENQUEUE_TIMEOUT_MS, "enqueue timed out");
+    await withTimeout(enqueueTraining(this.queue, id, tenantId, priority), ENQUEUE_TIMEOUT_MS, "enqueue timed out");
   }
 }
 

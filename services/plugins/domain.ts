@@ -43,7 +43,7 @@ export const domainPlugin = fp(
     // /metrics reads the runtime's counters (cache, batches, queue) at scrape time.
     app.metrics.setRuntimeStatsSource(() => runtimeStatsFrom(runtime.stats()));
     const predict = new PredictService(db, {
-      cacheSize: config.TRAINYARD_MODEL_CACHE_SIZE, maxInstances: config.TRAINYARD_MAX_PREDICT_INSTANCES, lookupTtlMs: config.TRAINYARD_VERSION_LOOKUP_TTL_MS,
+      maxInstances: config.TRAINYARD_MAX_PREDICT_INSTANCES, lookupTtlMs: config.TRAINYARD_VERSION_LOOKUP_TTL_MS,
       run: (versionId, inputs, batching) => runtime.run(versionId, inputs, batching),
     });
     // A registry change drops this replica's cached lookups before the response, then tells the others.
