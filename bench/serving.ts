@@ -68,6 +68,8 @@ interface Options {
   concurrency: number[];
   models: string[];
   modes: string[];
+  /** Write a V8 CPU profile of each server process into this folder. */
+  profile?: string;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -78,7 +80,8 @@ function parseOptions(argv: string[]): Options {
     else if (flag === "--concurrency") o.concurrency = value.split(",").map(Number);
     else if (flag === "--models") o.models = value.split(",");
     else if (flag === "--modes") o.modes = value.split(",");
-    else throw new Error(`unknown option ${flag} (use --seconds N, --concurrency 1,16,64, --models ${MODELS.map((m) => m.name).join(",")}, --modes ${MODES.map((m) => m.name).join(",")})`);
+    else if (flag === "--profile") o.profile = value;
+    else throw new Error(`unknown option ${flag} (use --seconds N, --concurrency 1,16,64, --models ${MODELS.map((m) => m.name).join(",")}, --modes ${MODES.map((m) => m.name).join(",")}, --profile DIR)`);
   }
   if (!(o.seconds > 0)) throw new Error("--seconds: a number > 0");
   if (!o.concurrency.length || o.concurrency.some((c) => !Number.isInteger(c) || c < 1)) throw new Error("--concurrency: positive integers");
@@ -111,10 +114,10 @@ process.on("exit", () => {
   for (const s of servers) killGroup(s, "SIGKILL");
 });
 
-async function startServer(env: Record<string, string>): Promise<{ base: string; stop: () => Promise<void> }> {
+async function startServer(env: Record<string, string>, profile?: string): Promise<{ base: string; stop: () => Promise<void> }> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, ["--import", "tsx", "services/server.ts"], {
+  const child = spawn(process.execPath, [...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), "--import", "tsx", "services/server.ts"], {
     cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"],
     env: {
       ...process.env,
@@ -167,6 +170,26 @@ interface Load {
   p50: number;
   p99: number;
   errors: number;
+  /** Fractions of the run's wall time the API's event loop, and the inference threads (summed), were busy: from /metrics. */
+  loopBusy?: number;
+  threadBusy?: number;
+}
+
+/** The busy-time totals on the server's /metrics (seconds). */
+async function busyTotals(base: string): Promise<{ loop: number; thread: number }> {
+  const text = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${adminKey}` } }).then((r) => r.text());
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+  return { loop: value("trainyard_event_loop_busy_seconds_total"), thread: value("trainyard_inference_thread_busy_seconds_total") };
+}
+
+/** An autocannon run, with how busy the server's event loop and inference threads were meanwhile. */
+async function measured(base: string, opts: autocannon.Options): Promise<Load> {
+  const before = await busyTotals(base);
+  const started = performance.now();
+  const load = await cannon(opts);
+  const seconds = (performance.now() - started) / 1000;
+  const after = await busyTotals(base);
+  return { ...load, loopBusy: (after.loop - before.loop) / seconds, threadBusy: (after.thread - before.thread) / seconds };
 }
 
 function cannon(opts: autocannon.Options): Promise<Load> {
@@ -179,12 +202,12 @@ function cannon(opts: autocannon.Options): Promise<Load> {
 }
 
 /** Sequential requests on one keep-alive connection for `ms`: the median time of each, in ms. */
-async function sequentialMedian(base: string, path: string, headers: Record<string, string>, body: string, ms: number): Promise<number> {
+async function sequentialMedian(base: string, path: string, headers: Record<string, string>, body: string | undefined, ms: number): Promise<number> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const url = new URL(path, base);
   const one = () =>
     new Promise<void>((resolve, reject) => {
-      const req = http.request(url, { method: "POST", agent, headers: { ...headers, "content-length": Buffer.byteLength(body) } }, (res) => {
+      const req = http.request(url, { method: body === undefined ? "GET" : "POST", agent, headers: body === undefined ? headers : { ...headers, "content-length": Buffer.byteLength(body) } }, (res) => {
         res.resume();
         res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
       });
@@ -222,6 +245,24 @@ function inProcessMedian(spec: ModelSpec, image: Float32Array, ms: number): numb
   }
   model.dispose();
   return median(times);
+}
+
+/** Samples per second of model.predict here at one batch size: what batching can gain at most, before any HTTP. */
+function forwardThroughput(spec: ModelSpec, image: Float32Array, batch: number, ms: number): number {
+  const { model } = buildModel(spec);
+  const data = new Float32Array(batch * image.length);
+  for (let i = 0; i < batch; i++) data.set(image, i * image.length);
+  const once = () => tf.tidy(() => (model.predict(tf.tensor(data, [batch, 28, 28, 1])) as tf.Tensor).dataSync());
+  for (let i = 0; i < 5; i++) once();
+  let n = 0;
+  const started = performance.now();
+  while (performance.now() - started < ms) {
+    once();
+    n++;
+  }
+  const rate = (n * batch * 1000) / (performance.now() - started);
+  model.dispose();
+  return rate;
 }
 
 const median = (xs: number[]) => {
@@ -288,6 +329,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 // ---- main ---------------------------------------------------------------------------------------
 
+const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? "—" : `${Math.round(v * 100)}%`);
 const fmt = (v: number | undefined, digits = 0) => (v === undefined || Number.isNaN(v) ? "—" : v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }));
 
 async function main(): Promise<void> {
@@ -309,8 +351,10 @@ async function main(): Promise<void> {
   const table: { model: string; mode: string; c: number; load: Load }[] = [];
   const health: { mode: string; predict: Load; healthz: Load }[] = [];
   const overhead: { model: string; mode: string; server: number; inProcess: number }[] = [];
+  // Where a request's time goes besides the model, at c=1: HTTP alone, then with authentication and the version lookup.
+  const floors: { mode: string; healthz: number; status: number }[] = [];
   for (const mode of modes) {
-    const server = await startServer(mode.env);
+    const server = await startServer(mode.env, o.profile);
     progress(`${mode.label}: API at ${server.base} (${JSON.stringify(mode.env)})`);
     try {
       key ??= await setUp(server.base, models);
@@ -320,13 +364,19 @@ async function main(): Promise<void> {
         // Loads the version into the server's cache and warms its threads.
         await cannon({ url, method: "POST", headers, body, connections: 4, duration: 1 });
         for (const c of o.concurrency) {
-          const load = await cannon({ url, method: "POST", headers, body, connections: c, duration: seconds });
+          const load = await measured(server.base, { url, method: "POST", headers, body, connections: c, duration: seconds });
           table.push({ model: m.label, mode: mode.label, c, load });
-          progress(`${m.label}, ${mode.label}, c=${c}: ${fmt(load.rps)} req/s, p50 ${load.p50} ms, p99 ${load.p99} ms${load.errors ? `, ${load.errors} errors` : ""}`);
+          progress(`${m.label}, ${mode.label}, c=${c}: ${fmt(load.rps)} req/s, p50 ${load.p50} ms, p99 ${load.p99} ms, API loop ${pct(load.loopBusy)} busy, inference ${pct(load.threadBusy)}${load.errors ? `, ${load.errors} errors` : ""}`);
         }
         const serverMs = await sequentialMedian(server.base, `/v1/models/${m.name}:predict`, headers, body, Math.min(seconds, 5) * 1000);
         overhead.push({ model: m.label, mode: mode.label, server: serverMs, inProcess: NaN });
       }
+      const ms = Math.min(seconds, 5) * 1000;
+      floors.push({
+        mode: mode.label,
+        healthz: await sequentialMedian(server.base, "/healthz", {}, undefined, ms),
+        status: await sequentialMedian(server.base, `/v1/models/${models[0].name}/versions/1/metadata`, { authorization: headers.authorization }, undefined, ms),
+      });
       // /healthz probed (one connection, as a kubelet would) while the heaviest model takes full load.
       const heavy = models.at(-1)!;
       const [predict, healthz] = await Promise.all([
@@ -340,16 +390,19 @@ async function main(): Promise<void> {
     }
   }
   // In-process last, with no server running, on this process's backend.
+  const forward: { model: string; one: number; many: number }[] = [];
   for (const m of models) {
     const ms = inProcessMedian(m.spec(), image, Math.min(seconds, 5) * 1000);
     for (const row of overhead) if (row.model === m.label) row.inProcess = ms;
+    const maxC = Math.max(...o.concurrency);
+    forward.push({ model: m.label, one: forwardThroughput(m.spec(), image, 1, 2000), many: forwardThroughput(m.spec(), image, maxC, 2000) });
   }
 
   const out: string[] = [];
   out.push(`Serving on ${availableParallelism()} cores, backend ${currentBackend()?.name}, ${seconds} s per run, one [28, 28, 1] image per request.`);
   out.push("Weights: one epoch on 64 digits (serving's cost does not depend on their values).", "");
-  out.push("| model | batching | concurrency | req/s | p50 ms | p99 ms | errors |", "|---|---|---:|---:|---:|---:|---:|");
-  for (const r of table) out.push(`| ${r.model} | ${r.mode.replace("batching ", "")} | ${r.c} | ${fmt(r.load.rps)} | ${r.load.p50} | ${r.load.p99} | ${r.load.errors} |`);
+  out.push("| model | batching | concurrency | req/s | p50 ms | p99 ms | errors | API loop busy | inference thread busy |", "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+  for (const r of table) out.push(`| ${r.model} | ${r.mode.replace("batching ", "")} | ${r.c} | ${fmt(r.load.rps)} | ${r.load.p50} | ${r.load.p99} | ${r.load.errors} | ${pct(r.load.loopBusy)} | ${pct(r.load.threadBusy)} |`);
   out.push("");
   const maxC = Math.max(...o.concurrency);
   for (const m of models) {
@@ -357,9 +410,15 @@ async function main(): Promise<void> {
     const on = table.find((r) => r.model === m.label && r.mode === "batching on" && r.c === maxC);
     if (off && on) out.push(`${m.label}: batching at concurrency ${maxC} gives ${fmt(on.load.rps / off.load.rps, 2)}× the throughput of no batching (target ≥ 3×).`);
   }
+  out.push("", `The forward pass alone, in this process (no HTTP): samples per second at batch 1 and at batch ${Math.max(...o.concurrency)}, the most batching could give if the forward pass were all the work.`, "");
+  out.push(`| model | batch 1 samples/s | batch ${Math.max(...o.concurrency)} samples/s | ratio |`, "|---|---:|---:|---:|");
+  for (const f of forward) out.push(`| ${f.model} | ${fmt(f.one)} | ${fmt(f.many)} | ${fmt(f.many / f.one, 1)}× |`);
+  out.push("");
   for (const h of health) out.push(`/healthz under full predict load (${h.mode}, ${fmt(h.predict.rps)} req/s at c=64): p50 ${h.healthz.p50} ms, p99 ${h.healthz.p99} ms (target < 50 ms).`);
   out.push("", "| model | batching | server median ms (c=1) | in-process predict ms | overhead ms (target < 1) |", "|---|---|---:|---:|---:|");
   for (const r of overhead) out.push(`| ${r.model} | ${r.mode.replace("batching ", "")} | ${fmt(r.server, 3)} | ${fmt(r.inProcess, 3)} | ${fmt(r.server - r.inProcess, 3)} |`);
+  out.push("", "Floors at c=1 (median ms): what any request costs, before a model runs.", "", "| batching | GET /healthz (HTTP only) | GET a version's metadata (HTTP, API key, cached version lookup) |", "|---|---:|---:|");
+  for (const f of floors) out.push(`| ${f.mode.replace("batching ", "")} | ${fmt(f.healthz, 3)} | ${fmt(f.status, 3)} |`);
   console.log(out.join("\n"));
 }
 

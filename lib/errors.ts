@@ -54,6 +54,13 @@ export class UnavailableError extends DomainError {
   }
 }
 
+/** This replica has more work waiting than it takes on; the client should retry after `retryAfterSeconds` (sent as Retry-After). */
+export class OverloadedError extends UnavailableError {
+  constructor(message: string, readonly retryAfterSeconds = 1) {
+    super(message);
+  }
+}
+
 /** Formats a zod-style path (['spec', 'layers', 1, 'rate']) as `spec.layers[1].rate`. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = "";

@@ -52,6 +52,8 @@ export const apiConfigSchema = z.object({
   TRAINYARD_BATCH_MAX_SIZE: z.coerce.number().int().min(1).default(64),
   /** Longest a predict request waits for others to share its forward pass (0: no batching). */
   TRAINYARD_BATCH_MAX_DELAY_MS: z.coerce.number().min(0).max(1000).default(2),
+  /** Most rows waiting for an inference thread in one API replica; beyond it a predict request gets 503 with Retry-After at once. */
+  TRAINYARD_INFERENCE_QUEUE_MAX_ROWS: z.coerce.number().int().min(1).default(20_000),
   /** Predict requests per second per tenant, shared by all replicas (0: no limit); beyond it a 429 with Retry-After. */
   TRAINYARD_RATE_LIMIT_PREDICT_PER_SECOND: z.coerce.number().min(0).default(500),
   /** Predict requests a tenant may send at once after a quiet spell (the token bucket's size). */

@@ -8,6 +8,7 @@
 // that has answered a prediction before (at most MAX_MODEL_LABELS of them, then "other"), else
 // "unknown". Nothing here names a tenant: counts only.
 import type { Queue } from "bullmq";
+import { performance } from "node:perf_hooks";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Db } from "../db/prisma.ts";
 
@@ -32,6 +33,8 @@ export interface RuntimeStats {
    * rows (cumulative, like Prometheus's `le`), `count` batches in all with `sum` rows.
    */
   batchSize: { buckets: readonly number[]; counts: readonly number[]; count: number; sum: number };
+  /** Seconds the inference threads have been busy, summed over threads (optional). */
+  busySeconds?: number;
 }
 export type RuntimeStatsSource = () => RuntimeStats;
 
@@ -39,11 +42,12 @@ export type RuntimeStatsSource = () => RuntimeStats;
 export interface InferenceRuntimeNumbers {
   cache: { hits: number; misses: number; evictions: number; bytes: number; entries: number };
   batchSize: RuntimeStats["batchSize"];
+  busyMs?: number;
 }
 
 /** Adapts the inference runtime: `metrics.setRuntimeStatsSource(() => runtimeStatsFrom(runtime.stats()))`. */
 export function runtimeStatsFrom(s: InferenceRuntimeNumbers): RuntimeStats {
-  return { cacheHits: s.cache.hits, cacheMisses: s.cache.misses, evictions: s.cache.evictions, cacheBytes: s.cache.bytes, loadedModels: s.cache.entries, batchSize: s.batchSize };
+  return { cacheHits: s.cache.hits, cacheMisses: s.cache.misses, evictions: s.cache.evictions, cacheBytes: s.cache.bytes, loadedModels: s.cache.entries, batchSize: s.batchSize, busySeconds: s.busyMs === undefined ? undefined : s.busyMs / 1000 };
 }
 
 /** Model names that may become label values; a service with more models reports the rest as "other". */
@@ -106,6 +110,7 @@ export class ServiceMetrics {
   private readonly evictions: Counter;
   private readonly cacheBytes: Gauge;
   private readonly loadedModels: Gauge;
+  private readonly threadBusy: Counter;
   private readonly queueJobs: Gauge<"queue" | "state">;
   private readonly trainingJobs: Gauge<"status">;
   private readonly collectErrors: Counter<"source">;
@@ -113,7 +118,7 @@ export class ServiceMetrics {
   readonly rateLimitFailOpen: Counter<"limit">;
 
   private runtime: RuntimeStatsSource | undefined;
-  private lastRuntime = { cacheHits: 0, cacheMisses: 0, evictions: 0 };
+  private lastRuntime = { cacheHits: 0, cacheMisses: 0, evictions: 0, busySeconds: 0 };
   private readonly models = new Set<string>();
   private readonly queueCounts: Cached<Record<string, number>>;
   private readonly jobCounts: Cached<Map<string, number>>;
@@ -135,6 +140,18 @@ export class ServiceMetrics {
     this.evictions = new Counter({ name: "trainyard_model_cache_evictions_total", help: "Model versions dropped from memory.", registers });
     this.cacheBytes = new Gauge({ name: "trainyard_model_cache_bytes", help: "Bytes of weights of the model versions in memory.", registers });
     this.loadedModels = new Gauge({ name: "trainyard_model_cache_models", help: "Model versions in memory.", registers });
+    // Busy time, not CPU time: with rate(), the fraction of the time a loop was working, which says
+    // whether the API's loop or the inference threads limit throughput.
+    this.threadBusy = new Counter({ name: "trainyard_inference_thread_busy_seconds_total", help: "Time the inference threads' event loops were busy (forward passes, model loads), summed over threads.", registers });
+    let loopBase = performance.eventLoopUtilization();
+    new Counter({
+      name: "trainyard_event_loop_busy_seconds_total", help: "Time the API's event loop was busy (requests, serialization, hooks): its utilization, with rate().", registers,
+      collect() {
+        const now = performance.eventLoopUtilization();
+        this.inc(Math.max(0, now.active - loopBase.active) / 1000);
+        loopBase = now;
+      },
+    });
     this.queueJobs = new Gauge({ name: "trainyard_queue_jobs", help: "Jobs in a BullMQ queue by state (read at scrape, cached briefly).", labelNames: ["queue", "state"], registers });
     this.trainingJobs = new Gauge({ name: "trainyard_training_jobs", help: "Training jobs in Postgres by status, all tenants (read at scrape, cached briefly).", labelNames: ["status"], registers });
     this.collectErrors = new Counter({ name: "trainyard_metrics_collect_errors_total", help: "Scrapes that could not read a source (queue, database, runtime); its gauges were left out.", labelNames: ["source"], registers });
@@ -155,7 +172,7 @@ export class ServiceMetrics {
   /** Connects the inference runtime, once: `setRuntimeStatsSource(() => runtimeStatsFrom(runtime.stats()))`. */
   setRuntimeStatsSource(source: RuntimeStatsSource | undefined): void {
     this.runtime = source;
-    this.lastRuntime = { cacheHits: 0, cacheMisses: 0, evictions: 0 };
+    this.lastRuntime = { cacheHits: 0, cacheMisses: 0, evictions: 0, busySeconds: 0 };
   }
 
   /**
@@ -198,8 +215,8 @@ export class ServiceMetrics {
       return;
     }
     this.batchSize = s.batchSize;
-    const delta = (key: "cacheHits" | "cacheMisses" | "evictions", counter: Counter) => {
-      const now = s[key];
+    const delta = (key: "cacheHits" | "cacheMisses" | "evictions" | "busySeconds", counter: Counter) => {
+      const now = s[key] ?? 0;
       // A total that went down means the runtime started again: count from zero.
       const d = now >= this.lastRuntime[key] ? now - this.lastRuntime[key] : now;
       if (d > 0) counter.inc(d);
@@ -208,6 +225,7 @@ export class ServiceMetrics {
     delta("cacheHits", this.cacheHits);
     delta("cacheMisses", this.cacheMisses);
     delta("evictions", this.evictions);
+    delta("busySeconds", this.threadBusy);
     this.cacheBytes.set(s.cacheBytes);
     if (s.loadedModels !== undefined) this.loadedModels.set(s.loadedModels);
   }

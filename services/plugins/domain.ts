@@ -38,6 +38,7 @@ export const domainPlugin = fp(
       databaseUrl: config.DATABASE_URL, backend: config.TRAINYARD_BACKEND, threads: config.TRAINYARD_INFERENCE_THREADS,
       cacheBytes: config.TRAINYARD_MODEL_CACHE_BYTES, cacheEntries: config.TRAINYARD_MODEL_CACHE_SIZE,
       maxBatchSize: config.TRAINYARD_BATCH_MAX_SIZE, maxDelayMs: config.TRAINYARD_BATCH_MAX_DELAY_MS,
+      maxQueueRows: config.TRAINYARD_INFERENCE_QUEUE_MAX_ROWS,
       lazyStart: true, log: (msg) => app.log.warn(msg),
     });
     // /metrics reads the runtime's counters (cache, batches, queue) at scrape time.

@@ -5,7 +5,7 @@ import fp from "fastify-plugin";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "@fastify/type-provider-zod";
 import { z } from "zod";
-import { DomainError, isDependencyDown, ValidationError, type FieldProblem } from "../../lib/errors.ts";
+import { DomainError, isDependencyDown, OverloadedError, ValidationError, type FieldProblem } from "../../lib/errors.ts";
 
 export const problemSchema = z
   .object({
@@ -32,6 +32,11 @@ function pathOf(context: string | undefined, instancePath: string): string {
   return out || (context ?? "body");
 }
 
+/** An overloaded replica tells the client when to come back (both protocols' error bodies use this). */
+export function setRetryAfter(err: unknown, reply: FastifyReply): void {
+  if (err instanceof OverloadedError) reply.header("retry-after", String(err.retryAfterSeconds));
+}
+
 /**
  * Fastify answers a malformed URL or an over-long path parameter while routing, before any error
  * handler exists for the request; its `frameworkErrors` option sends those here, so that they too
@@ -49,6 +54,7 @@ export const errorHandlerPlugin = fp(
         return send(reply, 400, "Invalid request", problems.map((p) => `${p.path}: ${p.message}`).join("; "), problems);
       }
       if (err instanceof ValidationError) return send(reply, 400, err.title, err.message, err.problems);
+      setRetryAfter(err, reply);
       if (err instanceof DomainError) return send(reply, err.status, err.title, err.message);
       if (isDependencyDown(err)) {
         request.log.warn({ err }, "dependency unavailable");

@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/engine/backend.ts";
 import { loadModel } from "../../lib/engine/model-io.ts";
-import { ValidationError } from "../../lib/errors.ts";
+import { OverloadedError, ValidationError } from "../../lib/errors.ts";
 import { renderTemplate } from "../../lib/model-spec/templates/index.ts";
 import { inspectSpec, ModelService } from "../../lib/registry/model-service.ts";
 import { ModelVersionRepository } from "../../lib/registry/model-version-repository.ts";
@@ -162,6 +162,30 @@ describe("inference runtime", () => {
     const [out] = await rt.run(v, [{ data: rows(4), shape: [4, 4] }]);
     assertClose(out.data, expected(v, rows(4), 4), "after the restart");
     assert.equal(rt.stats().threadRestarts, 1);
+  });
+
+  test("a full queue refuses new requests at once (503, Retry-After); what it took is answered", async () => {
+    // No batching: every request is a forward pass of its own, and queues behind the thread.
+    const small = runtime({ maxQueueRows: 8, maxDelayMs: 0 });
+    const [v] = versionIds;
+    const settled = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => small.run(v, [{ data: rows(1, i), shape: [1, 4] }])));
+    const refused = settled.filter((s) => s.status === "rejected");
+    const answered = settled.filter((s) => s.status === "fulfilled");
+    assert.ok(refused.length > 0 && answered.length >= 8, `${answered.length} answered, ${refused.length} refused`);
+    for (const r of refused) {
+      const err = (r as PromiseRejectedResult).reason;
+      assert.ok(err instanceof OverloadedError, String(err));
+      assert.equal(err.status, 503);
+      assert.equal(err.retryAfterSeconds, 1);
+      assert.match(err.message, /rows are waiting for a thread \(at most 8, TRAINYARD_INFERENCE_QUEUE_MAX_ROWS\)/);
+    }
+    settled.forEach((s, i) => {
+      if (s.status === "fulfilled") assertClose(s.value[0].data, expected(v, rows(1, i), 1), `request ${i}`);
+    });
+    assert.equal(small.stats().refused, refused.length);
+    // Once the queue has drained, requests are taken again; one larger than the cap goes alone.
+    const [big] = await small.run(v, [{ data: rows(20), shape: [20, 4] }]);
+    assertClose(big.data, expected(v, rows(20), 20), "a request larger than the cap, on an empty queue");
   });
 
   test("an unknown version fails its requests, and not the runtime", async () => {

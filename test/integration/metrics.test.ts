@@ -1,6 +1,7 @@
 // /metrics against a real Postgres and Redis: request counters by route pattern (never the raw
 // URL), the predict route's model label, training jobs by status as Postgres has them, the
-// training queue's depth as BullMQ has it, and series that do not grow with random URLs.
+// training queue's depth as BullMQ has it, busy time of the event loop and the inference threads,
+// and series that do not grow with random URLs.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
@@ -66,6 +67,13 @@ describe("metrics", () => {
     assert.ok(!requests.some((s) => s.labels.route.includes(dataset)), "no raw URL becomes a label");
     const latency = samples(text, "trainyard_http_request_duration_seconds_count");
     assert.ok(latency.some((s) => s.labels.route === "/v1/models/:name:predict" && s.labels.model === "iris" && s.value === 3));
+
+    // Busy time of the loops that limit throughput: the API's, and the inference thread's (which loaded and ran iris).
+    const loop = samples(text, "trainyard_event_loop_busy_seconds_total")[0]?.value ?? 0;
+    const thread = samples(text, "trainyard_inference_thread_busy_seconds_total")[0]?.value ?? 0;
+    assert.ok(loop > 0 && thread > 0, `event loop ${loop} s, inference threads ${thread} s`);
+    const later = (await scrape()).body;
+    assert.ok((samples(later, "trainyard_event_loop_busy_seconds_total")[0]?.value ?? 0) >= loop, "a total never goes down");
 
     const rows = await env.app.db.trainingJob.groupBy({ by: ["status"], _count: { _all: true } });
     const jobs = samples(text, "trainyard_training_jobs");

@@ -1,9 +1,11 @@
 // Per-tenant rate limits against a real Redis: a burst beyond the bucket gets 429 with Retry-After
 // and problem+json naming the limit; another tenant is unaffected; the bucket refills; two app
-// instances (replicas) share it; and with Redis gone, requests pass at once (fail open).
+// instances (replicas) share it; a replica leases tokens (most requests make no Redis round trip)
+// without ever letting a tenant past its limit; and with Redis gone, requests pass at once (fail open).
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
+import { leaseSize, RateLimiter } from "../../lib/auth/rate-limit.ts";
 import { apiConfigSchema, parseConfig } from "../../lib/config/env.ts";
 import { buildApp, type App } from "../../services/app.ts";
 import { createTestEnv, type TestEnv } from "../helpers/app.ts";
@@ -89,5 +91,38 @@ describe("rate limits", () => {
     assert.deepEqual(codes, [404, 404, 404, 404, 404]);
     // Five requests, each a Postgres lookup of the key and the model; the limiter adds no wait.
     assert.ok(performance.now() - started < 1000, `took ${performance.now() - started} ms`);
+  });
+
+  test("a replica leases tokens: one Redis round trip per lease, concurrent requests share it, and two replicas together never pass the limit", async () => {
+    const prefix = `${env.config.TRAINYARD_QUEUE_PREFIX}-lease`;
+    const limits = { predict: { perSecond: 100, burst: 20 }, uploads: { perSecond: 0, burst: 1 } };
+    assert.equal(leaseSize(limits.predict), 5);
+    const a = new RateLimiter(env.app.redis, prefix, limits);
+    const b = new RateLimiter(env.app.redis, prefix, limits);
+    const shared = async (tenant: string) => Number(await env.app.redis.hget(a.key("predict", tenant), "tokens"));
+
+    // Three requests at once on an empty lease: one lease of five taken from the shared bucket.
+    const first = await Promise.all(Array.from({ length: 3 }, () => a.take("predict", "t1")));
+    assert.ok(first.every((d) => d.allowed && !("failedOpen" in d)), JSON.stringify(first));
+    const afterLease = await shared("t1");
+    assert.ok(afterLease >= 15 && afterLease < 16, `the shared bucket holds ${afterLease}: one lease of 5 from 20 (plus a little refill)`);
+    // Two more are spent from the lease, without Redis.
+    for (let i = 0; i < 2; i++) assert.equal((await a.take("predict", "t1")).allowed, true);
+    assert.ok((await shared("t1")) === afterLease, "the lease's tokens cost no round trip");
+    // The sixth takes a new lease.
+    assert.equal((await a.take("predict", "t1")).allowed, true);
+    const afterSecond = await shared("t1");
+    assert.ok(afterSecond >= 10 && afterSecond < 11.5, `the shared bucket holds ${afterSecond}`);
+
+    // Two replicas race 60 requests each against one bucket: never more than the burst plus the refill.
+    const started = performance.now();
+    const decisions = await Promise.all(Array.from({ length: 120 }, (_, i) => (i % 2 ? a : b).take("predict", "t2")));
+    const seconds = (performance.now() - started) / 1000;
+    const allowed = decisions.filter((d) => d.allowed).length;
+    assert.ok(decisions.every((d) => !("failedOpen" in d)), "Redis answered every check");
+    assert.ok(allowed <= 20 + Math.ceil(100 * seconds) + 1, `${allowed} passed in ${seconds.toFixed(3)} s`);
+    assert.ok(allowed >= 10, `${allowed} passed: leases unspent by one replica hold back at most one lease each`);
+    const refused = decisions.find((d) => !d.allowed);
+    assert.ok(refused && !refused.allowed && refused.retryAfterSeconds >= 1, "the rest are refused with a retry time");
   });
 });

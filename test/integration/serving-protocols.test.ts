@@ -5,6 +5,7 @@
 // own "signal" and "sensor" example inputs.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { buildApp } from "../../services/app.ts";
 import { createTestEnv, type TestEnv } from "../helpers/app.ts";
 import { createModel, uploadIris } from "../helpers/training.ts";
 import { trainInProcess } from "../helpers/train-in-process.ts";
@@ -244,5 +245,29 @@ describe("Open Inference Protocol (KServe V2)", () => {
     assert.equal(typeof noRoute.json().error, "string");
     // /v1 keeps problem+json.
     assert.match((await post("/v1/models/iris:predict", { instances: [[1]] })).headers["content-type"] as string, /problem\+json/);
+  });
+});
+
+describe("overload", () => {
+  test("a replica whose inference queue is full answers 503 with Retry-After at once, on both protocols", async () => {
+    // A second replica on the same database, with a queue of two rows and no batching.
+    const app = await buildApp({ ...env.config, TRAINYARD_INFERENCE_QUEUE_MAX_ROWS: 2, TRAINYARD_BATCH_MAX_DELAY_MS: 0 });
+    try {
+      await app.ready();
+      const v1 = Array.from({ length: 30 }, () => app.inject({ method: "POST", url: "/v1/models/iris:predict", headers: auth, payload: { instances: [IRIS[0]] } }));
+      const v2 = Array.from({ length: 30 }, () => app.inject({ method: "POST", url: "/v2/models/iris/infer", headers: auth, payload: { inputs: [{ name: "input", shape: [1, 4], datatype: "FP32", data: IRIS[0] }] } }));
+      const answers = await Promise.all([...v1, ...v2]);
+      const refused = answers.filter((r) => r.statusCode === 503);
+      assert.ok(refused.length > 0, `statuses ${answers.map((r) => r.statusCode).join(",")}`);
+      assert.ok(answers.every((r) => r.statusCode === 200 || r.statusCode === 503), `statuses ${answers.map((r) => r.statusCode).join(",")}`);
+      for (const r of refused) {
+        assert.equal(r.headers["retry-after"], "1");
+        assert.match(r.body, /TRAINYARD_INFERENCE_QUEUE_MAX_ROWS/);
+      }
+      assert.ok(answers.slice(30).some((r) => r.statusCode === 503 && typeof r.json().error === "string"), "V2 refusals are {\"error\"} bodies");
+      assert.ok(answers.some((r) => r.statusCode === 200), "what the queue took is answered");
+    } finally {
+      await app.close();
+    }
   });
 });

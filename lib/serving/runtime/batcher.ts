@@ -44,6 +44,8 @@ export class Batcher {
   private readonly open = new Map<string, Batch>();
   /** Every batch not yet sent to a thread (open or ready). */
   private readonly unsent = new Set<Batch>();
+  /** Rows in `unsent`, kept as requests come and batches go (checked on every request). */
+  private unsentRows = 0;
 
   constructor(private readonly onReady: (batch: Batch) => void) {}
 
@@ -60,6 +62,7 @@ export class Batcher {
       const alone = new Batch(versionId, key, req.rows);
       alone.add(req);
       this.unsent.add(alone);
+      this.unsentRows += req.rows;
       this.markReady(alone);
       return;
     }
@@ -78,6 +81,7 @@ export class Batcher {
       b.timer = setTimeout(() => this.markReady(b), limits.maxDelayMs);
     }
     batch.add(req);
+    this.unsentRows += req.rows;
     if (batch.rows >= batch.maxRows) {
       this.open.delete(key);
       if (batch.state === "open") this.markReady(batch);
@@ -105,7 +109,12 @@ export class Batcher {
     batch.state = "sent";
     clearTimeout(batch.timer);
     if (this.open.get(batch.key) === batch) this.open.delete(batch.key);
-    this.unsent.delete(batch);
+    if (this.unsent.delete(batch)) this.unsentRows -= batch.rows;
+  }
+
+  /** Rows waiting in batches not yet sent to a thread. */
+  waitingRows(): number {
+    return this.unsentRows;
   }
 
   /** Requests and rows waiting in batches not yet sent to a thread. */
@@ -126,6 +135,7 @@ export class Batcher {
       for (const r of b.requests) r.reject(err);
     }
     this.unsent.clear();
+    this.unsentRows = 0;
     this.open.clear();
   }
 }

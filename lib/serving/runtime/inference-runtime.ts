@@ -20,7 +20,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { BackendRequest } from "../../engine/backend.ts";
-import { ValidationError } from "../../errors.ts";
+import { OverloadedError, ValidationError } from "../../errors.ts";
 import type { ModelSpec } from "../../model-spec/model-spec-schema.ts";
 import type { ModelLimits, SpecReport } from "../../registry/model-service.ts";
 import { Batcher, type Batch, type PendingRequest } from "./batcher.ts";
@@ -41,6 +41,12 @@ export interface InferenceRuntimeOptions {
   /** Defaults for run(); a model's own settings come as run()'s options. */
   maxBatchSize: number;
   maxDelayMs: number;
+  /**
+   * Most rows waiting for a thread across the pool; a request that would pass it is refused at
+   * once (OverloadedError: 503 with Retry-After) rather than queued behind minutes of work, its
+   * memory held and its client long gone. A request alone in an empty queue always goes.
+   */
+  maxQueueRows?: number;
   /** Called with the rows of every forward pass: for a metrics histogram. */
   onBatch?: (rows: number) => void;
   /** Start each thread at its first use rather than now: no threads (and no start-up CPU) in a process that never predicts or validates. */
@@ -63,6 +69,8 @@ export interface RuntimeStats {
   /** tf.memory() summed over the threads. */
   tensors: { numTensors: number; numBytes: number };
   requests: number;
+  /** Requests refused because the queue was full (maxQueueRows). */
+  refused: number;
   batches: number;
   /** Forward passes by rows: `counts[i]` of batches with ≤ BATCH_SIZE_BUCKETS[i] rows, cumulative like Prometheus's `le`; `count`, `sum` over all. */
   batchSize: { buckets: readonly number[]; counts: number[]; count: number; sum: number };
@@ -72,6 +80,8 @@ export interface RuntimeStats {
   inFlight: number;
   threadRestarts: number;
   builds: number;
+  /** Milliseconds the inference threads' event loops have been busy (forward passes, loads), summed over threads since the pool started. */
+  busyMs: number;
 }
 
 type Job = { kind: "run"; batch: Batch } | { kind: "call"; resolve: (msg: FromThread) => void; reject: (err: Error) => void };
@@ -89,6 +99,9 @@ class ThreadHandle {
   alive = false;
   lastError?: Error;
   restartDelayMs = 250;
+  /** Busy time of this thread's earlier workers (before restarts), and the current worker's as last read. */
+  busyBeforeMs = 0;
+  busyNowMs = 0;
 
   constructor(
     readonly name: string,
@@ -104,7 +117,7 @@ export class InferenceRuntime {
   private readonly affinity = new Map<string, ThreadHandle>();
   private nextId = 1;
   private closing = false;
-  private readonly counters = { requests: 0, batches: 0, restarts: 0, builds: 0, batchRows: 0 };
+  private readonly counters = { requests: 0, batches: 0, restarts: 0, builds: 0, batchRows: 0, refused: 0 };
   private readonly bucketCounts = BATCH_SIZE_BUCKETS.map(() => 0);
   private readonly log: (msg: string) => void;
 
@@ -136,6 +149,11 @@ export class InferenceRuntime {
         return Promise.reject(new TypeError(`run: input ${k} has shape [${input.shape}] and ${input.data.length} values; every input needs ${rows} rows and shape-many values`));
       }
     }
+    const waiting = this.batcher.waitingRows();
+    if (this.options.maxQueueRows !== undefined && waiting > 0 && waiting + rows > this.options.maxQueueRows) {
+      this.counters.refused++;
+      return Promise.reject(new OverloadedError(`inference is overloaded: ${waiting} rows are waiting for a thread (at most ${this.options.maxQueueRows}, TRAINYARD_INFERENCE_QUEUE_MAX_ROWS); retry shortly`));
+    }
     this.counters.requests++;
     return new Promise<TensorData[]>((resolve, reject) => {
       const req: PendingRequest = { inputs, rows, resolve, reject };
@@ -164,8 +182,11 @@ export class InferenceRuntime {
     const cache = { hits: 0, misses: 0, loads: 0, loadFailures: 0, evictions: 0, bytes: 0, entries: 0, maxBytes: this.options.cacheBytes };
     const tensors = { numTensors: 0, numBytes: 0 };
     let inFlight = 0;
+    let busyMs = 0;
     for (const t of this.inference) {
       inFlight += [...t.inFlight.values()].filter((j) => j.kind === "run").length;
+      if (t.worker && t.alive) t.busyNowMs = t.worker.performance.eventLoopUtilization().active;
+      busyMs += t.busyBeforeMs + t.busyNowMs;
       if (!t.stats) continue;
       for (const k of ["hits", "misses", "loads", "loadFailures", "evictions", "bytes", "entries"] as const) cache[k] += t.stats.cache[k];
       tensors.numTensors += t.stats.numTensors;
@@ -175,9 +196,9 @@ export class InferenceRuntime {
     const counts = this.bucketCounts.map((c) => (cumulative += c));
     return {
       threads: this.inference.length, cache, tensors,
-      requests: this.counters.requests, batches: this.counters.batches,
+      requests: this.counters.requests, refused: this.counters.refused, batches: this.counters.batches,
       batchSize: { buckets: BATCH_SIZE_BUCKETS, counts, count: this.counters.batches, sum: this.counters.batchRows },
-      queue: this.batcher.depth(), inFlight, threadRestarts: this.counters.restarts, builds: this.counters.builds,
+      queue: this.batcher.depth(), inFlight, threadRestarts: this.counters.restarts, builds: this.counters.builds, busyMs,
     };
   }
 
@@ -220,6 +241,8 @@ export class InferenceRuntime {
     worker.on("exit", (code) => {
       if (this.closing || t.worker !== worker) return;
       t.alive = false;
+      t.busyBeforeMs += t.busyNowMs;
+      t.busyNowMs = 0;
       const why = t.lastError ? t.lastError.message : `exit code ${code}`;
       this.log(`${t.name} stopped (${why}); restarting it`);
       const err = new Error(`${t.name} stopped (${why}) while running this request; it is restarting`);

@@ -9,6 +9,7 @@ import { DomainError, isDependencyDown, ValidationError } from "../../../lib/err
 import { modelNameSchema } from "../../../lib/registry/model-schema.ts";
 import type { VersionTarget } from "../../../lib/registry/model-version-repository.ts";
 import { inferErrorSchema, inferRequestSchema, inferResponseSchema, modelMetadataSchema, modelReadySchema, serverMetadataSchema } from "../../../lib/serving/predict-schema.ts";
+import { setRetryAfter } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
 import { SERVICE_VERSION } from "../../version.ts";
 
@@ -24,6 +25,7 @@ export const inferenceRoutes: FastifyPluginAsyncZod = async (app) => {
       const where = err.validationContext === "body" ? "" : `${err.validationContext}`;
       return send(400, err.validation.map((v) => `${(where + v.instancePath.replaceAll("/", ".")).replace(/^\./, "") || "body"}: ${v.message ?? "is invalid"}`).join("; "));
     }
+    setRetryAfter(err, reply);
     if (err instanceof ValidationError || err instanceof DomainError) return send(err.status, err.message);
     if (isDependencyDown(err)) {
       request.log.warn({ err }, "dependency unavailable");
