@@ -336,7 +336,7 @@ const fmt = (v: number | undefined, digits = 0) => (v === undefined || Number.is
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const models = MODELS.filter((m) => o.models.includes(m.name));
-  const modes = MODES.filter((m) => o.modes.includes(m.name));
+  const modes = o.modes.map((name) => MODES.find((m) => m.name === name)!);
   const seconds = o.seconds;
   await initBackend((process.env.TRAINYARD_BACKEND as "auto" | undefined) ?? "auto", () => {});
   await ensureDatabase(databaseUrl);
@@ -350,7 +350,17 @@ async function main(): Promise<void> {
   const badBody = body.replace(/\d+(\.\d+)?\]\]\]\]\}$/, "null]]]]}");
   if (badBody === body) throw new Error("could not make the refused body");
 
-  let key: string | undefined;
+  // Set up on a server of its own, stopped before the measured ones start: importing MNIST and
+  // building the models grows a process's heap, and a measured server that had done it ran slower.
+  let key: string;
+  {
+    const server = await startServer({});
+    try {
+      key = await setUp(server.base, models);
+    } finally {
+      await server.stop();
+    }
+  }
   const table: { model: string; mode: string; c: number; load: Load }[] = [];
   const health: { mode: string; predict: Load; healthz: Load }[] = [];
   const overhead: { model: string; mode: string; server: number; inProcess: number }[] = [];
@@ -360,12 +370,13 @@ async function main(): Promise<void> {
     const server = await startServer(mode.env, o.profile);
     progress(`${mode.label}: API at ${server.base} (${JSON.stringify(mode.env)})`);
     try {
-      key ??= await setUp(server.base, models);
       const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
       for (const m of models) {
         const url = `${server.base}/v1/models/${m.name}:predict`;
-        // Loads the version into the server's cache and warms its threads.
-        await cannon({ url, method: "POST", headers, body, connections: 4, duration: 1 });
+        // Loads the version into the server's cache and warms its threads. Three seconds, not one:
+        // V8 compiles hot JavaScript and wasm in the background for seconds after a start, and a
+        // server measured sooner ran up to half as fast as the same server a minute later.
+        await cannon({ url, method: "POST", headers, body, connections: 16, duration: 3 });
         for (const c of o.concurrency) {
           const load = await measured(server.base, { url, method: "POST", headers, body, connections: c, duration: seconds });
           table.push({ model: m.label, mode: mode.label, c, load });
