@@ -1,4 +1,4 @@
-// Twenty SIGKILLs in a row at random moments of one job — of the training child or of the worker,
+// Twelve SIGKILLs in a row at random moments of one job — of the training child or of the worker,
 // in the middle of an epoch or while the child is still starting — end with the job succeeded and
 // every epoch's metrics stored exactly once. The moments come from a seeded generator
 // (TRAINYARD_CHAOS_SEED to replay one); the seed is printed.
@@ -20,7 +20,7 @@ after(async () => {
   await env?.close();
 });
 
-const KILLS = 20;
+const KILLS = 12;
 const EPOCHS = 50;
 
 test(`${KILLS} SIGKILLs at random moments of one job end with it succeeded and every epoch stored once`, async (t) => {

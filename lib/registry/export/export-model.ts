@@ -9,7 +9,7 @@ import { ConflictError } from "../../errors.ts";
 import type { FittedPreprocessing } from "../../data/preprocessing/preprocessing-schema.ts";
 import type { Signature } from "../signature.ts";
 import { preprocessingLayers } from "./preprocessing-layers.ts";
-import { applyStock } from "./stock-layers.ts";
+import { applyStock, type ExportTarget } from "./stock-layers.ts";
 
 type Sym = tf.SymbolicTensor;
 
@@ -41,7 +41,7 @@ interface LayerInternals {
 }
 
 /** The stored model rebuilt over raw inputs with stock layers only. */
-async function stockGraph(stored: StoredModel, signature: Signature): Promise<{ model: tf.LayersModel; original: tf.LayersModel }> {
+export async function stockGraph(stored: StoredModel, signature: Signature, target: ExportTarget = "tfjs"): Promise<{ model: tf.LayersModel; original: tf.LayersModel }> {
   const model = await loadModel(stored);
   const byName = new Map(signature.inputs.map((i) => [i.name, i]));
   const rawInputs: Sym[] = [];
@@ -63,7 +63,7 @@ async function stockGraph(stored: StoredModel, signature: Signature): Promise<{ 
     const ins = node.inputTensors.map(visit);
     const again = mapped.get(t);
     if (again) return again;
-    const outs = applyStock(layer, ins, node.callArgs);
+    const outs = applyStock(layer, ins, node.callArgs, target);
     const list = Array.isArray(outs) ? outs : [outs];
     node.outputTensors.forEach((o, i) => mapped.set(o, list[i]));
     return mapped.get(t)!;

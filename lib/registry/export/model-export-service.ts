@@ -1,4 +1,5 @@
-// Export and import of versions in TensorFlow.js's standard format. An export is built once per
+// Export and import of versions in TensorFlow.js's standard format, and export to ONNX
+// (onnx/export-onnx.ts). An export is built once per
 // version (a small LRU: a stock loader asks for model.json, then each shard, in separate requests)
 // and is deterministic, so any API replica answers the same bytes.
 import * as tf from "@tensorflow/tfjs";
@@ -10,6 +11,7 @@ import { modelInputs, modelSpecSchema } from "../../model-spec/model-spec-schema
 import { ModelVersionRepository } from "../model-version-repository.ts";
 import { signatureSchema, type Signature } from "../signature.ts";
 import { exportModel, type ExportedModel, type ModelJson } from "./export-model.ts";
+import { exportOnnx } from "./onnx/export-onnx.ts";
 import { readZip, writeZip } from "./model-zip.ts";
 
 /**
@@ -21,6 +23,7 @@ export type RegisterImported = (v: { tenantId: string; modelId: string; signatur
 export class ModelExportService {
   private readonly versions: ModelVersionRepository;
   private readonly cache = new Map<string, Promise<ExportedModel>>();
+  private readonly onnxCache = new Map<string, Promise<Uint8Array>>();
 
   constructor(private readonly db: Db, private readonly generatedBy: string, private readonly cacheSize = 4, private readonly registerImported?: RegisterImported) {
     this.versions = new ModelVersionRepository(db);
@@ -46,21 +49,35 @@ export class ModelExportService {
     return writeZip(files);
   }
 
+  /** The version as one ONNX model file (raw inputs, preprocessing inside the graph); 409 naming a layer that has no ONNX form. */
+  async onnx(tenantId: string, name: string, version: number): Promise<Uint8Array> {
+    const ref = await this.versions.ref(tenantId, name, version);
+    return this.cached(this.onnxCache, ref.id, async () => {
+      const stored = await this.versions.load(ref.id);
+      return exportOnnx(stored.model, stored.signature, this.generatedBy);
+    });
+  }
+
   private async exported(tenantId: string, name: string, version: number): Promise<ExportedModel> {
     const ref = await this.versions.ref(tenantId, name, version);
-    let entry = this.cache.get(ref.id);
-    if (entry) {
-      this.cache.delete(ref.id);
-      this.cache.set(ref.id, entry);
-      return entry;
-    }
-    entry = (async () => {
+    return this.cached(this.cache, ref.id, async () => {
       const stored = await this.versions.load(ref.id);
       return exportModel(stored.model, stored.signature, this.generatedBy);
-    })();
-    this.cache.set(ref.id, entry);
-    entry.catch(() => this.cache.delete(ref.id));
-    while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    });
+  }
+
+  /** A small LRU of exports in progress or done; a failed one is forgotten. */
+  private cached<T>(cache: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
+    let entry = cache.get(key);
+    if (entry) {
+      cache.delete(key);
+      cache.set(key, entry);
+      return entry;
+    }
+    entry = make();
+    cache.set(key, entry);
+    entry.catch(() => cache.delete(key));
+    while (cache.size > this.cacheSize) cache.delete(cache.keys().next().value!);
     return entry;
   }
 

@@ -8,6 +8,9 @@ import { ConflictError } from "../../errors.ts";
 
 type Sym = tf.SymbolicTensor;
 
+/** Which export asks: the refusal names it. */
+export type ExportTarget = "tfjs" | "onnx";
+
 /** Why a custom layer class has no exact stock form (the ones not translated below). */
 const CANNOT_TRAVEL: Record<string, string> = {
   TrainyardStepActivation: "a binary step (x > 0 → 1, else 0) has no stock layer or activation that computes it exactly",
@@ -45,7 +48,7 @@ function outputForZeros(layer: tf.layers.Layer, dims: number[]): Float32Array {
  * Applies `layer` to `inputs` in the exported graph: the layer itself when it is stock, its stock
  * form when it is one of ours that has one; a ConflictError naming it otherwise.
  */
-export function applyStock(layer: tf.layers.Layer, inputs: Sym[], kwargs?: tf.serialization.ConfigDict): Sym | Sym[] {
+export function applyStock(layer: tf.layers.Layer, inputs: Sym[], kwargs?: tf.serialization.ConfigDict, target: ExportTarget = "tfjs"): Sym | Sym[] {
   const cls = layer.getClassName();
   const x = inputs[0];
   if (layer instanceof SpatialDropout2D) {
@@ -97,7 +100,9 @@ export function applyStock(layer: tf.layers.Layer, inputs: Sym[], kwargs?: tf.se
   }
   if (cls.startsWith("Trainyard")) {
     const why = CANNOT_TRAVEL[cls] ?? "it is a Trainyard layer with no stock TensorFlow.js form";
-    throw new ConflictError(`layer '${layer.name}' (${cls}) cannot be exported in the standard TensorFlow.js format: ${why}; a stock tf.loadLayersModel cannot construct it`);
+    throw new ConflictError(target === "tfjs"
+      ? `layer '${layer.name}' (${cls}) cannot be exported in the standard TensorFlow.js format: ${why}; a stock tf.loadLayersModel cannot construct it`
+      : `layer '${layer.name}' (${cls}) cannot be exported to ONNX yet: the ONNX export starts from the stock TensorFlow.js graph, and ${why}`);
   }
   return layer.apply(inputs.length === 1 ? x : inputs, kwargs) as Sym | Sym[];
 }

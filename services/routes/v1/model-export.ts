@@ -1,13 +1,15 @@
 // A version in TensorFlow.js's standard format: model.json with its weight shards beside it (so a
 // stock tf.loadLayersModel(url, {requestInit: {headers}}) loads it straight from here), the same
-// as one zip, and such a zip imported as a new version.
+// as one zip, and such a zip imported as a new version; the same version as one ONNX file.
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
 import { z } from "zod";
 import { modelNameSchema } from "../../../lib/registry/model-schema.ts";
+import { OPSET } from "../../../lib/registry/export/onnx/export-onnx.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
 
 const ZIP = "application/zip";
+const ONNX = "application/octet-stream";
 const versionParams = z.object({ name: modelNameSchema, version: z.coerce.number().int().positive() });
 const binary = (description: string) => z.custom<Buffer>((v) => Buffer.isBuffer(v)).meta({ type: "string", format: "binary", description });
 const modelJsonSchema = z
@@ -60,6 +62,20 @@ export const modelExportRoutes: FastifyPluginAsyncZod = async (app) => {
     const { name, version } = request.params;
     const zip = await exporter.zip(tenantOf(request), name, version);
     return reply.type(ZIP).header("content-disposition", `attachment; filename="${name}-v${version}.zip"`).send(zip);
+  });
+
+  app.get("/v1/models/:name/versions/:version/export.onnx", {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "exportModelOnnx", tags: ["models"], security,
+      summary: `A version as one ONNX model (opset ${OPSET}): raw inputs in, channels last like :predict, preprocessing inside the graph; 409 naming a layer that has no ONNX form yet`,
+      params: versionParams,
+      response: { 200: { content: { [ONNX]: { schema: binary("An ONNX ModelProto (protobuf).") } } }, 401: problemSchema, 404: problemSchema, 409: problemSchema },
+    },
+  }, async (request, reply) => {
+    const { name, version } = request.params;
+    const bytes = await exporter.onnx(tenantOf(request), name, version);
+    return reply.type(ONNX).header("content-disposition", `attachment; filename="${name}-v${version}.onnx"`).send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   });
 
   app.addContentTypeParser(ZIP, { parseAs: "buffer", bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES }, (_req, body, done) => done(null, body));
