@@ -41,7 +41,7 @@ interface LayerInternals {
 }
 
 /** The stored model rebuilt over raw inputs with stock layers only. */
-export async function stockGraph(stored: StoredModel, signature: Signature, target: ExportTarget = "tfjs"): Promise<{ model: tf.LayersModel; original: tf.LayersModel }> {
+export async function stockGraph(stored: StoredModel, signature: Signature, target: ExportTarget = "tfjs", keep?: (cls: string) => boolean): Promise<{ model: tf.LayersModel; original: tf.LayersModel }> {
   const model = await loadModel(stored);
   const byName = new Map(signature.inputs.map((i) => [i.name, i]));
   const rawInputs: Sym[] = [];
@@ -63,7 +63,7 @@ export async function stockGraph(stored: StoredModel, signature: Signature, targ
     const ins = node.inputTensors.map(visit);
     const again = mapped.get(t);
     if (again) return again;
-    const outs = applyStock(layer, ins, node.callArgs, target);
+    const outs = applyStock(layer, ins, node.callArgs, target, keep);
     const list = Array.isArray(outs) ? outs : [outs];
     node.outputTensors.forEach((o, i) => mapped.set(o, list[i]));
     return mapped.get(t)!;

@@ -48,9 +48,11 @@ function outputForZeros(layer: tf.layers.Layer, dims: number[]): Float32Array {
  * Applies `layer` to `inputs` in the exported graph: the layer itself when it is stock, its stock
  * form when it is one of ours that has one; a ConflictError naming it otherwise.
  */
-export function applyStock(layer: tf.layers.Layer, inputs: Sym[], kwargs?: tf.serialization.ConfigDict, target: ExportTarget = "tfjs"): Sym | Sym[] {
+export function applyStock(layer: tf.layers.Layer, inputs: Sym[], kwargs?: tf.serialization.ConfigDict, target: ExportTarget = "tfjs", keep?: (cls: string) => boolean): Sym | Sym[] {
   const cls = layer.getClassName();
   const x = inputs[0];
+  // A format that expresses this custom layer itself (ONNX: the step, distances) takes it as it is.
+  if (keep?.(cls)) return layer.apply(inputs.length === 1 ? x : inputs, kwargs) as Sym | Sym[];
   if (layer instanceof SpatialDropout2D) {
     // Dropout is the identity in inference; the rate is kept for anyone who fine-tunes it.
     return tf.layers.dropout({ rate: (layer as unknown as { rate: number }).rate, name: layer.name }).apply(x) as Sym;

@@ -1,6 +1,7 @@
 // A stored version as an ONNX model that takes the raw inputs :predict takes: the graph is the
 // stock TensorFlow.js graph the TensorFlow.js export builds (fitted preprocessing as stock layers
-// over each raw input, custom layers in their stock forms; export-model.ts), walked from its
+// over each raw input, custom layers in their stock forms, or as they are where ONNX expresses
+// them directly: ONNX_CUSTOM; export-model.ts), walked from its
 // outputs back to its inputs and written operator by operator (onnx-layers.ts). Inputs are named
 // as the signature names them, outputs likewise, both channels-last like the service's.
 import * as tf from "@tensorflow/tfjs";
@@ -8,7 +9,7 @@ import type { StoredModel } from "../../../engine/model-io.ts";
 import type { Signature } from "../../signature.ts";
 import { exportedSignature, stockGraph } from "../export-model.ts";
 import { OnnxGraph, OPSET } from "./onnx-graph.ts";
-import { convertLayer } from "./onnx-layers.ts";
+import { convertLayer, ONNX_CUSTOM } from "./onnx-layers.ts";
 
 type Sym = tf.SymbolicTensor;
 
@@ -19,7 +20,7 @@ interface LayerInternals {
 export { OPSET };
 
 export async function exportOnnx(stored: StoredModel, signature: Signature, generatedBy: string): Promise<Uint8Array> {
-  const { model, original } = await stockGraph(stored, signature, "onnx");
+  const { model, original } = await stockGraph(stored, signature, "onnx", (cls) => ONNX_CUSTOM.has(cls));
   try {
     const g = new OnnxGraph();
     const names = new Map<number, string>();

@@ -11,7 +11,7 @@ export const OPSET = 17;
 export const IR_VERSION = 8;
 
 /** An attribute: a plain number is an INT (axes, sizes); a float attribute says so, as `{ float: v }`, since 1.0 is 1 in JavaScript. */
-export type Attr = number | string | number[] | { float: number } | { floats: number[] };
+export type Attr = number | string | number[] | string[] | { float: number } | { floats: number[] };
 
 export const float = (v: number) => ({ float: v });
 
@@ -58,7 +58,8 @@ export class OnnxGraph {
         return { name, type: A.INT, i: v };
       }
       if (typeof v === "string") return { name, type: A.STRING, s: new TextEncoder().encode(v) };
-      if (Array.isArray(v)) return { name, type: A.INTS, ints: v };
+      if (Array.isArray(v) && v.every((e) => typeof e === "string")) return { name, type: A.STRINGS, strings: (v as string[]).map((e) => new TextEncoder().encode(e)) };
+      if (Array.isArray(v)) return { name, type: A.INTS, ints: v as number[] };
       if ("float" in v) return { name, type: A.FLOAT, f: v.float };
       return { name, type: A.FLOATS, floats: v.floats };
     });

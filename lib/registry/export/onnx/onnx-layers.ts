@@ -67,6 +67,93 @@ function weightsOf(layer: tf.layers.Layer): { data: Float32Array; shape: number[
   return layer.getWeights().map((w) => ({ data: w.dataSync() as Float32Array, shape: w.shape }));
 }
 
+/** Trainyard layers with no stock TensorFlow.js form that ONNX operators express exactly. */
+export const ONNX_CUSTOM = new Set(["TrainyardStepActivation", "TrainyardDistance"]);
+
+/** Σ over the last axis, kept: ReduceSum takes its axes as an input since opset 13. */
+const sumLast = (g: OnnxGraph, x: string, at: string) => g.node("ReduceSum", [x, g.ints(`${at}_axes`, [-1])], at, { keepdims: 1 })[0];
+
+/** The Distance layer (lib/engine/layers/distance.ts), its epsilons included. */
+function distance(g: OnnxGraph, layer: tf.layers.Layer, [a, b]: string[], metric: unknown): string {
+  const name = layer.name;
+  const diff = () => g.node("Sub", [a, b], `${name}_diff`)[0];
+  if (metric === "euclidean") {
+    const d = diff();
+    const squares = sumLast(g, g.node("Mul", [d, d], `${name}_squares`)[0], `${name}_sum`);
+    return g.node("Sqrt", [g.node("Add", [squares, g.floats(`${name}_eps`, [1e-12], [])], `${name}_eps_add`)[0]], name)[0];
+  }
+  if (metric === "manhattan") return sumLast(g, g.node("Abs", [diff()], `${name}_abs`)[0], name);
+  if (metric === "cosine") {
+    const dot = sumLast(g, g.node("Mul", [a, b], `${name}_ab`)[0], `${name}_dot`);
+    const na = sumLast(g, g.node("Mul", [a, a], `${name}_aa`)[0], `${name}_na`);
+    const nb = sumLast(g, g.node("Mul", [b, b], `${name}_bb`)[0], `${name}_nb`);
+    const norms = g.node("Max", [g.node("Mul", [na, nb], `${name}_norms`)[0], g.floats(`${name}_eps`, [1e-24], [])], `${name}_norms_eps`)[0];
+    const ratio = g.node("Div", [dot, g.node("Sqrt", [norms], `${name}_sqrt`)[0]], `${name}_ratio`)[0];
+    return g.node("Sub", [g.floats(`${name}_one`, [1], []), ratio], name)[0];
+  }
+  return refuse(layer, `its metric '${String(metric)}' is not exported`);
+}
+
+/** ONNX's name (and alpha, beta) of an activation inside a recurrent cell. */
+function cellActivation(layer: tf.layers.Layer, name: unknown): { op: string; alpha: number; beta: number } {
+  const key = String(name ?? "linear").toLowerCase().replace(/_/g, "");
+  if (key === "tanh") return { op: "Tanh", alpha: 0, beta: 0 };
+  if (key === "sigmoid") return { op: "Sigmoid", alpha: 0, beta: 0 };
+  if (key === "hardsigmoid") return { op: "HardSigmoid", alpha: 0.2, beta: 0.5 };
+  if (key === "relu") return { op: "Relu", alpha: 0, beta: 0 };
+  return refuse(layer, `its cell activation '${String(name)}' has no ONNX recurrent form`);
+}
+
+/**
+ * SimpleRNN, LSTM and GRU as ONNX's RNN, LSTM and GRU, one direction, sequence-major inside
+ * (Transpose in and out). Weights are transposed to [gates·units, in], and LSTM's gates reordered
+ * from TensorFlow.js's i, f, c, o to ONNX's i, o, f, c; GRU's z, r, h is the same in both, and its
+ * reset gate applies before the recurrent product (tfjs's GRU, ONNX's linear_before_reset = 0).
+ */
+function recurrent(g: OnnxGraph, layer: tf.layers.Layer, cls: "SimpleRNN" | "LSTM" | "GRU", x: string, cfg: Config): string {
+  const name = layer.name;
+  if (cfg.goBackwards) refuse(layer, "goBackwards is not exported");
+  if (cfg.stateful) refuse(layer, "a stateful layer is not exported");
+  if (cfg.returnState) refuse(layer, "returnState is not exported");
+  if (cfg.resetAfter) refuse(layer, "a GRU with resetAfter is not exported");
+  const [kernel, recurrentKernel, bias] = weightsOf(layer);
+  const units = Number(cfg.units);
+  const input = kernel.shape[0];
+  const gates = cls === "LSTM" ? 4 : cls === "GRU" ? 3 : 1;
+  // ONNX gate k reads tfjs gate order[k].
+  const order = cls === "LSTM" ? [0, 3, 1, 2] : Array.from({ length: gates }, (_, k) => k);
+  const transposeGates = (m: { data: Float32Array; shape: number[] }, rows: number) => {
+    const out = new Float32Array(gates * units * rows);
+    for (let k = 0; k < gates; k++) for (let u = 0; u < units; u++) for (let r = 0; r < rows; r++) out[(k * units + u) * rows + r] = m.data[r * gates * units + order[k] * units + u];
+    return out;
+  };
+  const W = g.floats(`${name}_W`, transposeGates(kernel, input), [1, gates * units, input]);
+  const R = g.floats(`${name}_R`, transposeGates(recurrentKernel, units), [1, gates * units, units]);
+  // B: the input biases (tfjs's, reordered), then the recurrent ones (zeros).
+  const b = new Float32Array(2 * gates * units);
+  if (bias) for (let k = 0; k < gates; k++) b.set(bias.data.subarray(order[k] * units, (order[k] + 1) * units), k * units);
+  const B = g.floats(`${name}_B`, b, [1, 2 * gates * units]);
+  const acts = cls === "SimpleRNN" ? [cellActivation(layer, cfg.activation)] : cls === "LSTM"
+    ? [cellActivation(layer, cfg.recurrentActivation), cellActivation(layer, cfg.activation), cellActivation(layer, cfg.activation)]
+    : [cellActivation(layer, cfg.recurrentActivation), cellActivation(layer, cfg.activation)];
+  const op = cls === "SimpleRNN" ? "RNN" : cls;
+  const seqMajor = g.node("Transpose", [x], `${name}_time_major`, { perm: [1, 0, 2] })[0];
+  const attrs: Record<string, Attr> = {
+    hidden_size: units, direction: "forward",
+    activations: acts.map((a) => a.op),
+    activation_alpha: { floats: acts.map((a) => a.alpha) }, activation_beta: { floats: acts.map((a) => a.beta) },
+  };
+  if (cls === "GRU") attrs.linear_before_reset = 0;
+  const [y, yH] = g.node(op, [seqMajor, W, R, B], name, attrs, 2);
+  if (cfg.returnSequences) {
+    // Y: [steps, 1 direction, batch, units] → [batch, steps, units].
+    const squeezed = g.node("Squeeze", [y, g.ints(`${name}_dir_axis`, [1])], `${name}_steps`)[0];
+    return g.node("Transpose", [squeezed], `${name}_batch_major`, { perm: [1, 0, 2] })[0];
+  }
+  // Y_h: [1 direction, batch, units] → [batch, units].
+  return g.node("Squeeze", [yH, g.ints(`${name}_dir_axis`, [0])], `${name}_last`)[0];
+}
+
 /**
  * Adds `layer` applied to `inputs` (NHWC value names) and returns its outputs' names. `rank`: the
  * rank of each input, batch included.
@@ -176,6 +263,15 @@ export function convertLayer(g: OnnxGraph, layer: tf.layers.Layer, inputs: strin
       const codes = g.node("Cast", [x], `${name}_codes`, { to: 7 })[0];
       return [g.node("Gather", [g.floats(`${name}_table`, table.data, table.shape), codes], name, { axis: 0 })[0]];
     }
+    case "SimpleRNN":
+    case "LSTM":
+    case "GRU":
+      return [recurrent(g, layer, cls, x, cfg)];
+    case "TrainyardStepActivation":
+      // x > 0 → 1, else 0.
+      return [g.node("Cast", [g.node("Greater", [x, g.floats(`${name}_zero`, [0], [])], `${name}_positive`)[0]], name, { to: 1 })[0]];
+    case "TrainyardDistance":
+      return [distance(g, layer, inputs, cfg.metric)];
     case "MaxPooling2D":
     case "AveragePooling2D": {
       if (cfg.dataFormat === "channelsFirst") refuse(layer, "channels-first pooling is not exported");
@@ -231,6 +327,6 @@ export function convertLayer(g: OnnxGraph, layer: tf.layers.Layer, inputs: strin
       return [g.node("Concat", inputs, name, { axis: axis < 0 ? ranks[0] + axis : axis })[0]];
     }
     default:
-      return refuse(layer, "it has no ONNX mapping yet (exported today: Dense, activations, Flatten, Reshape, Conv2D, DepthwiseConv2D, Conv2DTranspose, UpSampling2D, ZeroPadding2D, Cropping2D, Embedding, 2D pooling, global pooling, BatchNormalization, dropout, Add/Multiply/Average/Maximum/Minimum, Concatenate)");
+      return refuse(layer, "it has no ONNX mapping yet (exported today: Dense, activations, Flatten, Reshape, Conv2D, DepthwiseConv2D, Conv2DTranspose, UpSampling2D, ZeroPadding2D, Cropping2D, Embedding, SimpleRNN, LSTM, GRU, the step activation, distances, 2D pooling, global pooling, BatchNormalization, dropout, Add/Multiply/Average/Maximum/Minimum, Concatenate)");
   }
 }
