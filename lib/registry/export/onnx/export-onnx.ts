@@ -37,7 +37,7 @@ export async function exportOnnx(stored: StoredModel, signature: Signature, gene
       const layer = t.sourceLayer as unknown as tf.layers.Layer & LayerInternals;
       const node = layer.inboundNodes[t.nodeIndex];
       const ins = node.inputTensors.map(visit);
-      const outs = convertLayer(g, layer, ins, node.inputTensors.map((x) => x.shape.length));
+      const outs = convertLayer(g, layer, ins, node.inputTensors.map((x) => x.shape));
       node.outputTensors.forEach((o, i) => names.set(o.id, outs[i]));
       return names.get(t.id)!;
     };

@@ -68,7 +68,87 @@ function weightsOf(layer: tf.layers.Layer): { data: Float32Array; shape: number[
 }
 
 /** Trainyard layers with no stock TensorFlow.js form that ONNX operators express exactly. */
-export const ONNX_CUSTOM = new Set(["TrainyardStepActivation", "TrainyardDistance"]);
+export const ONNX_CUSTOM = new Set(["TrainyardStepActivation", "TrainyardDistance", "TrainyardAttention", "TrainyardMultiHeadSelfAttention", "TrainyardTransformerEncoder"]);
+
+/** MASKED of lib/engine/layers/attention.ts: what a causal mask adds above the diagonal. */
+const MASKED = -1e9;
+
+/** A layer's weights by their own names (`wq`, `ln1_gamma`, …). */
+function namedWeights(layer: tf.layers.Layer): Map<string, { data: Float32Array; shape: number[] }> {
+  const values = weightsOf(layer);
+  return new Map(layer.weights.map((w, i) => [w.originalName.split("/").pop()!, values[i]]));
+}
+
+/** Scores + the causal bias over [Tq, Tv] (both must be known). */
+function causalMask(g: OnnxGraph, layer: tf.layers.Layer, scores: string, tq: number | null, tv: number | null): string {
+  if (tq === null || tv === null) refuse(layer, "a causal mask needs a known sequence length");
+  const bias = new Float32Array(tq! * tv!);
+  for (let i = 0; i < tq!; i++) for (let j = i + 1; j < tv!; j++) bias[i * tv! + j] = MASKED;
+  return g.node("Add", [scores, g.floats(`${layer.name}_causal`, bias, [tq!, tv!])], `${layer.name}_masked`)[0];
+}
+
+/** x · w (+ b) on the last axis. */
+function project(g: OnnxGraph, x: string, w: { data: Float32Array; shape: number[] }, b: { data: Float32Array; shape: number[] } | undefined, at: string): string {
+  const y = g.node("MatMul", [x, g.floats(`${at}_w`, w.data, w.shape)], `${at}_matmul`)[0];
+  return b ? g.node("Add", [y, g.floats(`${at}_b`, b.data, b.shape)], at)[0] : y;
+}
+
+/**
+ * Multi-head self-attention (lib/engine/layers/multi-head-attention.ts) as MatMul and Softmax:
+ * [b, T, d] projected, split into heads [b, h, T, size], softmax(q·kᵀ / √size) · v, merged and
+ * projected back.
+ */
+function selfAttention(g: OnnxGraph, layer: tf.layers.Layer, x: string, t: number | null, w: Map<string, { data: Float32Array; shape: number[] }>, o: { heads: number; keyDim: number; valueDim: number; causal: boolean }, at: string): string {
+  const heads = (v: string, size: number, what: string) => {
+    const split = g.node("Reshape", [v, g.ints(`${at}_${what}_shape`, [0, 0, o.heads, size])], `${at}_${what}_split`)[0];
+    return g.node("Transpose", [split], `${at}_${what}_heads`, { perm: [0, 2, 1, 3] })[0];
+  };
+  const q = heads(project(g, x, w.get("wq")!, w.get("bq"), `${at}_q`), o.keyDim, "q");
+  const k = heads(project(g, x, w.get("wk")!, w.get("bk"), `${at}_k`), o.keyDim, "k");
+  const v = heads(project(g, x, w.get("wv")!, w.get("bv"), `${at}_v`), o.valueDim, "v");
+  const kT = g.node("Transpose", [k], `${at}_kT`, { perm: [0, 1, 3, 2] })[0];
+  let scores = g.node("Mul", [g.node("MatMul", [q, kT], `${at}_qk`)[0], g.floats(`${at}_scale`, [1 / Math.sqrt(o.keyDim)], [])], `${at}_scores`)[0];
+  if (o.causal) scores = causalMask(g, layer, scores, t, t);
+  const attended = g.node("MatMul", [g.node("Softmax", [scores], `${at}_weights`, { axis: -1 })[0], v], `${at}_attended`)[0];
+  const merged = g.node("Reshape", [g.node("Transpose", [attended], `${at}_unheads`, { perm: [0, 2, 1, 3] })[0], g.ints(`${at}_merge_shape`, [0, 0, o.heads * o.valueDim])], `${at}_merged`)[0];
+  return project(g, merged, w.get("wo")!, w.get("bo"), at);
+}
+
+/** The attention layer (lib/engine/layers/attention.ts): dot (optionally scaled by its weight) or additive scores. */
+function attention(g: OnnxGraph, layer: tf.layers.Layer, inputs: string[], cfg: Config, shapes: (number | null)[][]): string {
+  const name = layer.name;
+  const [query, value, key = value] = inputs;
+  const w = namedWeights(layer);
+  let scores: string;
+  if (cfg.score === "dot") {
+    const kT = g.node("Transpose", [key], `${name}_kT`, { perm: [0, 2, 1] })[0];
+    scores = g.node("MatMul", [query, kT], `${name}_scores`)[0];
+    const scale = w.get("scale");
+    if (scale) scores = g.node("Mul", [scores, g.floats(`${name}_scale`, scale.data, [])], `${name}_scaled`)[0];
+  } else {
+    // tanh(q[:, :, None] + k[:, None]) · v, summed over features: [b, Tq, Tv].
+    const q4 = g.node("Unsqueeze", [query, g.ints(`${name}_q_axis`, [2])], `${name}_q4`)[0];
+    const k4 = g.node("Unsqueeze", [key, g.ints(`${name}_k_axis`, [1])], `${name}_k4`)[0];
+    const summed = g.node("Tanh", [g.node("Add", [q4, k4], `${name}_sum`)[0]], `${name}_tanh`)[0];
+    const weighted = g.node("Mul", [summed, g.floats(`${name}_v`, w.get("v")!.data, w.get("v")!.shape)], `${name}_weighted`)[0];
+    scores = g.node("ReduceSum", [weighted, g.ints(`${name}_axes`, [-1])], `${name}_scores`, { keepdims: 0 })[0];
+  }
+  if (cfg.causal) scores = causalMask(g, layer, scores, shapes[0][1], (shapes[2] ?? shapes[1])[1]);
+  return g.node("MatMul", [g.node("Softmax", [scores], `${name}_weights`, { axis: -1 })[0], value], name)[0];
+}
+
+/** The transformer encoder block (lib/engine/layers/transformer-encoder.ts): post-norm, ReLU feed-forward. */
+function transformerEncoder(g: OnnxGraph, layer: tf.layers.Layer, x: string, t: number | null, cfg: Config): string {
+  const name = layer.name;
+  const w = namedWeights(layer);
+  const keyDim = Number(cfg.keyDim);
+  const attended = selfAttention(g, layer, x, t, w, { heads: Number(cfg.numHeads), keyDim, valueDim: keyDim, causal: cfg.causal === true }, `${name}_mhsa`);
+  const norm = (v: string, which: string) => g.node("LayerNormalization", [v, g.floats(`${name}_${which}_gamma`, w.get(`${which}_gamma`)!.data, w.get(`${which}_gamma`)!.shape), g.floats(`${name}_${which}_beta`, w.get(`${which}_beta`)!.data, w.get(`${which}_beta`)!.shape)], `${name}_${which}`, { axis: -1, epsilon: float(Number(cfg.epsilon ?? 1e-5)) })[0];
+  const y = norm(g.node("Add", [x, attended], `${name}_residual1`)[0], "ln1");
+  const hidden = g.node("Relu", [project(g, y, w.get("ffn_w1")!, w.get("ffn_b1"), `${name}_ffn1`)], `${name}_ffn_relu`)[0];
+  const ff = project(g, hidden, w.get("ffn_w2")!, w.get("ffn_b2"), `${name}_ffn2`);
+  return norm(g.node("Add", [y, ff], `${name}_residual2`)[0], "ln2");
+}
 
 /** Σ over the last axis, kept: ReduceSum takes its axes as an input since opset 13. */
 const sumLast = (g: OnnxGraph, x: string, at: string) => g.node("ReduceSum", [x, g.ints(`${at}_axes`, [-1])], at, { keepdims: 1 })[0];
@@ -155,10 +235,11 @@ function recurrent(g: OnnxGraph, layer: tf.layers.Layer, cls: "SimpleRNN" | "LST
 }
 
 /**
- * Adds `layer` applied to `inputs` (NHWC value names) and returns its outputs' names. `rank`: the
- * rank of each input, batch included.
+ * Adds `layer` applied to `inputs` (NHWC value names) and returns its outputs' names. `shapes`:
+ * each input's shape, batch included.
  */
-export function convertLayer(g: OnnxGraph, layer: tf.layers.Layer, inputs: string[], ranks: number[]): string[] {
+export function convertLayer(g: OnnxGraph, layer: tf.layers.Layer, inputs: string[], shapes: (number | null)[][]): string[] {
+  const ranks = shapes.map((sh) => sh.length);
   const cls = layer.getClassName();
   const cfg = layer.getConfig() as Config;
   const x = inputs[0];
@@ -272,6 +353,12 @@ export function convertLayer(g: OnnxGraph, layer: tf.layers.Layer, inputs: strin
       return [g.node("Cast", [g.node("Greater", [x, g.floats(`${name}_zero`, [0], [])], `${name}_positive`)[0]], name, { to: 1 })[0]];
     case "TrainyardDistance":
       return [distance(g, layer, inputs, cfg.metric)];
+    case "TrainyardAttention":
+      return [attention(g, layer, inputs, cfg, shapes)];
+    case "TrainyardMultiHeadSelfAttention":
+      return [selfAttention(g, layer, x, shapes[0][1], namedWeights(layer), { heads: Number(cfg.numHeads), keyDim: Number(cfg.keyDim), valueDim: Number(cfg.valueDim ?? cfg.keyDim), causal: cfg.causal === true }, name)];
+    case "TrainyardTransformerEncoder":
+      return [transformerEncoder(g, layer, x, shapes[0][1], cfg)];
     case "MaxPooling2D":
     case "AveragePooling2D": {
       if (cfg.dataFormat === "channelsFirst") refuse(layer, "channels-first pooling is not exported");
@@ -327,6 +414,6 @@ export function convertLayer(g: OnnxGraph, layer: tf.layers.Layer, inputs: strin
       return [g.node("Concat", inputs, name, { axis: axis < 0 ? ranks[0] + axis : axis })[0]];
     }
     default:
-      return refuse(layer, "it has no ONNX mapping yet (exported today: Dense, activations, Flatten, Reshape, Conv2D, DepthwiseConv2D, Conv2DTranspose, UpSampling2D, ZeroPadding2D, Cropping2D, Embedding, SimpleRNN, LSTM, GRU, the step activation, distances, 2D pooling, global pooling, BatchNormalization, dropout, Add/Multiply/Average/Maximum/Minimum, Concatenate)");
+      return refuse(layer, "it has no ONNX mapping yet (exported today: Dense, activations, Flatten, Reshape, Conv2D, DepthwiseConv2D, Conv2DTranspose, UpSampling2D, ZeroPadding2D, Cropping2D, Embedding, SimpleRNN, LSTM, GRU, the step activation, distances, attention, multi-head self-attention, the transformer encoder, 2D pooling, global pooling, BatchNormalization, dropout, Add/Multiply/Average/Maximum/Minimum, Concatenate)");
   }
 }
