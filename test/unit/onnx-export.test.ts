@@ -1,4 +1,5 @@
-// Every zoo template, and graphs with the attention layers the zoo does not use, trained one step
+// Every zoo template, the README's graph example, a shared layer, and graphs with the attention
+// layers the zoo does not use, trained one step
 // on data of their inputs' shapes, exported to ONNX and run by ONNX Runtime: their outputs match
 // TensorFlow.js's within 1e-4 relative (plus 1e-6 absolute) at batch 1 and 16. A layer that has
 // no exact ONNX form is a 409 naming it.
@@ -10,6 +11,7 @@ import { initBackend } from "../../lib/engine/backend.ts";
 import { buildModel } from "../../lib/engine/build/build-model.ts";
 import { saveModel } from "../../lib/engine/model-io.ts";
 import { ConflictError } from "../../lib/errors.ts";
+import { modelSpecSchema } from "../../lib/model-spec/model-spec-schema.ts";
 import { renderTemplate, TEMPLATES } from "../../lib/model-spec/templates/index.ts";
 import { exportOnnx } from "../../lib/registry/export/onnx/export-onnx.ts";
 import type { Signature } from "../../lib/registry/signature.ts";
@@ -85,9 +87,29 @@ describe("ONNX export of the zoo", () => {
   }
 });
 
-describe("ONNX export of layers the zoo does not use", () => {
+describe("ONNX export of the README's graph example, a shared layer, and the layers the zoo does not use", () => {
   const SEQ = [6, 8];
   const cases: Record<string, object> = {
+    "the README's graph (a residual block)": {
+      inputs: { image: { shape: [32, 32, 16] } },
+      nodes: {
+        conv: { type: "conv2d", filters: 16, kernelSize: 3, padding: "same", activation: "relu", inputs: ["image"] },
+        res: { type: "add", inputs: ["image", "conv"] },
+        pool: { type: "globalAveragePooling2d", inputs: ["res"] },
+        out: { type: "dense", units: 10, activation: "softmax", inputs: ["pool"] },
+      },
+      outputs: ["out"],
+    },
+    "a shared layer (one encoder, two inputs) and a cosine distance": {
+      inputs: { left: { shape: [5] }, right: { shape: [5] } },
+      nodes: {
+        enc1: { type: "dense", units: 4, activation: "tanh", inputs: ["left"] },
+        enc2: { type: "shared", of: "enc1", inputs: ["right"] },
+        gap: { type: "distance", metric: "cosine", inputs: ["enc1", "enc2"] },
+        out: { type: "dense", units: 1, activation: "sigmoid", inputs: ["gap"] },
+      },
+      outputs: ["out"],
+    },
     "dot attention, causal, with a key": {
       inputs: { q: { shape: SEQ }, v: { shape: [6, 5] }, k: { shape: SEQ } },
       nodes: { at: { type: "attention", score: "dot", causal: true, inputs: ["q", "v", "k"] }, flat: { type: "flatten", inputs: ["at"] }, out: { type: "dense", units: 3, activation: "softmax", inputs: ["flat"] } },
@@ -105,7 +127,8 @@ describe("ONNX export of layers the zoo does not use", () => {
   };
   for (const [what, spec] of Object.entries(cases)) {
     test(`${what}: ONNX Runtime predicts what TensorFlow.js does`, async () => {
-      const { model } = buildModel(spec as never);
+      // Through the spec schema, as the API takes it: its defaults filled in.
+      const { model } = buildModel(modelSpecSchema.parse(spec));
       try {
         await assertParity(model, what);
       } finally {
@@ -115,7 +138,7 @@ describe("ONNX export of layers the zoo does not use", () => {
   }
 
   test("adaptive pooling into unequal bins has no exact form: a 409 naming the layer", async () => {
-    const { model } = buildModel({ input: { shape: [7, 7, 1] }, layers: [{ type: "adaptiveAveragePooling2d", outputSize: 3 }, { type: "flatten" }, { type: "dense", units: 2 }] } as never);
+    const { model } = buildModel(modelSpecSchema.parse({ input: { shape: [7, 7, 1] }, layers: [{ type: "adaptiveAveragePooling2d", outputSize: 3 }, { type: "flatten" }, { type: "dense", units: 2 }] }));
     try {
       await assert.rejects(exportOnnx(await saveModel(model), signatureOf(model), "test"), (err: Error) => err instanceof ConflictError && /layer '[^']+' \(TrainyardAdaptivePooling2D\) cannot be exported: it pools 7 steps into 3 bins of unequal size/.test(err.message));
     } finally {
