@@ -78,6 +78,12 @@ before(async () => {
   await model("iris", { input: { shape: [4] }, layers: [{ type: "dense", units: 8, activation: "tanh" }, { type: "batchNormalization" }, { type: "dense", units: 3, activation: "softmax" }] });
   await trainInProcess(env, auth, "iris", iris, { epochs: 2, seed: 1 });
 
+  // A table with a category, one-hot encoded inside the graph (Embedding of unit rows, Cropping2D).
+  const table = await env.app.inject({ method: "POST", url: "/v1/datasets", headers: auth, payload: { name: "table", rows: tableRows, label: "kind" } });
+  assert.equal(table.statusCode, 201, table.body);
+  await model("tab", { input: { shape: [5] }, layers: [{ type: "dense", units: 6, activation: "relu" }, { type: "dense", units: 2, activation: "softmax" }] });
+  await trainInProcess(env, auth, "tab", table.json().id, { epochs: 2, seed: 1 });
+
   // Images 0–255, scaled inside the graph; convolutions, pooling, batch norm, custom layers in stock form.
   let seed = 5;
   const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
@@ -101,6 +107,9 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+const colors = ["red", "green", "blue"];
+const tableRows = Array.from({ length: 30 }, (_, i) => ({ size: 10 + ((i * 7) % 13) * 3.5, weight: 1000 + ((i * 5) % 11) * 120, color: colors[i % 3], kind: `k${(i + (i % 4 === 0 ? 1 : 0)) % 2}` }));
+
 const irisRows = IRIS_CSV.trim().split("\n").slice(1).map((line) => line.split(",").slice(0, 4).map(Number));
 
 test("a standardized table: onnxruntime-node alone predicts what :predict does from raw rows, batch 1 and 16", async () => {
@@ -110,6 +119,20 @@ test("a standardized table: onnxruntime-node alone predicts what :predict does f
     const got = await onnxPredict(file, { input: { data: rows.flat(), shape: [n, 4] } });
     assert.deepEqual(got.inputNames, ["input"]);
     assertClose(got.values, await servicePredict("iris", rows), `iris batch ${n}`);
+  }
+});
+
+test("a table with a one-hot category: each category goes in as its code, as in the TensorFlow.js export", async () => {
+  const file = await onnxFile("tab");
+  const meta = (await env.app.inject({ url: "/v1/models/tab/versions/1/export/model.json", headers: auth })).json();
+  const [fitted] = Object.values(meta.userDefinedMetadata.preprocessing) as { columns: { name: string; categories?: string[] }[] }[];
+  const names = fitted.columns.map((c) => c.name);
+  const categories = fitted.columns.find((c) => c.name === "color")!.categories!;
+  for (const n of [1, 16]) {
+    const rows = tableRows.slice(0, n);
+    const codes = rows.flatMap((r) => names.map((c) => (c === "color" ? categories.indexOf(r.color) : (r as unknown as Record<string, number>)[c])));
+    const got = await onnxPredict(file, { input: { data: codes, shape: [n, names.length] } });
+    assertClose(got.values, await servicePredict("tab", rows.map(({ kind: _kind, ...cells }) => cells)), `tab batch ${n}`);
   }
 });
 
