@@ -214,7 +214,10 @@ describe("inference runtime", () => {
     t.diagnostic(`VGG19 224×224×3 (${report.paramCount} parameters) built in ${took.toFixed(0)} ms; the event loop's longest delay meanwhile ${maxMs.toFixed(1)} ms`);
     assert.ok(report.paramCount > 3e7, `VGG at 224×224×3 has ${report.paramCount} parameters`);
     assert.ok(took > 300, `the build took ${took} ms: long enough to matter`);
-    assert.ok(maxMs < 50, `the event loop stalled ${maxMs} ms while a ${took} ms build ran`);
+    // Built on this loop, the stall would be the whole build. Off it, the loop waits only for the
+    // CPU: under 50 ms, or under 5% of the build when other tests load both cores (CI ran this
+    // beside a training test once: a 4.9 s build, 62 ms of scheduling delay).
+    assert.ok(maxMs < Math.max(50, took * 0.05), `the event loop stalled ${maxMs} ms while a ${took} ms build ran`);
     assert.ok(predictedWhileBuilding, "five predictions finished while the spec was still building");
     // The same answer as on the caller's thread.
     const tiny = renderTemplate("lenet5", {});
