@@ -36,6 +36,7 @@ import { createPrisma } from "../lib/db/prisma.ts";
 import { renderTemplate } from "../lib/model-spec/templates/index.ts";
 import type { ModelSpec } from "../lib/model-spec/model-spec-schema.ts";
 import { runTrainingJob } from "../lib/training/job-runner.ts";
+import { cleanRedis } from "../test/helpers/app.ts";
 import { freePort } from "../test/helpers/processes.ts";
 
 // ---- what is compared --------------------------------------------------------------------------
@@ -296,20 +297,7 @@ async function setUp(base: string, models: typeof MODELS): Promise<string> {
 
 async function cleanup(): Promise<void> {
   for (const s of servers) killGroup(s, "SIGKILL");
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
-      if (keys.length) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== "0");
-  } catch (err) {
-    console.error(`cleanup: Redis keys ${prefix}:* not deleted: ${(err as Error).message}`);
-  } finally {
-    redis.disconnect();
-  }
+  await cleanRedis(prefix).catch((err: Error) => console.error(`cleanup: Redis keys ${prefix}:* not deleted: ${err.message}`));
   const admin = new pg.Client({ connectionString: `${pgBase}/postgres` });
   try {
     await admin.connect();

@@ -63,6 +63,17 @@ function nchw(g: OnnxGraph, layer: tf.layers.Layer, x: string, body: (xNchw: str
   return g.node("Transpose", [inner], `${layer.name}_nhwc`, { perm: TO_NHWC })[0];
 }
 
+/** A 4-D row-major array with its axes reordered: output axis k is input axis perm[k]. */
+function permute4(data: Float32Array, shape: number[], perm: [number, number, number, number]): Float32Array {
+  const stride = [shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1];
+  const [d0, d1, d2, d3] = perm.map((p) => shape[p]);
+  const [s0, s1, s2, s3] = perm.map((p) => stride[p]);
+  const out = new Float32Array(data.length);
+  let at = 0;
+  for (let a = 0; a < d0; a++) for (let b = 0; b < d1; b++) for (let c = 0; c < d2; c++) for (let d = 0; d < d3; d++) out[at++] = data[a * s0 + b * s1 + c * s2 + d * s3];
+  return out;
+}
+
 function weightsOf(layer: tf.layers.Layer): { data: Float32Array; shape: number[] }[] {
   return layer.getWeights().map((w) => ({ data: w.dataSync() as Float32Array, shape: w.shape }));
 }
@@ -285,8 +296,7 @@ export function convertLayer(g: OnnxGraph, layer: tf.layers.Layer, inputs: strin
       const [kernel, bias] = weightsOf(layer);
       // tfjs [kh, kw, in, out] → ONNX [out, in, kh, kw].
       const [kh, kw, cin, cout] = kernel.shape;
-      const w = new Float32Array(kernel.data.length);
-      for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) for (let c = 0; c < cin; c++) for (let o = 0; o < cout; o++) w[((o * cin + c) * kh + i) * kw + j] = kernel.data[((i * kw + j) * cin + c) * cout + o];
+      const w = permute4(kernel.data, kernel.shape, [3, 2, 0, 1]);
       const ins = (xc: string) => [xc, g.floats(`${name}_kernel`, w, [cout, cin, kh, kw]), ...(bias ? [g.floats(`${name}_bias`, bias.data, bias.shape)] : [])];
       const y = nchw(g, layer, x, (xc) => g.node("Conv", ins(xc), name, { kernel_shape: [kh, kw], strides: pair(cfg.strides), dilations: pair(cfg.dilationRate ?? 1), auto_pad: autoPad(cfg.padding) })[0]);
       return [activation(g, layer, cfg.activation, y)];
@@ -297,8 +307,7 @@ export function convertLayer(g: OnnxGraph, layer: tf.layers.Layer, inputs: strin
       // tfjs [kh, kw, in, multiplier] → a grouped ONNX Conv, one group per input channel, whose
       // output channel c·multiplier + m is tfjs's too: weights [in·multiplier, 1, kh, kw].
       const [kh, kw, cin, mult] = kernel.shape;
-      const w = new Float32Array(kernel.data.length);
-      for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) for (let c = 0; c < cin; c++) for (let m = 0; m < mult; m++) w[((c * mult + m) * kh + i) * kw + j] = kernel.data[((i * kw + j) * cin + c) * mult + m];
+      const w = permute4(kernel.data, kernel.shape, [2, 3, 0, 1]);
       const ins = (xc: string) => [xc, g.floats(`${name}_kernel`, w, [cin * mult, 1, kh, kw]), ...(bias ? [g.floats(`${name}_bias`, bias.data, bias.shape)] : [])];
       const y = nchw(g, layer, x, (xc) => g.node("Conv", ins(xc), name, { kernel_shape: [kh, kw], strides: pair(cfg.strides), dilations: pair(cfg.dilationRate ?? 1), group: cin, auto_pad: autoPad(cfg.padding) })[0]);
       return [activation(g, layer, cfg.activation, y)];
@@ -308,8 +317,7 @@ export function convertLayer(g: OnnxGraph, layer: tf.layers.Layer, inputs: strin
       const [kernel, bias] = weightsOf(layer);
       // tfjs [kh, kw, out, in] → ONNX ConvTranspose [in, out, kh, kw].
       const [kh, kw, cout, cin] = kernel.shape;
-      const w = new Float32Array(kernel.data.length);
-      for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) for (let o = 0; o < cout; o++) for (let c = 0; c < cin; c++) w[((c * cout + o) * kh + i) * kw + j] = kernel.data[((i * kw + j) * cout + o) * cin + c];
+      const w = permute4(kernel.data, kernel.shape, [3, 2, 0, 1]);
       const [sh, sw] = pair(cfg.strides);
       const shape = layer.outputShape as (number | null)[];
       const ins = (xc: string) => [xc, g.floats(`${name}_kernel`, w, [cin, cout, kh, kw]), ...(bias ? [g.floats(`${name}_bias`, bias.data, bias.shape)] : [])];
