@@ -120,12 +120,8 @@ export class Batcher {
   /** Requests and rows waiting in batches not yet sent to a thread. */
   depth(): { requests: number; rows: number } {
     let requests = 0;
-    let rows = 0;
-    for (const b of this.unsent) {
-      requests += b.requests.length;
-      rows += b.rows;
-    }
-    return { requests, rows };
+    for (const b of this.unsent) requests += b.requests.length;
+    return { requests, rows: this.unsentRows };
   }
 
   /** Fails every request not yet sent (at shutdown). */
