@@ -1,19 +1,27 @@
 // `npm run bench:serving`: what serving costs, measured against the real API server
 // (services/server.ts, a process of its own) with autocannon, on this one machine, in one run.
+// `npm run bench:onnx` is the same bench comparing the runtimes: `--modes tfjs,onnx`.
 //
 // For the 784-256-128-10 MLP and LeNet-5 (both on [28, 28, 1] MNIST images, one image per request):
 // requests per second and p50/p99 latency at concurrency 1, 16 and 64, with dynamic batching off
-// and on (two server processes, one after the other, with the env sets of MODES below);
+// and on, or served by TensorFlow.js and by ONNX Runtime (one server process per mode, one after
+// the other, with the env sets of MODES below);
 // /healthz's p99 while LeNet-5 takes predict load at concurrency 64; and the service's overhead
 // per request at concurrency 1: the median of sequential keep-alive requests (timed here with
-// hrtime, as autocannon's latencies are whole milliseconds) minus the median of calling
-// `model.predict` in this process on the same input (tensor in, predict, read the output).
+// hrtime, as autocannon's latencies are whole milliseconds) minus the median of calling the
+// mode's runtime in this process on the same input: TensorFlow.js's `model.predict` (tensor in,
+// predict, read the output), or an ONNX Runtime session (one thread) on the version's network.
 //
 //   npm run bench:serving                     # 10 s per measurement, about 4 minutes
 //   npm run bench:serving -- --seconds 3      # a quick look
 //
+// With the tfjs and onnx modes it also calls the inference runtime (worker thread, batching,
+// cache) from its own process, without HTTP, at each concurrency: what the serving engine keeps of
+// each runtime's speed, against the runtime called directly at batch 1.
+//
 // Options: --seconds N (each autocannon run), --concurrency 1,16,64, --models mlp,lenet5,
-// --modes off,on. The versions served are trained for one epoch on 64 MNIST digits, in this
+// --modes off,on,tfjs,onnx (off and on: batching, on the default runtime choice, which serves both
+// models with ONNX Runtime as their exports pass; tfjs and onnx: batching on, runtime forced). The versions served are trained for one epoch on 64 MNIST digits, in this
 // process through the job runner (no worker): serving's cost does not depend on the weights'
 // values, so the bench does not spend minutes training them. It uses its own database
 // (trainyard_bench_<random>, dropped at the end) and Redis key prefix (deleted), PG_URL (default
@@ -31,20 +39,26 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { currentBackend, initBackend } from "../lib/engine/backend.ts";
 import { buildModel } from "../lib/engine/build/build-model.ts";
+import { saveModel } from "../lib/engine/model-io.ts";
+import { createSession, loadOrt } from "../lib/engine/onnx-runtime.ts";
+import { exportOnnx } from "../lib/registry/export/onnx/export-onnx.ts";
 import { ensureDatabase, migrateDeploy } from "../lib/db/migrate.ts";
 import { createPrisma } from "../lib/db/prisma.ts";
 import { renderTemplate } from "../lib/model-spec/templates/index.ts";
 import type { ModelSpec } from "../lib/model-spec/model-spec-schema.ts";
 import { runTrainingJob } from "../lib/training/job-runner.ts";
+import { InferenceRuntime } from "../lib/serving/runtime/inference-runtime.ts";
 import { cleanRedis } from "../test/helpers/app.ts";
 import { freePort } from "../test/helpers/processes.ts";
 
 // ---- what is compared --------------------------------------------------------------------------
 
-/** The server's env per mode; everything else is the same. TRAINYARD_BATCH_MAX_DELAY_MS=0 turns batching off. */
-const MODES: { name: string; label: string; env: Record<string, string> }[] = [
-  { name: "off", label: "batching off", env: { TRAINYARD_BATCH_MAX_DELAY_MS: "0" } },
-  { name: "on", label: "batching on", env: {} },
+/** The server's env per mode; everything else is the same. TRAINYARD_BATCH_MAX_DELAY_MS=0 turns batching off. `runtime`: what serves both models in that mode. */
+const MODES: { name: string; label: string; env: Record<string, string>; runtime: "tfjs" | "onnx" }[] = [
+  { name: "off", label: "batching off", env: { TRAINYARD_BATCH_MAX_DELAY_MS: "0" }, runtime: "onnx" },
+  { name: "on", label: "batching on", env: {}, runtime: "onnx" },
+  { name: "tfjs", label: "TensorFlow.js", env: { TRAINYARD_SERVING_RUNTIME: "tfjs" }, runtime: "tfjs" },
+  { name: "onnx", label: "ONNX Runtime", env: { TRAINYARD_SERVING_RUNTIME: "onnx" }, runtime: "onnx" },
 ];
 
 const MLP_SPEC = {
@@ -74,7 +88,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { seconds: 10, concurrency: [1, 16, 64], models: MODELS.map((m) => m.name), modes: MODES.map((m) => m.name) };
+  const o: Options = { seconds: 10, concurrency: [1, 16, 64], models: MODELS.map((m) => m.name), modes: ["off", "on"] };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1] ?? ""];
     if (flag === "--seconds") o.seconds = Number(value);
@@ -267,6 +281,82 @@ function forwardThroughput(spec: ModelSpec, image: Float32Array, batch: number, 
   return rate;
 }
 
+/** The same network as ONNX, in an ONNX Runtime session with one thread (as the service's default on two cores). */
+async function onnxSession(spec: ModelSpec) {
+  const ort = await loadOrt();
+  if (!ort) throw new Error("onnxruntime-node does not load here");
+  const { model } = buildModel(spec);
+  const stored = await saveModel(model);
+  model.dispose();
+  const session = await createSession(ort, await exportOnnx(stored, { inputs: [], outputs: [] }, "bench"), 1);
+  const feed = (data: Float32Array, batch: number) => ({ [session.inputNames[0]]: new ort.Tensor("float32", data, [batch, 28, 28, 1]) });
+  return { session, feed };
+}
+
+/** Median time of an ONNX Runtime run here on one image: tensor, run, read out. */
+async function onnxMedian(spec: ModelSpec, image: Float32Array, ms: number): Promise<number> {
+  const { session, feed } = await onnxSession(spec);
+  const once = async () => void (await session.run(feed(image, 1)))[session.outputNames[0]].data;
+  for (let i = 0; i < 50; i++) await once();
+  const times: number[] = [];
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    const t = process.hrtime.bigint();
+    await once();
+    times.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  await session.release();
+  return median(times);
+}
+
+/** Samples per second of ONNX Runtime here at one batch size. */
+async function onnxThroughput(spec: ModelSpec, image: Float32Array, batch: number, ms: number): Promise<number> {
+  const { session, feed } = await onnxSession(spec);
+  const data = new Float32Array(batch * image.length);
+  for (let i = 0; i < batch; i++) data.set(image, i * image.length);
+  for (let i = 0; i < 5; i++) await session.run(feed(data, batch));
+  let n = 0;
+  const started = performance.now();
+  while (performance.now() - started < ms) {
+    await session.run(feed(data, batch));
+    n++;
+  }
+  const rate = (n * batch * 1000) / (performance.now() - started);
+  await session.release();
+  return rate;
+}
+
+/**
+ * The serving path without HTTP: the inference runtime (worker thread, batching, the version's
+ * cache) called from this process by `c` closed-loop callers for `ms`. Requests per second.
+ */
+async function runtimeThroughput(runtime: "tfjs" | "onnx", modelName: string, image: Float32Array, c: number, ms: number): Promise<number> {
+  const db = createPrisma(databaseUrl);
+  const { id } = await db.modelVersion.findFirstOrThrow({ where: { model: { name: modelName } }, select: { id: true } });
+  await db.$disconnect();
+  const rt = new InferenceRuntime({ databaseUrl, backend: currentBackend()!.name, threads: 1, cacheBytes: 256 * 1024 * 1024, maxBatchSize: 64, maxDelayMs: 2, servingRuntime: runtime });
+  try {
+    const once = async () => {
+      const ran = await rt.run(id, [{ data: image.slice(), shape: [1, 28, 28, 1] }]);
+      if (ran.runtime !== runtime) throw new Error(`served by ${ran.runtime}, not ${runtime}`);
+    };
+    const loop = async (until: number) => {
+      let n = 0;
+      while (performance.now() < until) {
+        await once();
+        n++;
+      }
+      return n;
+    };
+    await Promise.all(Array.from({ length: c }, () => loop(performance.now() + 1000)));
+    const started = performance.now();
+    const counts = await Promise.all(Array.from({ length: c }, () => loop(started + ms)));
+    return (counts.reduce((a, b) => a + b, 0) * 1000) / (performance.now() - started);
+  } finally {
+    await rt.close();
+  }
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -351,7 +441,7 @@ async function main(): Promise<void> {
   }
   const table: { model: string; mode: string; c: number; load: Load }[] = [];
   const health: { mode: string; predict: Load; healthz: Load }[] = [];
-  const overhead: { model: string; mode: string; server: number; inProcess: number }[] = [];
+  const overhead: { model: string; mode: string; runtime: "tfjs" | "onnx"; server: number; inProcess: number }[] = [];
   // Where a request's time goes besides the model, at c=1: HTTP alone, then with authentication and the version lookup.
   const floors: { mode: string; healthz: number; status: number; refused: number }[] = [];
   for (const mode of modes) {
@@ -371,7 +461,7 @@ async function main(): Promise<void> {
           progress(`${m.label}, ${mode.label}, c=${c}: ${fmt(load.rps)} req/s, p50 ${load.p50} ms, p99 ${load.p99} ms, API loop ${pct(load.loopBusy)} busy, inference ${pct(load.threadBusy)}${load.errors ? `, ${load.errors} errors` : ""}`);
         }
         const serverMs = await sequentialMedian(server.base, `/v1/models/${m.name}:predict`, headers, body, Math.min(seconds, 5) * 1000);
-        overhead.push({ model: m.label, mode: mode.label, server: serverMs, inProcess: NaN });
+        overhead.push({ model: m.label, mode: mode.label, runtime: mode.runtime, server: serverMs, inProcess: NaN });
       }
       const ms = Math.min(seconds, 5) * 1000;
       floors.push({
@@ -394,35 +484,62 @@ async function main(): Promise<void> {
     }
   }
   // In-process last, with no server running, on this process's backend.
-  const forward: { model: string; one: number; many: number }[] = [];
+  // The same runtimes behind the inference runtime, without HTTP: what the serving engine keeps of their speed.
+  const engine: { model: string; runtime: string; c: number; rps: number }[] = [];
+  for (const mode of modes.filter((m) => m.name === "tfjs" || m.name === "onnx")) {
+    for (const m of models) {
+      for (const c of o.concurrency) {
+        const rps = await runtimeThroughput(mode.runtime, m.name, image, c, Math.min(seconds, 5) * 1000);
+        engine.push({ model: m.label, runtime: mode.label, c, rps });
+        progress(`${m.label}, ${mode.label}, inference runtime without HTTP, c=${c}: ${fmt(rps)} req/s`);
+      }
+    }
+  }
+  const forward: { model: string; runtime: string; one: number; many: number }[] = [];
+  const maxC = Math.max(...o.concurrency);
   for (const m of models) {
-    const ms = inProcessMedian(m.spec(), image, Math.min(seconds, 5) * 1000);
-    for (const row of overhead) if (row.model === m.label) row.inProcess = ms;
-    const maxC = Math.max(...o.concurrency);
-    forward.push({ model: m.label, one: forwardThroughput(m.spec(), image, 1, 2000), many: forwardThroughput(m.spec(), image, maxC, 2000) });
+    const ms = { tfjs: inProcessMedian(m.spec(), image, Math.min(seconds, 5) * 1000), onnx: await onnxMedian(m.spec(), image, Math.min(seconds, 5) * 1000) };
+    for (const row of overhead) if (row.model === m.label) row.inProcess = ms[row.runtime];
+    forward.push({ model: m.label, runtime: "TensorFlow.js", one: forwardThroughput(m.spec(), image, 1, 2000), many: forwardThroughput(m.spec(), image, maxC, 2000) });
+    forward.push({ model: m.label, runtime: "ONNX Runtime", one: await onnxThroughput(m.spec(), image, 1, 2000), many: await onnxThroughput(m.spec(), image, maxC, 2000) });
   }
 
   const out: string[] = [];
   out.push(`Serving on ${availableParallelism()} cores, backend ${currentBackend()?.name}, ${seconds} s per run, one [28, 28, 1] image per request.`);
   out.push("Weights: one epoch on 64 digits (serving's cost does not depend on their values).", "");
-  out.push("| model | batching | concurrency | req/s | p50 ms | p99 ms | errors | API loop busy | inference thread busy |", "|---|---|---:|---:|---:|---:|---:|---:|---:|");
-  for (const r of table) out.push(`| ${r.model} | ${r.mode.replace("batching ", "")} | ${r.c} | ${fmt(r.load.rps)} | ${r.load.p50} | ${r.load.p99} | ${r.load.errors} | ${pct(r.load.loopBusy)} | ${pct(r.load.threadBusy)} |`);
+  out.push("| model | server | concurrency | req/s | p50 ms | p99 ms | errors | API loop busy | inference thread busy |", "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+  for (const r of table) out.push(`| ${r.model} | ${r.mode} | ${r.c} | ${fmt(r.load.rps)} | ${r.load.p50} | ${r.load.p99} | ${r.load.errors} | ${pct(r.load.loopBusy)} | ${pct(r.load.threadBusy)} |`);
   out.push("");
-  const maxC = Math.max(...o.concurrency);
   for (const m of models) {
     const off = table.find((r) => r.model === m.label && r.mode === "batching off" && r.c === maxC);
     const on = table.find((r) => r.model === m.label && r.mode === "batching on" && r.c === maxC);
     if (off && on) out.push(`${m.label}: batching at concurrency ${maxC} gives ${fmt(on.load.rps / off.load.rps, 2)}× the throughput of no batching (target ≥ 3×).`);
+    const onnx = table.filter((r) => r.model === m.label && r.mode === "ONNX Runtime");
+    const tfjs = table.filter((r) => r.model === m.label && r.mode === "TensorFlow.js");
+    for (const r of onnx) {
+      const other = tfjs.find((t) => t.c === r.c);
+      if (other) out.push(`${m.label}, concurrency ${r.c}: ONNX Runtime serves ${fmt(r.load.rps / other.load.rps, 2)}× the requests per second of TensorFlow.js.`);
+    }
+    const seq = overhead.find((r) => r.model === m.label && r.mode === "ONNX Runtime");
+    if (seq) out.push(`${m.label}: one request through the service on ONNX Runtime takes ${fmt(seq.server, 3)} ms (median, c=1), ${fmt(seq.server / seq.inProcess, 1)}× ONNX Runtime called in-process at batch 1 (${fmt(seq.inProcess, 3)} ms; the issue's target: within 1.5×).`);
+  }
+  if (engine.length) {
+    out.push("", "The inference runtime without HTTP (worker thread, batching, cache), called from the bench's process by closed-loop callers, one image each; against the forward pass alone at batch 1 (below):", "");
+    out.push("| model | runtime | concurrency | req/s | ÷ in-process batch 1 samples/s |", "|---|---|---:|---:|---:|");
+    for (const e of engine) {
+      const f = forward.find((x) => x.model === e.model && x.runtime === e.runtime);
+      out.push(`| ${e.model} | ${e.runtime} | ${e.c} | ${fmt(e.rps)} | ${f ? fmt(e.rps / f.one, 2) : "—"} |`);
+    }
   }
   out.push("", `The forward pass alone, in this process (no HTTP): samples per second at batch 1 and at batch ${Math.max(...o.concurrency)}, the most batching could give if the forward pass were all the work.`, "");
-  out.push(`| model | batch 1 samples/s | batch ${Math.max(...o.concurrency)} samples/s | ratio |`, "|---|---:|---:|---:|");
-  for (const f of forward) out.push(`| ${f.model} | ${fmt(f.one)} | ${fmt(f.many)} | ${fmt(f.many / f.one, 1)}× |`);
+  out.push(`| model | runtime (one thread) | batch 1 samples/s | batch ${maxC} samples/s | ratio |`, "|---|---|---:|---:|---:|");
+  for (const f of forward) out.push(`| ${f.model} | ${f.runtime} | ${fmt(f.one)} | ${fmt(f.many)} | ${fmt(f.many / f.one, 1)}× |`);
   out.push("");
   for (const h of health) out.push(`/healthz under full predict load (${h.mode}, ${fmt(h.predict.rps)} req/s at c=64): p50 ${h.healthz.p50} ms, p99 ${h.healthz.p99} ms (target < 50 ms).`);
-  out.push("", "| model | batching | server median ms (c=1) | in-process predict ms | overhead ms (target < 1) |", "|---|---|---:|---:|---:|");
-  for (const r of overhead) out.push(`| ${r.model} | ${r.mode.replace("batching ", "")} | ${fmt(r.server, 3)} | ${fmt(r.inProcess, 3)} | ${fmt(r.server - r.inProcess, 3)} |`);
-  out.push("", `Floors at c=1 (median ms): what a request costs before a model runs. The last column is a predict request for ${models[0].label} whose last value is null: HTTP, API key, rate limit, version lookup, JSON parsing and the check of all 784 values, then a 400; a prediction's time beyond it is the hop to the inference thread and back, and the forward pass there.`, "", "| batching | GET /healthz (HTTP only) | GET a version's metadata (HTTP, API key, cached version lookup) | predict refused at its last value |", "|---|---:|---:|---:|");
-  for (const f of floors) out.push(`| ${f.mode.replace("batching ", "")} | ${fmt(f.healthz, 3)} | ${fmt(f.status, 3)} | ${fmt(f.refused, 3)} |`);
+  out.push("", "| model | server | server median ms (c=1) | in-process ms (its runtime, batch 1) | overhead ms (target < 1) |", "|---|---|---:|---:|---:|");
+  for (const r of overhead) out.push(`| ${r.model} | ${r.mode} | ${fmt(r.server, 3)} | ${fmt(r.inProcess, 3)} | ${fmt(r.server - r.inProcess, 3)} |`);
+  out.push("", `Floors at c=1 (median ms): what a request costs before a model runs. The last column is a predict request for ${models[0].label} whose last value is null: HTTP, API key, rate limit, version lookup, JSON parsing and the check of all 784 values, then a 400; a prediction's time beyond it is the hop to the inference thread and back, and the forward pass there.`, "", "| server | GET /healthz (HTTP only) | GET a version's metadata (HTTP, API key, cached version lookup) | predict refused at its last value |", "|---|---:|---:|---:|");
+  for (const f of floors) out.push(`| ${f.mode} | ${fmt(f.healthz, 3)} | ${fmt(f.status, 3)} | ${fmt(f.refused, 3)} |`);
   console.log(out.join("\n"));
 }
 

@@ -48,6 +48,10 @@ export const apiConfigSchema = z.object({
   TRAINYARD_MODEL_CACHE_BYTES: z.coerce.number().int().positive().default(1024 * 1024 * 1024),
   /** Threads that run inference off the event loop; default the cores less one (at least one). */
   TRAINYARD_INFERENCE_THREADS: z.coerce.number().int().min(1).max(256).default(Math.max(1, availableParallelism() - 1)),
+  /** What runs forward passes: `auto` ONNX Runtime for versions whose ONNX export passed its parity check, TensorFlow.js for the rest; `onnx` ONNX Runtime only (other versions' predictions are refused, 409); `tfjs` TensorFlow.js only. */
+  TRAINYARD_SERVING_RUNTIME: z.enum(["auto", "onnx", "tfjs"]).default("auto"),
+  /** ONNX Runtime's threads per inference thread (intra-op); default the cores less one, shared among the inference threads (at least one each), leaving a core for the API. */
+  TRAINYARD_ONNX_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   /** Most rows one forward pass takes when concurrent predict requests of one version are batched. */
   TRAINYARD_BATCH_MAX_SIZE: z.coerce.number().int().min(1).default(64),
   /** Longest a predict request waits for others to share its forward pass (0: no batching). */

@@ -44,6 +44,10 @@ export const modelSchema = z
   .meta({ id: "Model" });
 export type ModelView = z.infer<typeof modelSchema>;
 
+/** The outcomes of a version's ONNX check (export/onnx/onnx-check.ts). */
+export const ONNX_STATUSES = ["passed", "failed", "unsupported"] as const;
+export type OnnxStatus = (typeof ONNX_STATUSES)[number];
+
 export const modelVersionSchema = z
   .object({
     version: z.number().int(),
@@ -54,6 +58,19 @@ export const modelVersionSchema = z
     sizeBytes: z.number().int().describe("Bytes of its stored weights."),
     aliases: z.array(z.string()).describe("The aliases that point at it."),
     createdAt: z.iso.datetime(),
+    onnx: z
+      .object({
+        status: z.enum([...ONNX_STATUSES, "unchecked"]).describe("passed: ONNX Runtime predicts what TensorFlow.js does within 1e-4 (relative) on seeded inputs at batch 1 and 16; failed: it does not, or could not run the export; unsupported: a layer has no ONNX form (reason names it); unchecked: not checked yet (an imported or older version: its first load checks it)."),
+        opset: z.number().int().nullable(),
+        maxRelativeError: z.number().nullable().describe("The largest relative difference the check saw."),
+        reason: z.string().nullable(),
+        checkedAt: z.iso.datetime().nullable(),
+      })
+      .describe("The parity check of its network's ONNX export, which decides whether ONNX Runtime may serve it."),
+    runtime: z.enum(["onnx", "tfjs"]).nullable().describe("What serves its predictions on this replica (TRAINYARD_SERVING_RUNTIME and the ONNX check); null when TRAINYARD_SERVING_RUNTIME is onnx and it did not pass (its predictions are refused, 409)."),
+    exports: z
+      .object({ tfjs: z.string(), zip: z.string(), onnx: z.string() })
+      .describe("Where to download it: TensorFlow.js's model.json (weight shards beside it), the same as one zip, and ONNX. Paths on this API."),
   })
   .meta({ id: "ModelVersion" });
 export type ModelVersionView = z.infer<typeof modelVersionSchema>;

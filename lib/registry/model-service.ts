@@ -8,7 +8,7 @@ import { buildModel, type ModelSummary } from "../engine/build/build-model.ts";
 import { limitProblems, preflight, type SpecLimits } from "../engine/build/preflight.ts";
 import { modelInputs, modelOutputNames, modelSpecSchema, type ModelSpec } from "../model-spec/model-spec-schema.ts";
 import { checkTraining } from "../model-spec/objectives.ts";
-import type { CreateModel, ModelVersionView, ModelView } from "./model-schema.ts";
+import type { CreateModel, ModelView } from "./model-schema.ts";
 import { ModelVersionRepository } from "./model-version-repository.ts";
 
 export type ModelLimits = SpecLimits;
@@ -71,14 +71,6 @@ export class ModelService {
   /** Without a validator, specs are built on the caller's thread (workers, scripts, tests). */
   constructor(private readonly db: Db, private readonly limits: ModelLimits, private readonly validator?: SpecValidator) {
     this.versionRepository = new ModelVersionRepository(db);
-  }
-
-  versions(tenantId: string, name: string): Promise<ModelVersionView[]> {
-    return this.versionRepository.list(tenantId, name);
-  }
-
-  version(tenantId: string, name: string, version: number): Promise<ModelVersionView> {
-    return this.versionRepository.describe(tenantId, name, version);
   }
 
   /**

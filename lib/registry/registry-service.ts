@@ -6,24 +6,41 @@ import { Prisma, type Db } from "../db/prisma.ts";
 import type { StoredModel } from "../engine/model-io.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import type { Batching, ModelAliasesView, ModelAliasView, ModelVersionView } from "./model-schema.ts";
-import { ModelVersionRepository } from "./model-version-repository.ts";
+import { chooseRuntime, type ServingRuntimeMode } from "./export/onnx/onnx-check.ts";
+import { ModelVersionRepository, type StoredVersionView } from "./model-version-repository.ts";
 import type { Signature } from "./signature.ts";
 
 export type RegistryChanged = (tenantId: string, modelName: string) => void | Promise<void>;
 
+/** How this replica serves: TRAINYARD_SERVING_RUNTIME, and whether ONNX Runtime loaded here. */
+export interface ServingFacts {
+  mode: ServingRuntimeMode;
+  ortInstalled: boolean;
+}
+
 export class RegistryService {
   private readonly versions: ModelVersionRepository;
 
-  constructor(private readonly db: Db, private readonly changed: RegistryChanged = () => {}) {
+  constructor(private readonly db: Db, private readonly changed: RegistryChanged = () => {}, private readonly serving: ServingFacts = { mode: "tfjs", ortInstalled: false }) {
     this.versions = new ModelVersionRepository(db);
   }
 
-  list(tenantId: string, name: string): Promise<ModelVersionView[]> {
-    return this.versions.list(tenantId, name);
+  async list(tenantId: string, name: string): Promise<ModelVersionView[]> {
+    return (await this.versions.list(tenantId, name)).map((v) => this.view(name, v));
   }
 
-  describe(tenantId: string, name: string, version: number): Promise<ModelVersionView> {
-    return this.versions.describe(tenantId, name, version);
+  async describe(tenantId: string, name: string, version: number): Promise<ModelVersionView> {
+    return this.view(name, await this.versions.describe(tenantId, name, version));
+  }
+
+  private view(name: string, v: StoredVersionView): ModelVersionView {
+    const status = v.onnx.status === "unchecked" ? undefined : v.onnx.status;
+    const base = `/v1/models/${encodeURIComponent(name)}/versions/${v.version}`;
+    return {
+      ...v,
+      runtime: chooseRuntime(this.serving.mode, status, this.serving.ortInstalled).runtime,
+      exports: { tfjs: `${base}/export/model.json`, zip: `${base}/export.zip`, onnx: `${base}/export.onnx` },
+    };
   }
 
   /** The version numbers of a model, newest first (TF Serving's model status lists them). */

@@ -16,6 +16,7 @@ import { compileForTraining, train, TrainingDivergedError, TrainingSetupError, t
 import { isDependencyDown, ValidationError } from "../errors.ts";
 import { modelInputs, modelSpecSchema } from "../model-spec/model-spec-schema.ts";
 import { cancelKey } from "../queue/queues.ts";
+import { checkOnnx } from "../registry/export/onnx/onnx-check.ts";
 import { ModelVersionRepository } from "../registry/model-version-repository.ts";
 import type { Signature } from "../registry/signature.ts";
 import { CheckpointStore } from "./checkpoint-store.ts";
@@ -339,12 +340,15 @@ async function registerVersion(
   extra: { stoppedEarly?: string; testConfusion?: ConfusionMatrix[] },
 ) {
   const saved = await saveModel(model, false);
+  // Whether ONNX Runtime may serve it (lib/registry/export/onnx/onnx-check.ts): checked now, so
+  // the version's metadata says what will serve it before anyone asks it anything.
+  const onnx = await checkOnnx(saved, signature);
   // Two jobs of one model may finish together; the unique (model, version) decides, and the loser retries.
   for (let tries = 1; ; tries++) {
     try {
       await db.$transaction(async (tx) => {
         await writeAsOwner(tx, row.id, row.attempt, { status: "succeeded", finishedAt: new Date(), metrics, ...(extra.stoppedEarly ? { stoppedEarly: extra.stoppedEarly } : {}), ...(extra.testConfusion ? { testConfusion: extra.testConfusion as object[] } : {}) });
-        await ModelVersionRepository.register(tx, { tenantId: row.tenantId, modelId: row.modelId, jobId: row.id, signature, model: saved, metrics });
+        await ModelVersionRepository.register(tx, { tenantId: row.tenantId, modelId: row.modelId, jobId: row.id, signature, model: saved, metrics, onnx });
       }, WRITE_TX);
       return;
     } catch (err) {

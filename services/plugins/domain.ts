@@ -7,6 +7,7 @@ import { ModelExportService } from "../../lib/registry/export/model-export-servi
 import { RegistryService } from "../../lib/registry/registry-service.ts";
 import { PredictService } from "../../lib/serving/predict-service.ts";
 import { InferenceRuntime } from "../../lib/serving/runtime/inference-runtime.ts";
+import { loadOrt, ortUnavailableReason } from "../../lib/engine/onnx-runtime.ts";
 import { runtimeStatsFrom } from "../../lib/observability/metrics.ts";
 import { StudyService } from "../../lib/training/studies/study-service.ts";
 import { TrainingJobService } from "../../lib/training/training-job-service.ts";
@@ -34,8 +35,16 @@ export const domainPlugin = fp(
     const { db, config } = app;
     // Forward passes and big spec builds run on worker threads, never on this event loop; the
     // threads start with the first prediction or big validation (most test apps never need them).
+    // ONNX Runtime is optional: without it every version is served by TensorFlow.js, unless the
+    // configuration insists on ONNX Runtime, which is then a start-up error rather than 409s later.
+    const ortInstalled = (await loadOrt()) !== null;
+    if (config.TRAINYARD_SERVING_RUNTIME === "onnx" && !ortInstalled) {
+      throw new Error(`TRAINYARD_SERVING_RUNTIME is onnx, but onnxruntime-node does not load: ${ortUnavailableReason()}`);
+    }
+    const serving = { mode: config.TRAINYARD_SERVING_RUNTIME, ortInstalled };
     const runtime = new InferenceRuntime({
       databaseUrl: config.DATABASE_URL, backend: config.TRAINYARD_BACKEND, threads: config.TRAINYARD_INFERENCE_THREADS,
+      servingRuntime: config.TRAINYARD_SERVING_RUNTIME, onnxThreads: config.TRAINYARD_ONNX_THREADS,
       cacheBytes: config.TRAINYARD_MODEL_CACHE_BYTES, cacheEntries: config.TRAINYARD_MODEL_CACHE_SIZE,
       maxBatchSize: config.TRAINYARD_BATCH_MAX_SIZE, maxDelayMs: config.TRAINYARD_BATCH_MAX_DELAY_MS,
       maxQueueRows: config.TRAINYARD_INFERENCE_QUEUE_MAX_ROWS,
@@ -46,6 +55,7 @@ export const domainPlugin = fp(
     const predict = new PredictService(db, {
       maxInstances: config.TRAINYARD_MAX_PREDICT_INSTANCES, lookupTtlMs: config.TRAINYARD_VERSION_LOOKUP_TTL_MS,
       run: (versionId, inputs, batching) => runtime.run(versionId, inputs, batching),
+      serving,
     });
     // A registry change drops this replica's cached lookups before the response, then tells the others.
     const versionBus = redisBroadcast(app.redis, `${config.TRAINYARD_QUEUE_PREFIX}:serving:versions-changed`, app.log, "registry changes");
@@ -57,7 +67,7 @@ export const domainPlugin = fp(
     const registry = new RegistryService(db, (tenantId, model) => {
       predict.resolver.invalidate(tenantId, model);
       void versionBus.publish(tenantId, model);
-    });
+    }, serving);
     const trainingJobs = new TrainingJobService(db, app.trainingQueue, app.redis, config.TRAINYARD_QUEUE_PREFIX);
     const models = new ModelService(db, { maxParams: config.TRAINYARD_MAX_PARAMS, maxLayers: config.TRAINYARD_MAX_LAYERS, maxFlopsPerSample: config.TRAINYARD_MAX_FLOPS }, runtime);
     // A dataset is not deleted while a job needs it; the training area owns jobs and answers which.

@@ -97,5 +97,6 @@ test("the README's curl walk-through runs as written", () => {
   assert.ok(lines[2].metrics.val_accuracy >= 0.9);
   assert.equal(lines[3].epoch, 40);
   assert.equal(lines[4].predictions.length, 2);
-  assert.deepEqual(lines[5], { status: 400, detail: "spec.layers[0].rate: must be < 1" });
+  assert.deepEqual(lines[5], { runtime: "onnx", onnx: "passed" });
+  assert.deepEqual(lines[6], { status: 400, detail: "spec.layers[0].rate: must be < 1" });
 });

@@ -28,7 +28,7 @@ const LIMITS = { maxParams: 200_000_000, maxLayers: 1000, maxFlopsPerSample: 1e1
 function runtime(overrides: Partial<ConstructorParameters<typeof InferenceRuntime>[0]> = {}): InferenceRuntime {
   const r = new InferenceRuntime({
     databaseUrl: env.db.url, backend: env.config.TRAINYARD_BACKEND, threads: 1,
-    cacheBytes: 64 * 1024 * 1024, maxBatchSize: 64, maxDelayMs: 5, lazyStart: true, ...overrides,
+    cacheBytes: 64 * 1024 * 1024, maxBatchSize: 64, maxDelayMs: 5, lazyStart: true, servingRuntime: "tfjs", ...overrides,
   });
   runtimes.push(r);
   return r;
@@ -76,14 +76,14 @@ describe("inference runtime", () => {
   test("answers what the model answers in-process, and 200 concurrent requests share few forward passes", async (t) => {
     const [v] = versionIds;
     const x = rows(10);
-    const [out] = await rt.run(v, [{ data: x.slice(), shape: [10, 4] }]);
+    const { outputs: [out] } = await rt.run(v, [{ data: x.slice(), shape: [10, 4] }]);
     assert.deepEqual(out.shape, [10, 3]);
     assertClose(out.data, expected(v, x, 10), "10 rows");
 
     const before = rt.stats().batches;
     const inputs = Array.from({ length: 200 }, (_, i) => rows(1, i + 2));
     const outs = await Promise.all(inputs.map((data) => rt.run(v, [{ data: data.slice(), shape: [1, 4] }], { maxDelayMs: 20 })));
-    outs.forEach(([o], i) => assertClose(o.data, expected(v, inputs[i], 1), `request ${i}`));
+    outs.forEach(({ outputs: [o] }, i) => assertClose(o.data, expected(v, inputs[i], 1), `request ${i}`));
     const stats = rt.stats();
     const passes = stats.batches - before;
     t.diagnostic(`200 concurrent one-row requests: ${passes} forward passes`);
@@ -110,7 +110,7 @@ describe("inference runtime", () => {
     const behind = performance.now() - t0;
     await big;
     t.diagnostic(`a one-row request behind a 20,000-row pass: ${behind.toFixed(1)} ms`);
-    assertClose(small[0].data, expected(v, rows(1), 1), "the request behind");
+    assertClose(small.outputs[0].data, expected(v, rows(1), 1), "the request behind");
     assert.ok(behind < 2000, `it waited ${behind} ms: for the delay, not for the thread`);
     t0 = performance.now();
     await Promise.all(Array.from({ length: 4 }, (_, i) => rt.run(v, [{ data: rows(1, i), shape: [1, 4] }], { maxDelayMs: 5000, maxBatchSize: 4 })));
@@ -122,7 +122,7 @@ describe("inference runtime", () => {
     const before = await rt.refreshStats();
     assert.equal(before.cache.loads, 1, "only the first version is loaded so far");
     const outs = await Promise.all(Array.from({ length: 20 }, (_, i) => rt.run(v, [{ data: rows(2, i), shape: [2, 4] }], { maxDelayMs: 0 })));
-    outs.forEach(([o], i) => assertClose(o.data, expected(v, rows(2, i), 2), `request ${i}`));
+    outs.forEach(({ outputs: [o] }, i) => assertClose(o.data, expected(v, rows(2, i), 2), `request ${i}`));
     const stats = await rt.refreshStats();
     assert.equal(stats.batches - before.batches, 20, "no batching: twenty forward passes");
     assert.equal(stats.cache.loads, 2, "twenty concurrent first requests, one load");
@@ -147,7 +147,7 @@ describe("inference runtime", () => {
     assert.ok(s.tensors.numTensors > 0);
     assert.equal(b.tensors.numTensors, 3 * s.tensors.numTensors, `big ${b.tensors.numTensors}, small ${s.tensors.numTensors}`);
     // An evicted version loads again when asked for.
-    const [out] = await small.run(versionIds[0], [{ data: rows(3), shape: [3, 4] }]);
+    const { outputs: [out] } = await small.run(versionIds[0], [{ data: rows(3), shape: [3, 4] }]);
     assertClose(out.data, expected(versionIds[0], rows(3), 3), "reloaded");
     assert.equal((await small.refreshStats()).cache.loads, 4);
   });
@@ -159,7 +159,7 @@ describe("inference runtime", () => {
     const inFlight = rt.run(v, [{ data: rows(200_000), shape: [200_000, 4] }], { maxDelayMs: 0 });
     await rt.killThread(0);
     await assert.rejects(inFlight, /inference thread 0 stopped .*restarting/);
-    const [out] = await rt.run(v, [{ data: rows(4), shape: [4, 4] }]);
+    const { outputs: [out] } = await rt.run(v, [{ data: rows(4), shape: [4, 4] }]);
     assertClose(out.data, expected(v, rows(4), 4), "after the restart");
     assert.equal(rt.stats().threadRestarts, 1);
   });
@@ -180,17 +180,17 @@ describe("inference runtime", () => {
       assert.match(err.message, /rows are waiting for a thread \(at most 8, TRAINYARD_INFERENCE_QUEUE_MAX_ROWS\)/);
     }
     settled.forEach((s, i) => {
-      if (s.status === "fulfilled") assertClose(s.value[0].data, expected(v, rows(1, i), 1), `request ${i}`);
+      if (s.status === "fulfilled") assertClose(s.value.outputs[0].data, expected(v, rows(1, i), 1), `request ${i}`);
     });
     assert.equal(small.stats().refused, refused.length);
     // Once the queue has drained, requests are taken again; one larger than the cap goes alone.
-    const [big] = await small.run(v, [{ data: rows(20), shape: [20, 4] }]);
+    const { outputs: [big] } = await small.run(v, [{ data: rows(20), shape: [20, 4] }]);
     assertClose(big.data, expected(v, rows(20), 20), "a request larger than the cap, on an empty queue");
   });
 
   test("an unknown version fails its requests, and not the runtime", async () => {
     await assert.rejects(rt.run("00000000-0000-4000-8000-000000000000", [{ data: rows(1), shape: [1, 4] }]), /No record was found|not found/i);
-    const [out] = await rt.run(versionIds[0], [{ data: rows(1), shape: [1, 4] }]);
+    const { outputs: [out] } = await rt.run(versionIds[0], [{ data: rows(1), shape: [1, 4] }]);
     assert.equal(out.data.length, 3);
   });
 

@@ -159,7 +159,7 @@ describe("Open Inference Protocol (KServe V2)", () => {
     assert.equal(meta.statusCode, 200, meta.body);
     const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
     assert.deepEqual({ ...(meta.json() as object), inputs: meta.json().inputs.sort(byName) }, {
-      name: "sensors", versions: ["1"], platform: "tensorflowjs_layers",
+      name: "sensors", versions: ["1"], platform: "onnxruntime_onnx", // its ONNX export passed the check: ONNX Runtime serves it
       inputs: [{ name: "sensor", datatype: "FP32", shape: [-1, 2, 2] }, { name: "signal", datatype: "FP32", shape: [-1, 5] }],
       outputs: [{ name: "kind", datatype: "FP32", shape: [-1, 2] }, { name: "level", datatype: "FP32", shape: [-1, 1] }],
     });

@@ -19,7 +19,7 @@ const RULES: Record<string, { may: string[]; mayNot?: string[]; packagesDenied: 
   "lib/queue": { may: [], packagesDenied: [/^@tensorflow\//, /^@prisma\//, /^fastify/] },
   "lib/auth": { may: ["lib/errors.ts", "lib/db"], packagesDenied: [/^@tensorflow\//, /^bullmq$/, /^fastify/] },
   "lib/data": { may: ["lib/errors.ts", "lib/random", "lib/model-spec", "lib/db"], packagesDenied: [/^@tensorflow\//, /^bullmq$/, /^ioredis$/, /^fastify/] },
-  "lib/registry": { may: ["lib/errors.ts", "lib/model-spec", "lib/engine", "lib/data", "lib/db"], packagesDenied: [/^bullmq$/, /^ioredis$/, /^fastify/] },
+  "lib/registry": { may: ["lib/errors.ts", "lib/random", "lib/model-spec", "lib/engine", "lib/data", "lib/db"], packagesDenied: [/^bullmq$/, /^ioredis$/, /^fastify/] },
   "lib/observability": { may: ["lib/db"], packagesDenied: [/^@tensorflow\//, /^fastify/] },
   "lib/serving": { may: ["lib/errors.ts", "lib/model-spec", "lib/engine", "lib/data", "lib/registry", "lib/db"], packagesDenied: [/^bullmq$/, /^ioredis$/, /^fastify/] },
   "lib/training": {

@@ -14,6 +14,7 @@ import { ConflictError } from "../../lib/errors.ts";
 import { modelSpecSchema } from "../../lib/model-spec/model-spec-schema.ts";
 import { renderTemplate, TEMPLATES } from "../../lib/model-spec/templates/index.ts";
 import { exportOnnx } from "../../lib/registry/export/onnx/export-onnx.ts";
+import { checkOnnx } from "../../lib/registry/export/onnx/onnx-check.ts";
 import type { Signature } from "../../lib/registry/signature.ts";
 
 function signatureOf(model: tf.LayersModel): Signature {
@@ -51,7 +52,12 @@ before(async () => {
 /** Exports `model` (trained one step) and checks ONNX Runtime against TensorFlow.js at batch 1 and 16. */
 async function assertParity(model: tf.LayersModel, what: string): Promise<void> {
   await trainOneStep(model);
-  const session = await ort.InferenceSession.create(await exportOnnx(await saveModel(model), signatureOf(model), "test"), { intraOpNumThreads: 1 });
+  const saved = await saveModel(model);
+  // The check registration runs (its own seeded inputs, network only) passes too: serving uses ONNX Runtime for it.
+  const check = await checkOnnx(saved, signatureOf(model));
+  assert.equal(check?.status, "passed", `${what}: ${check?.reason}`);
+  assert.ok(check.maxRelativeError! <= 1e-4);
+  const session = await ort.InferenceSession.create(await exportOnnx(saved, signatureOf(model), "test"), { intraOpNumThreads: 1 });
   try {
     assert.deepEqual(session.inputNames, model.inputs.map((i) => i.sourceLayer.name));
     for (const n of [1, 16]) {

@@ -58,13 +58,14 @@ export const modelMetadataSchema = z
 export const modelReadySchema = z.object({ name: z.string(), ready: z.boolean() }).meta({ id: "InferModelReady" });
 export const serverMetadataSchema = z.object({ name: z.string(), version: z.string(), extensions: z.array(z.string()) }).meta({ id: "InferServerMetadata" });
 
-export const PLATFORM = "tensorflowjs_layers";
+/** The runtime that serves the version, named as Triton names its backends' platforms. */
+export const PLATFORMS = { tfjs: "tensorflowjs_layers", onnx: "onnxruntime_onnx" } as const;
 
-export function modelMetadata(name: string, versions: number[], signature: Signature, outputShapes: number[][]): z.infer<typeof modelMetadataSchema> {
+export function modelMetadata(name: string, versions: number[], signature: Signature, outputShapes: number[][], runtime: keyof typeof PLATFORMS): z.infer<typeof modelMetadataSchema> {
   return {
     name,
     versions: versions.map(String),
-    platform: PLATFORM,
+    platform: PLATFORMS[runtime],
     inputs: signature.inputs.map((i) => ({ name: i.name, datatype: "FP32", shape: [-1, ...i.shape] })),
     outputs: signature.outputs.map((o, k) => ({ name: o.name, datatype: "FP32", shape: [-1, ...(outputShapes[k] ?? [])] })),
   };

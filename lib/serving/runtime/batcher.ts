@@ -4,12 +4,12 @@
 // than the delay for company, and never waits at all while its thread has nothing to do. A ready
 // batch that still waits for its thread keeps taking requests up to maxBatchSize: they would wait
 // for the thread anyway, and join the forward pass it is about to run.
-import type { TensorData } from "./messages.ts";
+import type { Ran, TensorData } from "./messages.ts";
 
 export interface PendingRequest {
   inputs: TensorData[];
   rows: number;
-  resolve: (outputs: TensorData[]) => void;
+  resolve: (ran: Ran) => void;
   reject: (err: Error) => void;
 }
 

@@ -20,20 +20,26 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { BackendRequest } from "../../engine/backend.ts";
-import { OverloadedError, ValidationError } from "../../errors.ts";
+import { ConflictError, OverloadedError, ValidationError } from "../../errors.ts";
 import type { ModelSpec } from "../../model-spec/model-spec-schema.ts";
 import type { ModelLimits, SpecReport } from "../../registry/model-service.ts";
 import { Batcher, type Batch, type PendingRequest } from "./batcher.ts";
 import type { CacheCounters } from "./model-cache.ts";
-import type { FromThread, SerializedError, TensorData, ThreadOptions, ThreadStats, ToThread } from "./messages.ts";
+import type { FromThread, Ran, SerializedError, TensorData, ThreadOptions, ThreadStats, ToThread } from "./messages.ts";
+import type { ServingRuntimeMode } from "../../registry/export/onnx/onnx-check.ts";
+import { ortVersion } from "../../engine/onnx-runtime.ts";
 
-export type { TensorData };
+export type { Ran, TensorData };
 
 export interface InferenceRuntimeOptions {
   databaseUrl: string;
   backend: BackendRequest;
   /** Inference threads; default the cores less one (at least one), leaving one for the event loop. */
   threads?: number;
+  /** TRAINYARD_SERVING_RUNTIME; default auto. */
+  servingRuntime?: ServingRuntimeMode;
+  /** ONNX Runtime's threads per inference thread; default the cores less one shared among the inference threads (at least one). */
+  onnxThreads?: number;
   /** Memory for loaded models across the pool, shared equally by its threads. */
   cacheBytes: number;
   /** Loaded versions across the pool (TRAINYARD_MODEL_CACHE_SIZE), shared equally by its threads. */
@@ -120,15 +126,18 @@ export class InferenceRuntime {
   private readonly counters = { requests: 0, batches: 0, restarts: 0, builds: 0, batchRows: 0, refused: 0 };
   private readonly bucketCounts = BATCH_SIZE_BUCKETS.map(() => 0);
   private readonly log: (msg: string) => void;
+  private readonly servingFacts: { runtime: ServingRuntimeMode; inferenceThreads: number; onnxThreads: number };
 
   constructor(private readonly options: InferenceRuntimeOptions) {
     this.log = options.log ?? (() => {});
     const threads = Math.max(1, Math.floor(options.threads ?? Math.max(1, availableParallelism() - 1)));
     const entries = Math.max(1, Math.ceil((options.cacheEntries ?? Number.MAX_SAFE_INTEGER) / threads));
-    const base = { databaseUrl: options.databaseUrl, backend: options.backend };
+    const onnxThreads = options.onnxThreads ?? Math.max(1, Math.floor((availableParallelism() - 1) / threads));
+    const base = { databaseUrl: options.databaseUrl, backend: options.backend, servingRuntime: options.servingRuntime ?? "auto", onnxThreads };
     this.inference = Array.from({ length: threads }, (_, i) => new ThreadHandle(`inference thread ${i}`, {
       ...base, cacheBytes: Math.floor(options.cacheBytes / threads), cacheEntries: entries,
     }));
+    this.servingFacts = { runtime: base.servingRuntime, inferenceThreads: threads, onnxThreads };
     this.builder = new ThreadHandle("model-building thread", { ...base, cacheBytes: 0, cacheEntries: 1 });
     this.batcher = new Batcher((batch) => this.enqueue(batch));
     if (!options.lazyStart) for (const t of [...this.inference, this.builder]) this.start(t);
@@ -139,7 +148,7 @@ export class InferenceRuntime {
    * batch axis first; outputs in the model's output order, batch axis first. The inputs' buffers
    * are transferred to a thread (detached here) when each array owns its whole buffer, else copied.
    */
-  run(versionId: string, inputs: TensorData[], opts: RunOptions = {}): Promise<TensorData[]> {
+  run(versionId: string, inputs: TensorData[], opts: RunOptions = {}): Promise<Ran> {
     if (this.closing) return Promise.reject(new Error("the inference runtime is closed"));
     if (inputs.length === 0) return Promise.reject(new TypeError("run: a model has at least one input"));
     const rows = inputs[0].shape[0];
@@ -155,7 +164,7 @@ export class InferenceRuntime {
       return Promise.reject(new OverloadedError(`inference is overloaded: ${waiting} rows are waiting for a thread (at most ${this.options.maxQueueRows}, TRAINYARD_INFERENCE_QUEUE_MAX_ROWS); retry shortly`));
     }
     this.counters.requests++;
-    return new Promise<TensorData[]>((resolve, reject) => {
+    return new Promise<Ran>((resolve, reject) => {
       const req: PendingRequest = { inputs, rows, resolve, reject };
       const t = this.affinity.get(versionId);
       const idle = !!t && t.alive && t.ready.length === 0 && ![...t.inFlight.values()].some((j) => j.kind === "run");
@@ -176,6 +185,11 @@ export class InferenceRuntime {
     this.counters.builds++;
     const msg = await this.call(this.builder, (id) => ({ type: "inspect", id, spec, limits: { maxParams: limits.maxParams, maxLayers: limits.maxLayers, maxFlopsPerSample: limits.maxFlopsPerSample } }));
     return (msg as Extract<FromThread, { type: "inspected" }>).report as SpecReport;
+  }
+
+  /** What runs forward passes here (GET /v1/info): the runtime setting, ONNX Runtime's version (null: not installed), the thread counts. */
+  serving(): { runtime: ServingRuntimeMode; onnxRuntimeVersion: string | null; inferenceThreads: number; onnxThreads: number } {
+    return { ...this.servingFacts, onnxRuntimeVersion: ortVersion() };
   }
 
   stats(): RuntimeStats {
@@ -355,7 +369,7 @@ export class InferenceRuntime {
     }
     const { requests } = job.batch;
     if (msg.type === "ran") {
-      msg.results.forEach((result, i) => (result.ok ? requests[i].resolve(result.outputs) : requests[i].reject(deserialize(result.error))));
+      msg.results.forEach((result, i) => (result.ok ? requests[i].resolve({ outputs: result.outputs, runtime: msg.runtime }) : requests[i].reject(deserialize(result.error))));
     } else if (msg.type === "failed") {
       const err = deserialize(msg.error);
       for (const r of requests) r.reject(err);
@@ -366,6 +380,7 @@ export class InferenceRuntime {
 
 function deserialize(e: SerializedError): Error {
   if (e.kind === "validation") return new ValidationError(e.problems);
+  if (e.kind === "conflict") return new ConflictError(e.message);
   const err = new Error(e.message);
   err.name = e.name;
   return err;

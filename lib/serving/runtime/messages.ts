@@ -4,6 +4,7 @@
 import type { FieldProblem } from "../../errors.ts";
 import type { BackendRequest } from "../../engine/backend.ts";
 import type { ModelSpec } from "../../model-spec/model-spec-schema.ts";
+import type { Runtime, ServingRuntimeMode } from "../../registry/export/onnx/onnx-check.ts";
 import type { CacheCounters } from "./model-cache.ts";
 
 export interface TensorData {
@@ -11,11 +12,21 @@ export interface TensorData {
   shape: number[];
 }
 
+/** One request's outputs, and which runtime computed them. */
+export interface Ran {
+  outputs: TensorData[];
+  runtime: Runtime;
+}
+
 export interface ThreadOptions {
   databaseUrl: string;
   backend: BackendRequest;
   cacheBytes: number;
   cacheEntries: number;
+  /** TRAINYARD_SERVING_RUNTIME. */
+  servingRuntime: ServingRuntimeMode;
+  /** ONNX Runtime's intra-op threads per session. */
+  onnxThreads: number;
 }
 
 export type ToThread =
@@ -32,12 +43,12 @@ export interface ThreadStats {
   numBytes: number;
 }
 
-export type SerializedError = { kind: "validation"; problems: FieldProblem[] } | { kind: "error"; name: string; message: string };
+export type SerializedError = { kind: "validation"; problems: FieldProblem[] } | { kind: "conflict"; message: string } | { kind: "error"; name: string; message: string };
 
 export type FromThread =
   | { type: "ready"; backend: string }
   /** Per request of the batch: its outputs, or why it failed. */
-  | { type: "ran"; id: number; results: ({ ok: true; outputs: TensorData[] } | { ok: false; error: SerializedError })[]; stats: ThreadStats; evicted: string[] }
+  | { type: "ran"; id: number; runtime: Runtime; results: ({ ok: true; outputs: TensorData[] } | { ok: false; error: SerializedError })[]; stats: ThreadStats; evicted: string[] }
   | { type: "inspected"; id: number; report: unknown; stats: ThreadStats }
   | { type: "failed"; id: number; error: SerializedError; stats: ThreadStats; evicted: string[] }
   | { type: "stats"; id: number; stats: ThreadStats }

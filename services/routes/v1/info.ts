@@ -9,6 +9,14 @@ const infoSchema = z
     service: z.literal("trainyard"),
     version: z.string(),
     backend: z.object({ name: z.string(), tfjsVersion: z.string() }).describe("Compute backend this API process serves inference on."),
+    serving: z
+      .object({
+        runtime: z.enum(["auto", "onnx", "tfjs"]).describe("TRAINYARD_SERVING_RUNTIME."),
+        onnxRuntimeVersion: z.string().nullable().describe("onnxruntime-node's version; null when it is not installed (every version is then served by TensorFlow.js)."),
+        inferenceThreads: z.number().int(),
+        onnxThreads: z.number().int().describe("ONNX Runtime's intra-op threads per inference thread."),
+      })
+      .describe("What runs forward passes on this replica."),
     layers: z.array(z.string()),
     activations: z.array(z.string()),
     limits: z.object({ maxUploadBytes: z.number(), maxParams: z.number(), maxPredictInstances: z.number() }),
@@ -25,6 +33,7 @@ export const infoRoutes: FastifyPluginAsyncZod = async (app) => {
       service: "trainyard" as const,
       version: SERVICE_VERSION,
       backend: { name: backend?.name ?? "uninitialized", tfjsVersion: backend?.tfjsVersion ?? "" },
+      serving: app.services.runtime.serving(),
       layers: [...LAYER_TYPES],
       activations: [...ACTIVATIONS],
       limits: {

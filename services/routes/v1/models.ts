@@ -164,14 +164,14 @@ export const modelRoutes: FastifyPluginAsyncZod = async (app) => {
       bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES,
       schema: {
         operationId, tags: ["inference"], security,
-        summary: `Predict with ${what} (TensorFlow Serving's row or columnar format); the version is in the x-trainyard-model-version header`,
+        summary: `Predict with ${what} (TensorFlow Serving's row or columnar format); the version is in the x-trainyard-model-version header, the runtime that answered (onnx or tfjs) in x-trainyard-runtime`,
         params, querystring: topK, body: predictRequestSchema,
         response: { 200: predictResponseSchema, 400: problemSchema, ...errors, 409: problemSchema },
       },
     }, async (request, reply) => {
       const p = request.params as { name: string };
-      const { version, body } = await predict.tfPredict(tenantOf(request), p.name, target(request.params as Record<string, unknown>), request.body, request.query.topK);
-      return reply.header("x-trainyard-model-version", String(version)).send(body);
+      const { version, runtime, body } = await predict.tfPredict(tenantOf(request), p.name, target(request.params as Record<string, unknown>), request.body, request.query.topK);
+      return reply.header("x-trainyard-model-version", String(version)).header("x-trainyard-runtime", runtime).send(body);
     });
   const NAME = "[A-Za-z0-9][A-Za-z0-9_.-]{0,99}";
   predictRoute(`/v1/models/:name(^${NAME})::predict`, "predict", "the version served by default (the default alias, else the latest)", () => ({ kind: "default" }), name);

@@ -90,15 +90,15 @@ export const inferenceRoutes: FastifyPluginAsyncZod = async (app) => {
       bodyLimit: app.config.TRAINYARD_MAX_UPLOAD_BYTES,
       schema: {
         operationId: `infer${suffix}`, tags, security,
-        summary: `Inference with ${suffix ? "a version, or the version an alias points at" : "the version served by default"}: typed tensors in and out; model_version says which version answered`,
+        summary: `Inference with ${suffix ? "a version, or the version an alias points at" : "the version served by default"}: typed tensors in and out; model_version says which version answered, the x-trainyard-runtime header which runtime (onnx or tfjs)`,
         params,
         querystring: z.object({ topK: z.coerce.number().int().min(1).max(1000).optional().describe("Also answer the k most probable classes of each classification output (top_k).") }),
         body: inferRequestSchema,
         response: { 200: inferResponseSchema, ...errors, 409: inferErrorSchema },
       },
     }, async (request, reply) => {
-      const { version, body } = await predict.infer(tenantOf(request), request.params.name, targetOf(request.params as { version?: string }), request.body, request.query.topK);
-      return reply.header("x-trainyard-model-version", String(version)).send(body);
+      const { version, runtime, body } = await predict.infer(tenantOf(request), request.params.name, targetOf(request.params as { version?: string }), request.body, request.query.topK);
+      return reply.header("x-trainyard-model-version", String(version)).header("x-trainyard-runtime", runtime).send(body);
     });
   }
 };
