@@ -44,12 +44,36 @@ export async function saveModel(model: tf.LayersModel, includeOptimizer = false)
   return saved!;
 }
 
+/**
+ * TensorFlow.js's SeparableConv2D leaves `depthMultiplier` out of its config (tfjs-layers 4.x), so
+ * a saved model whose multiplier is not 1 fails to load ("Shape mismatch") and could never be
+ * served, resumed or exported. The multiplier is the last axis of its depthwise kernel: this puts
+ * it back into the topology (a copy), for versions saved before the fix as well.
+ */
+export function withDepthMultipliers(topology: object, weightSpecs: tf.io.WeightsManifestEntry[]): object {
+  const kernels = new Map(weightSpecs.filter((w) => w.name.endsWith("/depthwise_kernel")).map((w) => [w.name.slice(0, -"/depthwise_kernel".length), w.shape]));
+  if (!kernels.size) return topology;
+  const fix = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(fix);
+    if (node === null || typeof node !== "object") return node;
+    const o = node as Record<string, unknown>;
+    const out: Record<string, unknown> = Object.fromEntries(Object.entries(o).map(([k, v]) => [k, fix(v)]));
+    const config = out.config as Record<string, unknown> | undefined;
+    if (o.class_name === "SeparableConv2D" && config && config.depth_multiplier === undefined) {
+      const shape = kernels.get(String(config.name));
+      if (shape) out.config = { ...config, depth_multiplier: shape[3] };
+    }
+    return out;
+  };
+  return fix(topology) as object;
+}
+
 export async function loadModel(stored: StoredModel): Promise<tf.LayersModel> {
   // Copy: the stored bytes may be a view into a larger (or unaligned) buffer.
   const weightData = stored.weights.slice().buffer;
   const model = await tf.loadLayersModel(
     tf.io.fromMemory({
-      modelTopology: stored.topology.modelTopology,
+      modelTopology: withDepthMultipliers(stored.topology.modelTopology, stored.weightSpecs),
       trainingConfig: stored.topology.trainingConfig as tf.io.TrainingConfig | undefined,
       weightSpecs: stored.weightSpecs,
       weightData,

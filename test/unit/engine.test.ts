@@ -86,6 +86,17 @@ test("binary classification learns XOR, and a saved model predicts exactly as th
   tf.dispose([x, model, restored] as unknown as tf.Tensor[]);
 });
 
+test("a separable convolution with a depth multiplier of 2 saves and loads (tfjs leaves the multiplier out of its config)", async () => {
+  const model = buildModel(modelSpecSchema.parse({ input: { shape: [6, 6, 3] }, layers: [{ type: "separableConv2d", filters: 4, kernelSize: 3, depthMultiplier: 2 }, { type: "flatten" }, { type: "dense", units: 2 }] })).model;
+  const stored = await saveModel(model, false);
+  // What tfjs writes lacks it (the bug repaired at load); were that fixed upstream, this test says so.
+  assert.doesNotMatch(JSON.stringify(stored.topology.modelTopology), /depth_multiplier/);
+  const restored = await loadModel(stored);
+  const x = tf.randomUniform([2, 6, 6, 3], 0, 1, "float32", 5);
+  assert.deepEqual([...(restored.predict(x) as tf.Tensor).dataSync()], [...(model.predict(x) as tf.Tensor).dataSync()]);
+  tf.dispose([x, model, restored] as unknown as tf.Tensor[]);
+});
+
 test("training stops before the next batch when asked", async () => {
   const model = await withSeededRandom(3, () => buildModel(spec).model);
   compileForTraining(model, { type: "sgd", learningRate: 0.1 }, "binaryCrossentropy");

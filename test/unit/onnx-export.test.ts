@@ -130,6 +130,46 @@ describe("ONNX export of the README's graph example, a shared layer, and the lay
       input: { shape: SEQ },
       layers: [{ type: "multiHeadSelfAttention", numHeads: 2, keyDim: 3, causal: true }, { type: "lstm", units: 4 }, { type: "dense", units: 2, activation: "sigmoid" }],
     },
+    "layer normalization": {
+      input: { shape: [6] },
+      layers: [{ type: "dense", units: 8, activation: "relu" }, { type: "layerNormalization" }, { type: "dense", units: 3, activation: "softmax" }],
+    },
+    "1-D convolutions (same, strided valid) and 1-D pooling": {
+      input: { shape: [12, 3] },
+      layers: [
+        { type: "conv1d", filters: 4, kernelSize: 3, padding: "same", activation: "relu" },
+        { type: "conv1d", filters: 5, kernelSize: 3, padding: "valid" },
+        { type: "maxPooling1d", poolSize: 2 },
+        { type: "conv1d", filters: 4, kernelSize: 2, strides: 2, padding: "valid", activation: "tanh" },
+        { type: "averagePooling1d", poolSize: 2, padding: "same" },
+        { type: "flatten" }, { type: "dense", units: 2 },
+      ],
+    },
+    // A depth multiplier of 2 also needs model-io's repair: tfjs leaves it out of the saved config.
+    "a separable convolution": {
+      input: { shape: [9, 9, 3] },
+      layers: [{ type: "separableConv2d", filters: 4, kernelSize: 3, depthMultiplier: 2, padding: "same", activation: "relu" }, { type: "separableConv2d", filters: 2, kernelSize: 2, strides: 2 }, { type: "flatten" }, { type: "dense", units: 3 }],
+    },
+    "a permutation": {
+      input: { shape: [4, 6] },
+      layers: [{ type: "permute", dims: [2, 1] }, { type: "dense", units: 3 }, { type: "flatten" }, { type: "dense", units: 2 }],
+    },
+    "masking before feed-forward layers": {
+      input: { shape: [5, 3] },
+      layers: [{ type: "masking", maskValue: 0.5 }, { type: "dense", units: 4, activation: "relu" }, { type: "flatten" }, { type: "dense", units: 2 }],
+    },
+    "bidirectional LSTM (concatenated sequences), GRU (summed) and simple RNN (averaged)": {
+      inputs: { seq: { shape: SEQ } },
+      nodes: {
+        lstm: { type: "bidirectional", layer: { type: "lstm", units: 3, returnSequences: true }, inputs: ["seq"] },
+        gru: { type: "bidirectional", layer: { type: "gru", units: 4 }, mergeMode: "sum", inputs: ["lstm"] },
+        rnn: { type: "bidirectional", layer: { type: "simpleRNN", units: 4 }, mergeMode: "ave", inputs: ["seq"] },
+        rnnMul: { type: "bidirectional", layer: { type: "lstm", units: 4 }, mergeMode: "mul", inputs: ["seq"] },
+        both: { type: "concatenate", inputs: ["gru", "rnn", "rnnMul"] },
+        out: { type: "dense", units: 2, inputs: ["both"] },
+      },
+      outputs: ["out"],
+    },
   };
   for (const [what, spec] of Object.entries(cases)) {
     test(`${what}: ONNX Runtime predicts what TensorFlow.js does`, async () => {
@@ -142,6 +182,32 @@ describe("ONNX export of the README's graph example, a shared layer, and the lay
       }
     });
   }
+
+  test("masking hides steps: rows equal to the mask value become zeros, as in TensorFlow.js", async () => {
+    const { model } = buildModel(modelSpecSchema.parse({ input: { shape: [4, 2] }, layers: [{ type: "masking", maskValue: 0 }, { type: "dense", units: 3 }] }));
+    try {
+      const session = await ort.InferenceSession.create(await exportOnnx(await saveModel(model), signatureOf(model), "test"));
+      const x = Float32Array.of(1, 2, 0, 0, 0, 3, 0, 0);
+      const got = (await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", x, [1, 4, 2]) }))[session.outputNames[0]].data as Float32Array;
+      const want = (model.predict(tf.tensor(x, [1, 4, 2])) as tf.Tensor).dataSync();
+      want.forEach((w, i) => assert.ok(Math.abs(got[i] - w) <= 1e-5, `${i}: ${got[i]} vs ${w}`));
+      await session.release();
+    } finally {
+      model.dispose();
+    }
+  });
+
+  test("a recurrent layer behind a mask is a 409 naming it: ONNX's recurrent operators take lengths, not masks", async () => {
+    for (const first of [{ type: "masking", maskValue: 0 }, { type: "embedding", inputDim: 10, outputDim: 3, maskZero: true }]) {
+      const input = first.type === "masking" ? { shape: [5, 3] } : { shape: [5], dtype: "int32" };
+      const { model } = buildModel(modelSpecSchema.parse({ input, layers: [first, { type: "bidirectional", layer: { type: "gru", units: 2 } }, { type: "dense", units: 2 }] }));
+      try {
+        await assert.rejects(exportOnnx(await saveModel(model), signatureOf(model), "test"), (err: Error) => err instanceof ConflictError && /\(Bidirectional\) cannot be exported to ONNX: it skips the steps a mask hides/.test(err.message));
+      } finally {
+        model.dispose();
+      }
+    }
+  });
 
   test("adaptive pooling into unequal bins has no exact form: a 409 naming the layer", async () => {
     const { model } = buildModel(modelSpecSchema.parse({ input: { shape: [7, 7, 1] }, layers: [{ type: "adaptiveAveragePooling2d", outputSize: 3 }, { type: "flatten" }, { type: "dense", units: 2 }] }));

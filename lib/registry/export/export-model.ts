@@ -4,7 +4,7 @@
 // (preprocessing-layers.ts), each custom layer its stock form (stock-layers.ts), and tfjs itself
 // serializes the result, so the topology is exactly what tfjs writes.
 import * as tf from "@tensorflow/tfjs";
-import { loadModel, type StoredModel } from "../../engine/model-io.ts";
+import { loadModel, withDepthMultipliers, type StoredModel } from "../../engine/model-io.ts";
 import { ConflictError } from "../../errors.ts";
 import type { FittedPreprocessing } from "../../data/preprocessing/preprocessing-schema.ts";
 import type { Signature } from "../signature.ts";
@@ -120,7 +120,8 @@ export async function exportModel(stored: StoredModel, signature: Signature, gen
       format: "layers-model",
       generatedBy,
       convertedBy: `Trainyard export (TensorFlow.js ${tf.version_layers})`,
-      modelTopology: artifacts!.modelTopology as object,
+      // Stock loaders need the separable convolutions' depth multipliers, which tfjs does not write.
+      modelTopology: withDepthMultipliers(artifacts!.modelTopology as object, artifacts!.weightSpecs ?? []),
       weightsManifest: [{ paths: [...shards.keys()], weights: artifacts!.weightSpecs ?? [] }],
       userDefinedMetadata: {
         signature: exportedSignature(signature),

@@ -8,6 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { StoredModel } from "../../../engine/model-io.ts";
 import type { Signature } from "../../signature.ts";
 import { exportedSignature, stockGraph } from "../export-model.ts";
+import { ConflictError } from "../../../errors.ts";
 import { OnnxGraph, OPSET } from "./onnx-graph.ts";
 import { convertLayer, ONNX_CUSTOM } from "./onnx-layers.ts";
 
@@ -19,6 +20,8 @@ interface LayerInternals {
 
 export { OPSET };
 
+const RECURRENT = new Set(["SimpleRNN", "LSTM", "GRU", "Bidirectional"]);
+
 export async function exportOnnx(stored: StoredModel, signature: Signature, generatedBy: string): Promise<Uint8Array> {
   const { model, original } = await stockGraph(stored, signature, "onnx", (cls) => ONNX_CUSTOM.has(cls));
   try {
@@ -29,6 +32,9 @@ export async function exportOnnx(stored: StoredModel, signature: Signature, gene
       names.set(t.id, name);
       return { name, shape: t.shape };
     });
+    // Values downstream of a mask (Masking, an Embedding with maskZero): TensorFlow.js's recurrent
+    // layers skip masked steps, which ONNX's (sequence lengths, not masks) cannot express.
+    const masked = new Set<number>();
     // Depth first from the outputs: each node of the exported graph once, after its inputs (the
     // stock graph reuses the stored model's layer objects, whose other nodes are not part of it).
     const visit = (t: Sym): string => {
@@ -37,8 +43,17 @@ export async function exportOnnx(stored: StoredModel, signature: Signature, gene
       const layer = t.sourceLayer as unknown as tf.layers.Layer & LayerInternals;
       const node = layer.inboundNodes[t.nodeIndex];
       const ins = node.inputTensors.map(visit);
+      const cls = layer.getClassName();
+      const maskIn = node.inputTensors.some((x) => masked.has(x.id));
+      if (maskIn && RECURRENT.has(cls)) {
+        throw new ConflictError(`layer '${layer.name}' (${cls}) cannot be exported to ONNX: it skips the steps a mask hides (from a masking layer or an embedding with maskZero), and ONNX's recurrent operators take sequence lengths, not masks`);
+      }
       const outs = convertLayer(g, layer, ins, node.inputTensors.map((x) => x.shape));
-      node.outputTensors.forEach((o, i) => names.set(o.id, outs[i]));
+      const makesMask = cls === "Masking" || (cls === "Embedding" && (layer.getConfig() as { maskZero?: boolean }).maskZero === true);
+      node.outputTensors.forEach((o, i) => {
+        names.set(o.id, outs[i]);
+        if (maskIn || makesMask) masked.add(o.id);
+      });
       return names.get(t.id)!;
     };
     const sig = exportedSignature(signature);

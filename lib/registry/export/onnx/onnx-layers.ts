@@ -201,15 +201,19 @@ function cellActivation(layer: tf.layers.Layer, name: unknown): { op: string; al
  * from TensorFlow.js's i, f, c, o to ONNX's i, o, f, c; GRU's z, r, h is the same in both, and its
  * reset gate applies before the recurrent product (tfjs's GRU, ONNX's linear_before_reset = 0).
  */
-function recurrent(g: OnnxGraph, layer: tf.layers.Layer, cls: "SimpleRNN" | "LSTM" | "GRU", x: string, cfg: Config): string {
+function recurrent(g: OnnxGraph, layer: tf.layers.Layer, x: string, directions: tf.layers.Layer[], merge?: unknown): string {
   const name = layer.name;
-  if (cfg.goBackwards) refuse(layer, "goBackwards is not exported");
-  if (cfg.stateful) refuse(layer, "a stateful layer is not exported");
-  if (cfg.returnState) refuse(layer, "returnState is not exported");
-  if (cfg.resetAfter) refuse(layer, "a GRU with resetAfter is not exported");
-  const [kernel, recurrentKernel, bias] = weightsOf(layer);
+  const cells = directions.map((d) => ({ layer: d, cls: d.getClassName(), cfg: d.getConfig() as Config }));
+  const { cls, cfg } = cells[0];
+  if (cls !== "SimpleRNN" && cls !== "LSTM" && cls !== "GRU") return refuse(layer, `its recurrent layer ${cls} has no ONNX form`);
+  for (const c of cells) {
+    // The backward layer of a Bidirectional runs backwards by construction; ONNX's direction says so.
+    if (c.cfg.goBackwards && directions.length === 1) refuse(layer, "goBackwards is not exported");
+    if (c.cfg.stateful) refuse(layer, "a stateful layer is not exported");
+    if (c.cfg.returnState) refuse(layer, "returnState is not exported");
+    if (c.cfg.resetAfter) refuse(layer, "a GRU with resetAfter is not exported");
+  }
   const units = Number(cfg.units);
-  const input = kernel.shape[0];
   const gates = cls === "LSTM" ? 4 : cls === "GRU" ? 3 : 1;
   // ONNX gate k reads tfjs gate order[k].
   const order = cls === "LSTM" ? [0, 3, 1, 2] : Array.from({ length: gates }, (_, k) => k);
@@ -218,32 +222,69 @@ function recurrent(g: OnnxGraph, layer: tf.layers.Layer, cls: "SimpleRNN" | "LST
     for (let k = 0; k < gates; k++) for (let u = 0; u < units; u++) for (let r = 0; r < rows; r++) out[(k * units + u) * rows + r] = m.data[r * gates * units + order[k] * units + u];
     return out;
   };
-  const W = g.floats(`${name}_W`, transposeGates(kernel, input), [1, gates * units, input]);
-  const R = g.floats(`${name}_R`, transposeGates(recurrentKernel, units), [1, gates * units, units]);
-  // B: the input biases (tfjs's, reordered), then the recurrent ones (zeros).
-  const b = new Float32Array(2 * gates * units);
-  if (bias) for (let k = 0; k < gates; k++) b.set(bias.data.subarray(order[k] * units, (order[k] + 1) * units), k * units);
-  const B = g.floats(`${name}_B`, b, [1, 2 * gates * units]);
+  // Per direction: W [gates·units, in], R [gates·units, units], B (the input biases, reordered, then the recurrent ones: zeros).
+  const dirs = directions.map((d) => {
+    const [kernel, recurrentKernel, bias] = weightsOf(d);
+    const b = new Float32Array(2 * gates * units);
+    if (bias) for (let k = 0; k < gates; k++) b.set(bias.data.subarray(order[k] * units, (order[k] + 1) * units), k * units);
+    return { W: transposeGates(kernel, kernel.shape[0]), R: transposeGates(recurrentKernel, units), B: b, input: kernel.shape[0] };
+  });
+  const stack = (parts: Float32Array[]) => {
+    const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+    parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+    return out;
+  };
+  const n = dirs.length;
+  const W = g.floats(`${name}_W`, stack(dirs.map((d) => d.W)), [n, gates * units, dirs[0].input]);
+  const R = g.floats(`${name}_R`, stack(dirs.map((d) => d.R)), [n, gates * units, units]);
+  const B = g.floats(`${name}_B`, stack(dirs.map((d) => d.B)), [n, 2 * gates * units]);
   const acts = cls === "SimpleRNN" ? [cellActivation(layer, cfg.activation)] : cls === "LSTM"
     ? [cellActivation(layer, cfg.recurrentActivation), cellActivation(layer, cfg.activation), cellActivation(layer, cfg.activation)]
     : [cellActivation(layer, cfg.recurrentActivation), cellActivation(layer, cfg.activation)];
+  const perDirection = Array.from({ length: n }, () => acts).flat();
   const op = cls === "SimpleRNN" ? "RNN" : cls;
   const seqMajor = g.node("Transpose", [x], `${name}_time_major`, { perm: [1, 0, 2] })[0];
   const attrs: Record<string, Attr> = {
-    hidden_size: units, direction: "forward",
-    activations: acts.map((a) => a.op),
-    activation_alpha: { floats: acts.map((a) => a.alpha) }, activation_beta: { floats: acts.map((a) => a.beta) },
+    hidden_size: units, direction: n === 2 ? "bidirectional" : "forward",
+    activations: perDirection.map((a) => a.op),
   };
+  // ONNX Runtime takes each alpha and beta in turn by the activations that have them (HardSigmoid
+  // here), not one per activation: a list padded for the others shifts the second direction's.
+  const scaled = perDirection.filter((a) => a.op === "HardSigmoid");
+  if (scaled.length) Object.assign(attrs, { activation_alpha: { floats: scaled.map((a) => a.alpha) }, activation_beta: { floats: scaled.map((a) => a.beta) } });
   if (cls === "GRU") attrs.linear_before_reset = 0;
   const [y, yH] = g.node(op, [seqMajor, W, R, B], name, attrs, 2);
-  if (cfg.returnSequences) {
-    // Y: [steps, 1 direction, batch, units] → [batch, steps, units].
-    const squeezed = g.node("Squeeze", [y, g.ints(`${name}_dir_axis`, [1])], `${name}_steps`)[0];
-    return g.node("Transpose", [squeezed], `${name}_batch_major`, { perm: [1, 0, 2] })[0];
+  // Y: [steps, directions, batch, units] → [batch, steps, directions, units]; Y_h: [directions, batch, units] → [batch, directions, units].
+  const sequences = cfg.returnSequences === true;
+  const batchMajor = sequences
+    ? g.node("Transpose", [y], `${name}_batch_major`, { perm: [2, 0, 1, 3] })[0]
+    : g.node("Transpose", [yH], `${name}_batch_major`, { perm: [1, 0, 2] })[0];
+  const dirAxis = sequences ? 2 : 1;
+  if (n === 1) return g.node("Squeeze", [batchMajor, g.ints(`${name}_dir_axis`, [dirAxis])], `${name}_out`)[0];
+  // A Bidirectional's merge: ONNX's reverse direction is already in time order, as tfjs re-reverses its backward outputs.
+  switch (merge ?? "concat") {
+    case "concat":
+      return g.node("Reshape", [batchMajor, g.ints(`${name}_concat_shape`, sequences ? [0, 0, 2 * units] : [0, 2 * units])], `${name}_out`)[0];
+    case "sum":
+      return g.node("ReduceSum", [batchMajor, g.ints(`${name}_merge_axis`, [dirAxis])], `${name}_out`, { keepdims: 0 })[0];
+    case "ave": {
+      const sum = g.node("ReduceSum", [batchMajor, g.ints(`${name}_merge_axis`, [dirAxis])], `${name}_sum`, { keepdims: 0 })[0];
+      return g.node("Mul", [sum, g.floats(`${name}_half`, [0.5], [])], `${name}_out`)[0];
+    }
+    case "mul":
+      return g.node("ReduceProd", [batchMajor], `${name}_out`, { axes: [dirAxis], keepdims: 0 })[0];
+    default:
+      return refuse(layer, `merge mode '${String(merge)}' is not exported`);
   }
-  // Y_h: [1 direction, batch, units] → [batch, units].
-  return g.node("Squeeze", [yH, g.ints(`${name}_dir_axis`, [0])], `${name}_last`)[0];
 }
+
+/** A 1-D convolution or pooling on [batch, steps, channels]: ONNX's on [batch, channels, steps], transposed in and out. */
+function ncl(g: OnnxGraph, layer: tf.layers.Layer, x: string, body: (xNcl: string) => string): string {
+  const inner = body(g.node("Transpose", [x], `${layer.name}_ncl`, { perm: [0, 2, 1] })[0]);
+  return g.node("Transpose", [inner], `${layer.name}_nlc`, { perm: [0, 2, 1] })[0];
+}
+
+const single = (v: unknown): number => (Array.isArray(v) ? Number(v[0]) : Number(v));
 
 /**
  * Adds `layer` applied to `inputs` (NHWC value names) and returns its outputs' names. `shapes`:
@@ -355,7 +396,64 @@ export function convertLayer(g: OnnxGraph, layer: tf.layers.Layer, inputs: strin
     case "SimpleRNN":
     case "LSTM":
     case "GRU":
-      return [recurrent(g, layer, cls, x, cfg)];
+      return [recurrent(g, layer, x, [layer])];
+    case "Bidirectional": {
+      const wrapper = layer as unknown as { forwardLayer: tf.layers.Layer; backwardLayer: tf.layers.Layer };
+      return [recurrent(g, layer, x, [wrapper.forwardLayer, wrapper.backwardLayer], cfg.mergeMode)];
+    }
+    case "Masking": {
+      // x where any feature of the step differs from the mask value, else 0. (A recurrent layer
+      // reading the mask is refused in export-onnx.ts: ONNX's take sequence lengths, not masks.)
+      const differs = g.node("Not", [g.node("Equal", [x, g.floats(`${name}_value`, [Number(cfg.maskValue ?? 0)], [])], `${name}_equal`)[0]], `${name}_differs`)[0];
+      const keep = g.node("ReduceMax", [g.node("Cast", [differs], `${name}_differs_f`, { to: 1 })[0]], `${name}_keep`, { axes: [-1], keepdims: 1 })[0];
+      return [g.node("Mul", [x, keep], name)[0]];
+    }
+    case "LayerNormalization": {
+      const axis = Array.isArray(cfg.axis) ? (cfg.axis as number[]) : [Number(cfg.axis ?? -1)];
+      if (axis.length !== 1 || (axis[0] !== -1 && axis[0] !== ranks[0] - 1)) refuse(layer, "only a normalization over the last axis is exported");
+      const w = weightsOf(layer);
+      const channels = shapes[0][ranks[0] - 1]!;
+      let k = 0;
+      const gamma = cfg.scale !== false ? w[k++].data : new Float32Array(channels).fill(1);
+      const beta = cfg.center !== false ? w[k++].data : new Float32Array(channels);
+      return [g.node("LayerNormalization", [x, g.floats(`${name}_gamma`, gamma, [channels]), g.floats(`${name}_beta`, beta, [channels])], name, { axis: -1, epsilon: float(Number(cfg.epsilon ?? 1e-3)) })[0]];
+    }
+    case "Permute":
+      return [g.node("Transpose", [x], name, { perm: [0, ...(cfg.dims as number[])] })[0]];
+    case "Conv1D": {
+      if (cfg.dataFormat === "channelsFirst") refuse(layer, "channels-first convolutions are not exported");
+      const [kernel, bias] = weightsOf(layer);
+      // tfjs [k, in, out] → ONNX [out, in, k].
+      const [k, cin, cout] = kernel.shape;
+      const w = permute4(kernel.data, [1, ...kernel.shape], [3, 2, 0, 1]);
+      const dilation = single(cfg.dilationRate ?? 1);
+      // 'causal' pads (k − 1)·dilation steps before the sequence only.
+      const pads: Record<string, Attr> = cfg.padding === "causal" ? { pads: [(k - 1) * dilation, 0] } : { auto_pad: autoPad(cfg.padding) };
+      const ins = (xc: string) => [xc, g.floats(`${name}_kernel`, w, [cout, cin, k]), ...(bias ? [g.floats(`${name}_bias`, bias.data, bias.shape)] : [])];
+      const y = ncl(g, layer, x, (xc) => g.node("Conv", ins(xc), name, { kernel_shape: [k], strides: [single(cfg.strides ?? 1)], dilations: [dilation], ...pads })[0]);
+      return [activation(g, layer, cfg.activation, y)];
+    }
+    case "SeparableConv2D": {
+      if (cfg.dataFormat === "channelsFirst") refuse(layer, "channels-first convolutions are not exported");
+      const [depthwise, pointwise, bias] = weightsOf(layer);
+      // A depthwise convolution (grouped, as DepthwiseConv2D's) then a 1×1 convolution with the bias.
+      const [kh, kw, cin, mult] = depthwise.shape;
+      const cout = pointwise.shape[3];
+      const dw = permute4(depthwise.data, depthwise.shape, [2, 3, 0, 1]);
+      const pw = permute4(pointwise.data, pointwise.shape, [3, 2, 0, 1]);
+      const y = nchw(g, layer, x, (xc) => {
+        const spread = g.node("Conv", [xc, g.floats(`${name}_depthwise`, dw, [cin * mult, 1, kh, kw])], `${name}_dw`, { kernel_shape: [kh, kw], strides: pair(cfg.strides), dilations: pair(cfg.dilationRate ?? 1), group: cin, auto_pad: autoPad(cfg.padding) })[0];
+        return g.node("Conv", [spread, g.floats(`${name}_pointwise`, pw, [cout, cin * mult, 1, 1]), ...(bias ? [g.floats(`${name}_bias`, bias.data, bias.shape)] : [])], name, { kernel_shape: [1, 1] })[0];
+      });
+      return [activation(g, layer, cfg.activation, y)];
+    }
+    case "MaxPooling1D":
+    case "AveragePooling1D": {
+      const pool = single(cfg.poolSize);
+      const op = cls === "MaxPooling1D" ? "MaxPool" : "AveragePool";
+      const extra: Record<string, number> = op === "AveragePool" ? { count_include_pad: 0 } : {};
+      return [ncl(g, layer, x, (xc) => g.node(op, [xc], name, { kernel_shape: [pool], strides: [single(cfg.strides ?? cfg.poolSize)], auto_pad: autoPad(cfg.padding), ...extra })[0])];
+    }
     case "TrainyardStepActivation":
       // x > 0 → 1, else 0.
       return [g.node("Cast", [g.node("Greater", [x, g.floats(`${name}_zero`, [0], [])], `${name}_positive`)[0]], name, { to: 1 })[0]];
@@ -422,6 +520,6 @@ export function convertLayer(g: OnnxGraph, layer: tf.layers.Layer, inputs: strin
       return [g.node("Concat", inputs, name, { axis: axis < 0 ? ranks[0] + axis : axis })[0]];
     }
     default:
-      return refuse(layer, "it has no ONNX mapping yet (exported today: Dense, activations, Flatten, Reshape, Conv2D, DepthwiseConv2D, Conv2DTranspose, UpSampling2D, ZeroPadding2D, Cropping2D, Embedding, SimpleRNN, LSTM, GRU, the step activation, distances, attention, multi-head self-attention, the transformer encoder, 2D pooling, global pooling, BatchNormalization, dropout, Add/Multiply/Average/Maximum/Minimum, Concatenate)");
+      return refuse(layer, "it has no ONNX mapping");
   }
 }
