@@ -5,6 +5,7 @@ import { DatasetService } from "../../lib/data/dataset-service.ts";
 import { ModelService } from "../../lib/registry/model-service.ts";
 import { ModelExportService } from "../../lib/registry/export/model-export-service.ts";
 import { RegistryService } from "../../lib/registry/registry-service.ts";
+import { InsightService } from "../../lib/insight/insight-service.ts";
 import { PredictService } from "../../lib/serving/predict-service.ts";
 import { InferenceRuntime } from "../../lib/serving/runtime/inference-runtime.ts";
 import { loadOrt, ortUnavailableReason } from "../../lib/engine/onnx-runtime.ts";
@@ -26,6 +27,7 @@ declare module "fastify" {
       registry: RegistryService;
       runtime: InferenceRuntime;
       exports: ModelExportService;
+      insight: InsightService;
     };
   }
 }
@@ -85,6 +87,8 @@ export const domainPlugin = fp(
       runtime,
       // Imported versions (trained elsewhere) are registered like trained ones, and invalidate lookups.
       exports: new ModelExportService(db, `Trainyard ${SERVICE_VERSION}`, 4, (v) => registry.registerImported(v)),
+      // Probes run on the inference threads, beside the versions they load.
+      insight: new InsightService(db, (versionId, probe) => runtime.probe(versionId, probe)),
     });
     // Uploads whose writer died halfway stay invisible; every replica clears old ones now and then.
     const sweep = () => void datasets.sweepAbandoned().catch((err: Error) => app.log.warn({ err: err.message }, "sweeping abandoned uploads"));

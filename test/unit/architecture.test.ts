@@ -22,6 +22,7 @@ const RULES: Record<string, { may: string[]; mayNot?: string[]; packagesDenied: 
   "lib/registry": { may: ["lib/errors.ts", "lib/random", "lib/model-spec", "lib/engine", "lib/data", "lib/db"], packagesDenied: [/^bullmq$/, /^ioredis$/, /^fastify/] },
   "lib/observability": { may: ["lib/db"], packagesDenied: [/^@tensorflow\//, /^fastify/] },
   "lib/serving": { may: ["lib/errors.ts", "lib/model-spec", "lib/engine", "lib/data", "lib/registry", "lib/db"], packagesDenied: [/^bullmq$/, /^ioredis$/, /^fastify/] },
+  "lib/insight": { may: ["lib/errors.ts", "lib/random", "lib/model-spec", "lib/engine", "lib/data", "lib/registry", "lib/serving", "lib/training", "lib/db"], packagesDenied: [/^bullmq$/, /^ioredis$/, /^fastify/] },
   "lib/training": {
     may: ["lib/errors.ts", "lib/random", "lib/model-spec", "lib/engine", "lib/data", "lib/registry", "lib/queue", "lib/db"],
     packagesDenied: [/^fastify/],

@@ -20,11 +20,15 @@ function applyWithWeights(layer: tf.layers.Layer, x: Sym | Sym[], weights: tf.Te
   return y;
 }
 
-/** (x − shift) × scale along the last axis, as a frozen BatchNormalization. */
+/**
+ * (x − shift) × scale along the last axis, as a frozen BatchNormalization. With a zero beta rather
+ * than none: tfjs's batch-norm gradient fails without an offset, and the probes (attacks,
+ * saliency) differentiate through this graph.
+ */
 function affine(x: Sym, shift: number[], scale: number[], name: string): Sym {
-  const bn = tf.layers.batchNormalization({ axis: -1, epsilon: 0, center: false, scale: true, trainable: false, name });
-  // Weights in order: gamma, moving mean, moving variance (no beta: center is false).
-  return applyWithWeights(bn, x, [tf.tensor1d(scale), tf.tensor1d(shift), tf.ones([shift.length])]);
+  const bn = tf.layers.batchNormalization({ axis: -1, epsilon: 0, center: true, scale: true, trainable: false, name });
+  // Weights in order: gamma, beta, moving mean, moving variance.
+  return applyWithWeights(bn, x, [tf.tensor1d(scale), tf.zeros([shift.length]), tf.tensor1d(shift), tf.ones([shift.length])]);
 }
 
 const widthOf = (c: FittedColumn) => (c.type === "categorical" && c.encoding === "onehot" ? c.categories.length : 1);

@@ -22,6 +22,7 @@ import { Worker } from "node:worker_threads";
 import type { BackendRequest } from "../../engine/backend.ts";
 import { ConflictError, OverloadedError, ValidationError } from "../../errors.ts";
 import type { ModelSpec } from "../../model-spec/model-spec-schema.ts";
+import type { Probe, ProbeResult } from "../../engine/probes/probe.ts";
 import type { ModelLimits, SpecReport } from "../../registry/model-service.ts";
 import { Batcher, type Batch, type PendingRequest } from "./batcher.ts";
 import type { CacheCounters } from "./model-cache.ts";
@@ -173,6 +174,17 @@ export class InferenceRuntime {
         maxDelayMs: opts.maxDelayMs ?? this.options.maxDelayMs,
       }, idle);
     });
+  }
+
+  /**
+   * A probe (lib/engine/probes: attacks, saliency, occlusion, activations, filters) on a version's
+   * graph over raw inputs, on the thread that holds the version: off the event loop, and beside
+   * the version's weights. Problems with the request come back as ValidationErrors (400).
+   */
+  async probe(versionId: string, probe: Probe): Promise<ProbeResult> {
+    if (this.closing) throw new Error("the inference runtime is closed");
+    const msg = await this.call(this.route(versionId), (id) => ({ type: "probe", id, versionId, probe }));
+    return (msg as Extract<FromThread, { type: "probed" }>).result;
   }
 
   /**

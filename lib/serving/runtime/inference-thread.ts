@@ -11,6 +11,8 @@ import { createSession, loadOrt, type OrtModule } from "../../engine/onnx-runtim
 import { createPrisma } from "../../db/prisma.ts";
 import { ConflictError, ValidationError } from "../../errors.ts";
 import { checkOnnx, chooseRuntime, type Runtime } from "../../registry/export/onnx/onnx-check.ts";
+import { runProbe } from "../../engine/probes/probe.ts";
+import { stockGraph } from "../../registry/export/export-model.ts";
 import { inspectSpec } from "../../registry/model-service.ts";
 import { ModelVersionRepository } from "../../registry/model-version-repository.ts";
 import type { FromThread, SerializedError, TensorData, ThreadOptions, ThreadStats, ToThread } from "./messages.ts";
@@ -26,15 +28,37 @@ const db = createPrisma(options.databaseUrl);
 const versions = new ModelVersionRepository(db);
 let evicted: string[] = [];
 
-/** A loaded version: a TensorFlow.js model, or an ONNX Runtime session of its checked export. */
-type Served = { runtime: "tfjs"; model: tf.LayersModel } | { runtime: "onnx"; ort: OrtModule; session: InferenceSession };
+/**
+ * A loaded version: a TensorFlow.js model, or an ONNX Runtime session of its checked export; for
+ * probes (cache key `<id>#raw`), its graph over raw inputs, the fitted preprocessing as layers.
+ */
+type Served = { runtime: "tfjs"; model: tf.LayersModel; also?: tf.LayersModel } | { runtime: "onnx"; ort: OrtModule; session: InferenceSession };
+
+const RAW = "#raw";
 
 const cache = new ModelCache<Served>(
   { maxBytes: options.cacheBytes, maxEntries: options.cacheEntries },
-  async (versionId) => (await loadOnnx(versionId)) ?? loadTfjs(versionId),
-  (served) => (served.runtime === "tfjs" ? served.model.dispose() : void served.session.release().catch(() => {})),
-  (versionId) => evicted.push(versionId),
+  async (key) => (key.endsWith(RAW) ? loadRaw(key.slice(0, -RAW.length)) : ((await loadOnnx(key)) ?? loadTfjs(key))),
+  (served) => {
+    if (served.runtime === "onnx") return void served.session.release().catch(() => {});
+    // A raw graph shares its layers with the stored model it was built over; each frees what it still holds.
+    for (const m of [served.model, served.also]) {
+      try {
+        m?.dispose();
+      } catch {
+        // already released through the other
+      }
+    }
+  },
+  (key) => evicted.push(key),
 );
+
+/** The version's graph over raw inputs (export-model.ts's stock graph, every layer kept as it is). */
+async function loadRaw(versionId: string): Promise<Loaded<Served>> {
+  const stored = await versions.load(versionId);
+  const { model, original } = await stockGraph(stored.model, stored.signature, "tfjs", () => true);
+  return { value: { runtime: "tfjs", model, also: original }, bytes: 2 * stored.model.weights.byteLength + OVERHEAD_BYTES };
+}
 
 async function loadTfjs(versionId: string): Promise<Loaded<Served>> {
   const stored = await versions.load(versionId);
@@ -232,6 +256,20 @@ async function run(msg: Extract<ToThread, { type: "run" }>): Promise<void> {
   post({ type: "ran", id: msg.id, runtime, results, stats: stats(), evicted: takeEvicted() }, transfer);
 }
 
+async function probe(msg: Extract<ToThread, { type: "probe" }>): Promise<void> {
+  try {
+    const { value, release } = await cache.acquire(msg.versionId + RAW);
+    try {
+      const result = runProbe((value as Extract<Served, { runtime: "tfjs" }>).model, msg.probe);
+      post({ type: "probed", id: msg.id, result, stats: stats(), evicted: takeEvicted() });
+    } finally {
+      release();
+    }
+  } catch (err) {
+    post({ type: "failed", id: msg.id, error: serialize(err), stats: stats(), evicted: takeEvicted() });
+  }
+}
+
 function inspect(msg: Extract<ToThread, { type: "inspect" }>): void {
   try {
     const report = inspectSpec(msg.spec, msg.limits);
@@ -254,6 +292,8 @@ port.on("message", (msg: ToThread) => {
         return run(msg);
       case "inspect":
         return inspect(msg);
+      case "probe":
+        return probe(msg);
       case "stats":
         return post({ type: "stats", id: msg.id, stats: stats() });
       case "close":

@@ -4,6 +4,7 @@
 import type { FieldProblem } from "../../errors.ts";
 import type { BackendRequest } from "../../engine/backend.ts";
 import type { ModelSpec } from "../../model-spec/model-spec-schema.ts";
+import type { Probe, ProbeResult } from "../../engine/probes/probe.ts";
 import type { Runtime, ServingRuntimeMode } from "../../registry/export/onnx/onnx-check.ts";
 import type { CacheCounters } from "./model-cache.ts";
 
@@ -32,6 +33,8 @@ export interface ThreadOptions {
 export type ToThread =
   /** One forward pass over several requests' rows: `requests[r][k]` is request r's input k. */
   | { type: "run"; id: number; versionId: string; requests: TensorData[][] }
+  /** A probe (lib/engine/probes) on the version's raw-input graph: TensorFlow.js, whatever serves the version. */
+  | { type: "probe"; id: number; versionId: string; probe: Probe }
   | { type: "inspect"; id: number; spec: ModelSpec; limits: { maxParams: number; maxLayers: number; maxFlopsPerSample: number } }
   | { type: "stats"; id: number }
   | { type: "close"; id: number };
@@ -50,6 +53,7 @@ export type FromThread =
   /** Per request of the batch: its outputs, or why it failed. */
   | { type: "ran"; id: number; runtime: Runtime; results: ({ ok: true; outputs: TensorData[] } | { ok: false; error: SerializedError })[]; stats: ThreadStats; evicted: string[] }
   | { type: "inspected"; id: number; report: unknown; stats: ThreadStats }
+  | { type: "probed"; id: number; result: ProbeResult; stats: ThreadStats; evicted: string[] }
   | { type: "failed"; id: number; error: SerializedError; stats: ThreadStats; evicted: string[] }
   | { type: "stats"; id: number; stats: ThreadStats }
   | { type: "closed"; id: number };
