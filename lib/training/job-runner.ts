@@ -6,6 +6,7 @@ import type { Redis } from "ioredis";
 import { z } from "zod";
 import { DatasetRepository } from "../data/dataset-repository.ts";
 import { unpack } from "../data/packing.ts";
+import { perturbationBounds } from "../data/preprocessing/preprocessor.ts";
 import { Prisma, type Db } from "../db/prisma.ts";
 import { buildModel } from "../engine/build/build-model.ts";
 import { loadModel, saveModel, type StoredModel } from "../engine/model-io.ts";
@@ -168,7 +169,9 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
     let suspendFor: "pause" | "shutdown" | undefined;
     let bestEpoch: number | undefined;
     const progress = new ProgressReporter(events, jobId, { epochs: hp.epochs, trainRows: split.train.length, startedAt: row.startedAt?.getTime() ?? claimedAt });
-    const result = await train(model, data, { ...hp, mode: spec.mode, split: { train: split.train, validation: split.validation }, history, diagnosticsHistory, classWeights: classWeightsFor(hp, dataset, match.outputOrder, data, split.train) }, match.objectives, {
+    // Adversarial training perturbs preprocessed rows: ε from raw units, per value.
+    const adversarial = hp.adversarial && { fraction: hp.adversarial.fraction, ...perturbationBounds(prepared.inputs[0].fitted, prepared.inputs[0].rawShape, hp.adversarial.epsilon) };
+    const result = await train(model, data, { ...hp, mode: spec.mode, split: { train: split.train, validation: split.validation }, history, diagnosticsHistory, classWeights: classWeightsFor(hp, dataset, match.outputOrder, data, split.train), adversarial }, match.objectives, {
       shouldStop: async () => {
         // The worker is shutting down: checkpoint here and hand the job back, so that no batch is lost.
         if (ctx.signal?.aborted) {

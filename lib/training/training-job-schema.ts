@@ -17,6 +17,14 @@ export const hyperparametersSchema = z.object({
     .optional()
     .describe("How inputs are prepared, one spec for all or one per input name. Default: tabular numeric columns standardized, categorical ones one-hot, images scaled to [0, 1]. Fitted on the training split and applied by :predict."),
   augmentation: augmentationSchema.optional(),
+  adversarial: z
+    .object({
+      epsilon: z.number().positive("must be > 0").max(1e6).describe("FGSM's ε in the raw input's units (255 is a whole pixel range); category columns are never perturbed."),
+      fraction: z.number().gt(0, "must be > 0").max(1, "must be <= 1").default(0.5).describe("The share of each training batch replaced by its FGSM examples."),
+    })
+    .strict()
+    .optional()
+    .describe("Adversarial training (Goodfellow et al., 2015): in each training batch, this share of the rows is replaced by x + ε·sign(∇ₓ loss), computed with the weights of that moment and kept in the data's range (images: 0 to 1/scale); validation rows are never perturbed. One input only; not with tbptt or the perceptron rule."),
   gradientClipping: z
     .object({
       norm: z.number().positive("must be > 0").optional().describe("Scale each step's gradients so that their global L2 norm is at most this."),

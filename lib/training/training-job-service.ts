@@ -11,7 +11,7 @@ import { checkAugmentation } from "../model-spec/augmentation-schema.ts";
 import { tbpttProblem } from "../model-spec/tbptt-rule.ts";
 import { planOf } from "../model-spec/graph-plan.ts";
 import { ModelVersionRepository } from "../registry/model-version-repository.ts";
-import { modelSpecSchema, type ModelSpec } from "../model-spec/model-spec-schema.ts";
+import { modelInputs, modelSpecSchema, type ModelSpec } from "../model-spec/model-spec-schema.ts";
 import { CANCEL_TTL_SECONDS, cancelKey, enqueueTraining, QUEUES, type TrainJobPayload } from "../queue/queues.ts";
 import { strataOutput, stratifyProblem } from "./data-split.ts";
 import { matchModelToDataset } from "./dataset-matching.ts";
@@ -150,6 +150,11 @@ export class TrainingJobService {
     checkAugmentation(rest.augmentation, dataset.inputs);
     checkClassWeights(rest.classWeights, dataset.outputs[0]);
     checkTbptt(rest.tbptt, spec);
+    if (rest.adversarial) {
+      if (dataset.inputs.length !== 1 || modelInputs(spec).length !== 1) throw ValidationError.at("adversarial", "adversarial training takes a model with one input");
+      if (rest.tbptt) throw ValidationError.at("adversarial", "adversarial training does not combine with tbptt");
+      if (spec.mode === "perceptron") throw ValidationError.at("adversarial", "the perceptron rule has no gradient to attack with");
+    }
     checkFrozen(spec, rest.freeze);
     const trainRows = dataset.rows - Math.floor(dataset.rows * rest.validationSplit) - Math.floor(dataset.rows * rest.testSplit);
     if (trainRows < 1) throw ValidationError.at("validationSplit", `leaves no training rows out of ${dataset.rows}`);

@@ -54,6 +54,9 @@ before(async () => {
   const mnist = (await post("/v1/datasets/builtin/mnist", { name: "digits", rows: 1000 })).json();
   await createModel(inject, auth, "digits", { input: { shape: [28, 28, 1] }, layers: [{ type: "flatten" }, { type: "dense", units: 64, activation: "relu" }, { type: "dense", units: 10, activation: "softmax" }] });
   await trainInProcess(env, auth, "digits", mnist.id, { epochs: 8, batchSize: 32, optimizer: { type: "adam", learningRate: 0.003 }, seed: 3 });
+  // The same, trained adversarially: half of each batch replaced by FGSM examples at ε = 25 grey levels.
+  await createModel(inject, auth, "digits-robust", { input: { shape: [28, 28, 1] }, layers: [{ type: "flatten" }, { type: "dense", units: 64, activation: "relu" }, { type: "dense", units: 10, activation: "softmax" }] });
+  await trainInProcess(env, auth, "digits-robust", mnist.id, { epochs: 8, batchSize: 32, optimizer: { type: "adam", learningRate: 0.003 }, seed: 3, adversarial: { epsilon: 25, fraction: 0.5 } });
   const rows = (await env.app.inject({ url: `/v1/datasets/${mnist.id}/rows?offset=500&limit=64`, headers: auth })).json();
   digits = { features: rows.items.map((i: { features: number[][][] }) => i.features), labels: rows.items.map((i: { label: string }) => i.label) };
 
@@ -108,6 +111,18 @@ describe("adversarial examples", () => {
     keep("insight-adversarial.png", picture.rawPayload);
     assert.equal(picture.headers["content-type"], "image/png");
     assert.equal((await sharp(picture.rawPayload).metadata()).format, "png");
+  });
+
+  test("adversarial training raises accuracy under attack", async (t) => {
+    const attack = { method: "fgsm", epsilon: [0, 25], instances: digits.features, labels: digits.labels };
+    const plain = (await post("/v1/models/digits/versions/1/adversarial", attack)).json().results;
+    const robust = (await post("/v1/models/digits-robust/versions/1/adversarial", attack)).json().results;
+    t.diagnostic(`FGSM ε=25: plain ${plain[1].accuracy.toFixed(2)}, adversarially trained ${robust[1].accuracy.toFixed(2)} (clean ${plain[0].accuracy.toFixed(2)} and ${robust[0].accuracy.toFixed(2)})`);
+    assert.ok(robust[0].accuracy >= 0.8, `clean accuracy of the robust model ${robust[0].accuracy}`);
+    assert.ok(robust[1].accuracy >= plain[1].accuracy + 0.2, `under attack: robust ${robust[1].accuracy} vs plain ${plain[1].accuracy}`);
+    const bad = await env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: auth, payload: { model: "digits", dataset: (await env.app.inject({ url: "/v1/datasets", headers: auth })).json().datasets[0].id, adversarial: { epsilon: 0 } } });
+    assert.equal(bad.statusCode, 400);
+    assert.match(bad.json().detail, /adversarial\.epsilon: must be > 0/);
   });
 
   test("bad requests are 400s naming the field", async () => {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { DatasetInput } from "../../lib/data/dataset-schema.ts";
-import { applyPreprocessing, encodeTabularInstance, fitPreprocessing, processedShape, specFor } from "../../lib/data/preprocessing/preprocessor.ts";
+import { applyPreprocessing, encodeTabularInstance, fitPreprocessing, perturbationBounds, processedShape, specFor } from "../../lib/data/preprocessing/preprocessor.ts";
 import { splitIndices } from "../../lib/engine/train/trainer.ts";
 import { ValidationError } from "../../lib/errors.ts";
 import { splitRows } from "../../lib/training/data-split.ts";
@@ -114,4 +114,19 @@ describe("splits", () => {
     const strata = Int32Array.from([0, 0, 0, 1]);
     assert.throws(() => splitRows(4, { validationSplit: 0.25, testSplit: 0, seed: 1, strata, classes: ["cat", "dog"] }), /class 'dog' has 1 example; a stratified split needs at least 2 per class/);
   });
+});
+
+test("a raw step of ε per preprocessed value: images scaled and kept in the pixels' range, numeric columns scaled, categories never", () => {
+  const image = perturbationBounds({ kind: "image", scale: 1 / 255, center: "perChannel", mean: [0.25, 0.5] }, [1, 2, 2], 51);
+  assert.deepEqual([...image.epsilon].map((v) => +v.toFixed(6)), [0.2, 0.2, 0.2, 0.2]);
+  assert.deepEqual([...image.low!], [-0.25, -0.5, -0.25, -0.5]);
+  assert.deepEqual([...image.high!], [0.75, 0.5, 0.75, 0.5]);
+  const table = perturbationBounds({ kind: "tabular", columns: [
+    { type: "numeric", name: "a", shift: 1, scale: 0.5 },
+    { type: "categorical", name: "c", categories: ["x", "y", "z"], encoding: "onehot" },
+    { type: "categorical", name: "o", categories: ["p", "q"], encoding: "ordinal" },
+  ] }, [3], 2);
+  assert.deepEqual([...table.epsilon], [1, 0, 0, 0, 0]);
+  assert.equal(table.low, undefined);
+  assert.deepEqual([...perturbationBounds(undefined, [2, 2], 3).epsilon], [3, 3, 3, 3]);
 });

@@ -163,6 +163,32 @@ export function applyPreprocessing(fitted: FittedPreprocessing, block: Float32Ar
 }
 
 /**
+ * A step of ε in raw units, per value of a preprocessed row (adversarial training perturbs rows
+ * after preprocessing): images ε·scale everywhere, kept in the pixels' range [0, 1/scale] as it
+ * reads after scaling and centering; numeric columns ε·scale; category columns 0 (never perturbed).
+ * Without preprocessing, ε everywhere and no range.
+ */
+export function perturbationBounds(fitted: FittedPreprocessing | undefined, rawShape: number[], epsilon: number): { epsilon: Float32Array; low?: Float32Array; high?: Float32Array } {
+  const size = rawShape.reduce((a, b) => a * b, 1);
+  if (!fitted) return { epsilon: new Float32Array(size).fill(epsilon) };
+  if (fitted.kind === "image") {
+    const mean = fitted.mean;
+    const shift = (i: number) => (mean ? mean[fitted.center === "perChannel" ? i % mean.length : i] : 0);
+    return {
+      epsilon: new Float32Array(size).fill(epsilon * fitted.scale),
+      low: Float32Array.from({ length: size }, (_, i) => -shift(i)),
+      high: Float32Array.from({ length: size }, (_, i) => 1 - shift(i)),
+    };
+  }
+  const out: number[] = [];
+  for (const c of fitted.columns) {
+    if (c.type === "numeric") out.push(epsilon * c.scale);
+    else for (let k = 0; k < widthOf(c); k++) out.push(0);
+  }
+  return { epsilon: Float32Array.from(out) };
+}
+
+/**
  * One raw tabular instance as :predict receives it — an array of the columns' values in order, or
  * an object of them by column name; numbers, category names, or null for a missing value — as
  * the row of codes and numbers the dataset would have stored.

@@ -67,6 +67,12 @@ export interface TrainConfig {
   labelSmoothing?: number;
   /** Per output, per class id, the weight of that class's examples in the training loss (undefined: all 1). */
   classWeights?: (number[] | undefined)[];
+  /**
+   * Adversarial training: `fraction` of each training batch replaced by its FGSM examples,
+   * x + ε·sign(∇ₓ loss), per value of the (preprocessed) input row: `epsilon`, and the range
+   * `[low, high]` they are clipped to, each one value per value of a row (one input only).
+   */
+  adversarial?: { fraction: number; epsilon: Float32Array; low?: Float32Array; high?: Float32Array };
   /** Measure gradients, dead ReLUs and saturation each epoch (diagnostics.ts); default true (not in perceptron mode). */
   diagnostics?: boolean;
   /** Resuming: the diagnostics of the epochs already trained, so trends (exploding gradients) span the interruption and no warning is raised twice. */

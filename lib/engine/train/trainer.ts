@@ -69,6 +69,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   const shaping: LossShaping[] = objectives.map((_, k) => ({ labelSmoothing: cfg.labelSmoothing, classWeights: cfg.classWeights?.[k] }));
   // Truncated BPTT: the batch step cut into windows along time, the recurrent state carried across them (tbptt.ts).
   const tbptt = cfg.tbptt ? new Tbptt(model, cfg.tbptt.window, { objectives, logits, shaping, vars, decayed, weightDecay: cfg.optimizer.weightDecay, clip: cfg.gradientClipping ? (g) => clipGradients(g, cfg.gradientClipping!) : undefined }) : undefined;
+  const adversary = cfg.adversarial ? fgsmRows(model, cfg.adversarial, objectives, logits, shaping) : undefined;
   const series: EpochDiagnostics[] = [];
   const raised = new Set<string>();
   for (const past of cfg.diagnosticsHistory?.filter((d) => d.epoch <= startEpoch) ?? []) {
@@ -129,6 +130,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
               const rows = aug?.targets[k];
               return rows ? targetTensor({ ...data.targets[k], data: rows }, batchIdx.length, objectives[k].loss, outputShapes[k]) : tf.gather(y, i);
             });
+            if (adversary && !perceptron && !tbptt) xb[0] = adversary(xb[0], ybs);
             if (perceptron) {
               const [l, c] = perceptronStep(perceptron, xb[0], ybs[0], rate);
               return [l, [l], [c]];
@@ -206,6 +208,30 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   } finally {
     tf.dispose([...trainSet.xs, ...trainSet.ys, ...(valSet ? [...valSet.xs, ...valSet.ys] : []), ...(sample ? [...sample.train.xs, ...sample.train.ys, ...sample.probe] : [])]);
   }
+}
+
+/**
+ * Adversarial training's batch: the first `fraction` of its rows (the batch is in shuffled order)
+ * replaced by x + ε·sign(∇ₓ loss), with the weights as they are and dropout off, clipped to the
+ * data's range. Deterministic, so a resumed run makes the same examples.
+ */
+function fgsmRows(model: tf.LayersModel, adv: NonNullable<TrainConfig["adversarial"]>, objectives: ReturnType<typeof objectivesOf>, logits: ReturnType<typeof logitLayers>, shaping: LossShaping[]) {
+  return (x: tf.Tensor, ys: tf.Tensor[]): tf.Tensor => {
+    const rows = x.shape[0];
+    const m = Math.round(adv.fraction * rows);
+    if (m === 0) return x;
+    const row = x.shape.slice(1);
+    const attacked = tf.slice(x, 0, m);
+    const targets = ys.map((y) => tf.slice(y, 0, m));
+    const g = tf.grad((v: tf.Tensor) => {
+      const terms = forwardForLoss(model, [v], targets, objectives, logits, false, shaping).terms;
+      return (terms.length === 1 ? terms[0] : tf.addN(terms)) as tf.Scalar;
+    })(attacked);
+    let stepped = tf.add(attacked, tf.mul(tf.sign(g), tf.tensor(adv.epsilon, [1, ...row])));
+    if (adv.low) stepped = tf.maximum(stepped, tf.tensor(adv.low, [1, ...row]));
+    if (adv.high) stepped = tf.minimum(stepped, tf.tensor(adv.high, [1, ...row]));
+    return m === rows ? stepped : tf.concat([stepped, tf.slice(x, m)], 0);
+  };
 }
 
 /**
