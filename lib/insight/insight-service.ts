@@ -44,6 +44,7 @@ export class InsightService {
     if (n * epsilons.length * steps > MAX_PROBE_ROWS) throw ValidationError.at("epsilon", `instances × ε values × steps is ${n * epsilons.length * steps}; at most ${MAX_PROBE_ROWS} per request`);
     const range = req.range ?? defaultRange(t.input);
     const r = (await this.run(t.version.id, { kind: "attack", input: batch, labels, output: out.index, method: req.method, epsilons, steps: req.steps, stepSize: req.stepSize, targetClass: target, range })) as Extract<ProbeResult, { kind: "attack" }>;
+    finite(r.before, ...r.runs.flatMap((x) => [x.after, x.adversarial]));
     const k = out.classes.length;
     const best = (p: Float32Array, i: number) => argmax(p.subarray(i * k, (i + 1) * k));
     const correctBefore = Array.from(labels, (l, i) => best(r.before, i) === l);
@@ -97,6 +98,7 @@ export class InsightService {
     const batch = rawBatch(t, req.instances);
     const classes = await this.classesFor(t, out, batch, req.class);
     const r = (await this.run(t.version.id, { kind: "saliency", input: batch, classes, output: out.index })) as Extract<ProbeResult, { kind: "saliency" }>;
+    finite(r.maps, r.probabilities);
     const grid = gridOf(batch.shape.slice(1));
     const maps = mapsOf(r.maps, grid.height, grid.width, classes, out, (i, c) => r.probabilities[i * out.classes.length + c]);
     const picture = () => this.heatmaps(`${name} v${t.version.version}: saliency`, "|∂ score / ∂ input|", maps, batch, t.input);
@@ -116,6 +118,7 @@ export class InsightService {
     const fill = req.fill ?? (range ? (range[0] + range[1]) / 2 : 0);
     const classes = await this.classesFor(t, out, batch, req.class);
     const r = (await this.run(t.version.id, { kind: "occlusion", input: batch, classes, output: out.index, patch, stride, fill })) as Extract<ProbeResult, { kind: "occlusion" }>;
+    finite(r.maps, r.baseline);
     const maps = mapsOf(r.maps, r.rows, r.cols, classes, out, (i) => r.baseline[i]);
     const picture = () => this.heatmaps(`${name} v${t.version.version}: occlusion`, "drop in probability", maps, batch, t.input, `patch ${patch}, stride ${stride}, fill ${fill}`);
     return { body: { version: t.version.version, output: out.name, patch, stride, fill, maps }, picture };
@@ -125,6 +128,7 @@ export class InsightService {
     const t = await this.target(tenantId, name, version);
     const batch = rawBatch(t, req.instances);
     const r = (await this.run(t.version.id, { kind: "activations", input: batch, layer: req.layer })) as Extract<ProbeResult, { kind: "activations" }>;
+    finite(r.data);
     const picture = () => {
       // The first instance's feature maps: one cell per channel of a [h, w, c] (or [steps, c]) output.
       const shape = r.shape.slice(1);
@@ -179,6 +183,7 @@ export class InsightService {
     const n = batch.shape[0];
     if (ref !== undefined) return new Int32Array(n).fill(classIndex(out.classes, ref, "class"));
     const r = (await this.run(t.version.id, { kind: "saliency", input: { data: batch.data.slice(), shape: batch.shape }, classes: new Int32Array(n), output: out.index })) as Extract<ProbeResult, { kind: "saliency" }>;
+    finite(r.probabilities);
     const k = out.classes.length;
     return Int32Array.from({ length: n }, (_, i) => argmax(r.probabilities.subarray(i * k, (i + 1) * k)));
   }
@@ -229,7 +234,18 @@ function classIndex(classes: string[], ref: string | number, path: string): numb
 function rawBatch(t: Target, instances: unknown[]): RawBatch {
   const raw = parseTfPredict(t.version.signature, { instances: instances as TfPredictRequest["instances"] });
   const [packed] = packInputs([{ name: t.input.name, shape: t.input.shape }], raw);
+  // JSON numbers beyond float32's range arrive as ±Infinity, and a gradient of them is NaN.
+  const width = packed.data.length / packed.shape[0];
+  const bad = packed.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw ValidationError.at(`instances[${Math.floor(bad / width)}]`, "holds a value beyond float32's range (about ±3.4e38)");
   return { data: packed.data, shape: packed.shape };
+}
+
+/** A probe's numbers must be finite to mean anything (and to be JSON); inputs that overflow the network are the request's problem. */
+function finite(...arrays: Float32Array[]): void {
+  for (const a of arrays) {
+    if (a.some((v) => !Number.isFinite(v))) throw ValidationError.at("instances", "the network's values overflow for these instances (not finite): they are far outside the data it was trained on");
+  }
 }
 
 /** Pixels' range from the fitted scaling (x · scale: 1/255 means 0–255); none for other inputs. */

@@ -270,6 +270,16 @@ const endpoints: Endpoint[] = [
     { instances: [{ input: [5.1, 3.5, 1.4, 0.2] }] },
   ]),
   jsonEndpoint("POST /v1/models/{name}:predict (untrained)", (rng) => `/v1/models/${modelName(rng, "untrained")}:predict`, () => auth, () => [{ instances: [[1, 2, 3, 4]] }]),
+  // Probes cost gradients, not forward passes: fewer bodies, still every field mutated.
+  { runs: Math.ceil(RUNS / 4), ...jsonEndpoint("POST /v1/models/{name}/versions/{v}/adversarial", (rng) => `/v1/models/${modelName(rng, "iris")}/versions/${rng.chance(0.9) ? 1 : rng.pick(["0", "2", "-1", "x", "1e3"])}/adversarial`, () => auth, () => [
+    { method: "fgsm", epsilon: [0, 0.5], instances: [[5.1, 3.5, 1.4, 0.2], [6.4, 3.2, 4.5, 1.5]], labels: ["setosa", 1] },
+    { method: "pgd", epsilon: 0.3, steps: 3, stepSize: 0.1, targetClass: "virginica", range: [0, 8], instances: [[5.1, 3.5, 1.4, 0.2]], labels: [0] },
+  ]) },
+  { runs: Math.ceil(RUNS / 4), ...jsonEndpoint("POST /v1/models/{name}/versions/{v}/occlusion", (rng) => `/v1/models/${modelName(rng, "iris")}/versions/1/${rng.pick(["occlusion", "saliency", "activations", "occlusion.png"])}`, () => auth, () => [
+    { instances: [[5.1, 3.5, 1.4, 0.2]], class: "setosa", patch: 2, stride: 1, fill: 0 },
+    { instances: [[5.1, 3.5, 1.4, 0.2], [6.4, 3.2, 4.5, 1.5]] },
+    { layer: "l0_dense", instances: [[5.1, 3.5, 1.4, 0.2]] },
+  ]) },
   jsonEndpoint("POST /v1/training-jobs", () => "/v1/training-jobs", () => auth, () => [
     { model: "iris", dataset: datasetId, epochs: 1, batchSize: 8, optimizer: { type: "adam", learningRate: 0.01 }, validationSplit: 0.2, seed: 1 },
     { model: "iris", dataset: datasetId },

@@ -132,6 +132,8 @@ describe("adversarial examples", () => {
       [{ epsilon: 1, targetClass: 10, instances: digits.features.slice(0, 1), labels: ["1"] }, /targetClass: no class 10/],
       [{ epsilon: -1, instances: digits.features.slice(0, 1), labels: ["1"] }, /epsilon/],
       [{ epsilon: 1, instances: [[[1]]], labels: ["1"] }, /instances\[0\]/],
+      // Found by the fuzz test (seed 534062650): a JSON number beyond float32 made NaN gradients and a 500.
+      [{ epsilon: 1, instances: [digits.features[1], digits.features[0].map((row, r) => row.map((px, c) => (r === 3 && c === 3 ? [1e308] : px)))], labels: ["1", "2"] }, /instances\[1\]: holds a value beyond float32's range/],
       [{ method: "pgd", steps: 100, epsilon: [1, 2, 3, 4], instances: digits.features, labels: digits.labels }, /epsilon: instances × ε values × steps is 25600; at most 20000/],
     ];
     for (const [payload, want] of cases) {
