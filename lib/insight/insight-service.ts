@@ -2,7 +2,8 @@
 // instances and class names into a probe (lib/engine/probes), has an inference thread run it on
 // the version's raw-input graph, and answers numbers, or the same as a picture (pictures.ts).
 import type { Db } from "../db/prisma.ts";
-import { ValidationError } from "../errors.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
+import type { TrainingJobView } from "../training/training-job-schema.ts";
 import type { Probe, ProbeResult, RawBatch } from "../engine/probes/probe.ts";
 import { gridOf } from "../engine/probes/attribution.ts";
 import { ModelVersionRepository, type ResolvedVersion } from "../registry/model-version-repository.ts";
@@ -15,6 +16,8 @@ import {
 } from "./insight-schema.ts";
 
 export type RunProbe = (versionId: string, probe: Probe) => Promise<ProbeResult>;
+/** A training job as the API shows it (lib/training's TrainingJobService.get). */
+export type GetJob = (tenantId: string, id: string) => Promise<TrainingJobView>;
 
 interface Target {
   version: ResolvedVersion;
@@ -27,8 +30,26 @@ const MAX_CELLS = 64;
 export class InsightService {
   private readonly versions: ModelVersionRepository;
 
-  constructor(db: Db, private readonly run: RunProbe) {
+  constructor(db: Db, private readonly run: RunProbe, private readonly job?: GetJob) {
     this.versions = new ModelVersionRepository(db);
+  }
+
+  /** A pruning job's curve: a validation metric against sparsity, a line per criterion; 404 for a job that pruned nothing (yet). */
+  async pruningPicture(tenantId: string, id: string): Promise<Buffer> {
+    if (!this.job) throw new NotFoundError("pruning measurements of training job", id);
+    const j = await this.job(tenantId, id);
+    const report = j.pruning;
+    if (!report) throw new NotFoundError("pruning measurements of training job", id);
+    const metric = report.curve.some((p) => p.metrics.val_accuracy !== undefined) ? "val_accuracy" : "val_loss";
+    const series = (["obd", "magnitude"] as const).map((criterion) => {
+      const points = report.curve.filter((p) => p.criterion === criterion);
+      return { name: criterion === "obd" ? "optimal brain damage" : "magnitude", x: points.map((p) => p.sparsity), y: points.map((p) => p.metrics[metric] ?? Number.NaN) };
+    });
+    return lineChartPng({
+      title: `${j.model}: pruned by each criterion, before fine-tuning`,
+      subtitle: `${metric} against the share of kernel weights at zero (${report.scope}); this job: ${report.criterion}, ${(report.achieved * 100).toFixed(1)}%`,
+      xLabel: "sparsity", yLabel: metric, ...(metric === "val_accuracy" ? { yRange: [0, 1] as [number, number] } : {}), series,
+    });
   }
 
   async adversarial(tenantId: string, name: string, version: number, req: AdversarialRequest) {

@@ -17,7 +17,9 @@ import { compileForTraining, train, TrainingDivergedError, TrainingSetupError, t
 import { isDependencyDown, ValidationError } from "../errors.ts";
 import { modelInputs, modelSpecSchema } from "../model-spec/model-spec-schema.ts";
 import { cancelKey } from "../queue/queues.ts";
+import type { MaskKeeper } from "../engine/probes/pruning.ts";
 import { checkOnnx } from "../registry/export/onnx/onnx-check.ts";
+import { keeperFromZeros, prune, sparsityOf } from "./pruning-step.ts";
 import { ModelVersionRepository } from "../registry/model-version-repository.ts";
 import type { Signature } from "../registry/signature.ts";
 import { CheckpointStore } from "./checkpoint-store.ts";
@@ -163,6 +165,15 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
     }
     // Frozen layers train nothing (a checkpoint keeps the flag too; set again, whatever it holds).
     for (const name of hp.freeze ?? []) model.getLayer(name).trainable = false;
+    // Pruning: measured and done before the first epoch; a resumed job's zeros are its masks.
+    let keeper: MaskKeeper | undefined;
+    if (hp.prune && resume) keeper = keeperFromZeros(model);
+    else if (hp.prune) {
+      const pruned = prune(model, data, split, match.objectives, hp);
+      keeper = pruned.keeper;
+      await patience.run("storing the pruning measurements", () => writeAsOwner(db, jobId, attempt, { pruning: pruned.report as object }));
+      ctx.log?.(`job ${jobId}: pruned by ${hp.prune.criterion} to ${(pruned.report.achieved * 100).toFixed(1)}% sparsity`);
+    }
 
     let lastCancelCheck = 0;
     let lastCheckpoint = Date.now();
@@ -209,7 +220,11 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
         lastCheckpoint = Date.now();
         ctx.log?.(`job ${jobId}: checkpoint inside epoch ${epoch}, after batch ${at.batch}`);
       },
-      onBatchEnd: (epoch, batch, batches, rows) => progress.batch(epoch, batch, batches, rows),
+      onBatchEnd: (epoch, batch, batches, rows) => {
+        // The optimizer's step may move pruned weights: back to zero before the next batch.
+        keeper?.reapply();
+        return progress.batch(epoch, batch, batches, rows);
+      },
       onEpochEnd: async (epoch, m, verdict, health) => {
         metrics = m;
         bestEpoch = verdict?.bestEpoch;
@@ -283,6 +298,10 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
       })),
       outputs: match.objectives.map((o, k) => ({ name: o.name, task: match.labels[k].task, classes: match.labels[k].classes })),
     };
+    if (keeper) {
+      metrics = { ...metrics, sparsity: sparsityOf(model!) };
+      keeper.dispose();
+    }
     await patience.run("registering the version", () => registerVersion(db, { ...row, attempt }, model!, signature, metrics, { stoppedEarly, testConfusion }));
     await finish({ type: "status", data: { status: "succeeded", metrics, ...(stoppedEarly ? { stoppedEarly } : {}) } });
     return "succeeded";

@@ -46,6 +46,16 @@ export const hyperparametersSchema = z.object({
   lrSchedule: lrScheduleSchema.optional().describe("The learning rate over time (step, exponential, cosine with restarts, reduce-on-plateau; each with an optional linear warm-up). The rate in force is the `lr` metric."),
   earlyStopping: earlyStoppingSchema.optional().describe("Stop once a monitored metric (default val_loss) has not improved for `patience` epochs; `restoreBestWeights` makes the version the best epoch's."),
   priority: z.number().int("expected an integer").min(1, "must be >= 1").max(1000, "must be <= 1000").optional().describe("Which queued job a free worker takes first: lower first (1–1000, default 500), then in the order they were queued."),
+  prune: z
+    .object({
+      criterion: z.enum(["obd", "magnitude"]).default("obd").describe("obd: optimal brain damage, saliency ½·h_kk·w_k² from a diagonal Hessian estimate over training rows; magnitude: |w_k|."),
+      sparsity: z.number().gt(0, "must be > 0").lt(1, "must be < 1").describe("The share of the prunable weights (kernels of dense and convolution layers; never biases, normalization or embeddings) set to zero."),
+      scope: z.enum(["global", "perLayer"]).default("global").describe("One threshold over all kernels, or the same share of each."),
+      samples: z.number().int("expected an integer").min(1).max(256).default(32).describe("OBD: random vectors of the Hutchinson estimate of the Hessian's diagonal (more: less noise, more time)."),
+    })
+    .strict()
+    .optional()
+    .describe("Prune the version initFrom names before training: its weights by the criterion to the sparsity, then `epochs` of fine-tuning with the pruned weights held at zero; the version registered has a `sparsity` metric. Before pruning, the job measures the validation metrics at a range of sparsities for both criteria (`pruning` on the job, and GET …/pruning.png)."),
   initFrom: z
     .object({
       model: z.string().min(1).optional().describe("The model whose version to start from; default the job's own model."),
@@ -122,6 +132,19 @@ export const diagnosticWarningSchema = z
   })
   .meta({ id: "DiagnosticWarning" });
 
+export const pruningReportSchema = z
+  .object({
+    criterion: z.enum(["obd", "magnitude"]),
+    sparsity: z.number().describe("The sparsity asked for."),
+    scope: z.enum(["global", "perLayer"]),
+    achieved: z.number().describe("The share of prunable weights that were zero after pruning."),
+    curve: z
+      .array(z.object({ criterion: z.enum(["obd", "magnitude"]), sparsity: z.number(), metrics: z.record(z.string(), z.number()) }))
+      .describe("The validation metrics of the starting version pruned to each sparsity by each criterion, without fine-tuning."),
+  })
+  .meta({ id: "PruningReport" });
+export type PruningReport = z.infer<typeof pruningReportSchema>;
+
 export const trainingJobSchema = z
   .object({
     id: z.uuid(),
@@ -141,6 +164,7 @@ export const trainingJobSchema = z
     progress: progressSchema,
     metrics: metricsSchema.nullable(),
     warnings: z.array(diagnosticWarningSchema).describe("Diagnostics warnings raised so far (vanishing or exploding gradients, dead ReLUs, saturated layers); the series is at /diagnostics."),
+    pruning: pruningReportSchema.nullable().describe("A pruning job's measurements (hyperparameters.prune); null for other jobs and until pruned."),
     stoppedEarly: z.string().nullable().describe("Why early stopping ended the job before its last epoch (the monitored metric, the best epoch, and whether its weights were restored); null otherwise."),
     error: z.string().nullable(),
     cancelRequested: z.boolean(),

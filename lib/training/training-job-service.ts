@@ -29,7 +29,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
 
 type JobRow = {
   id: string; status: TrainingJobView["status"]; datasetId: string; hyperparameters: unknown; epoch: number; epochs: number;
-  metrics: unknown; warnings: unknown; stoppedEarly: string | null; error: string | null; cancelRequested: boolean; pauseRequested: boolean; waitingReason: string | null; continuedFromId: string | null; studyId: string | null; trial: number | null; trialParams: unknown; attempts: number; lastInterruption: string | null; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
+  metrics: unknown; warnings: unknown; pruning: unknown; stoppedEarly: string | null; error: string | null; cancelRequested: boolean; pauseRequested: boolean; waitingReason: string | null; continuedFromId: string | null; studyId: string | null; trial: number | null; trialParams: unknown; attempts: number; lastInterruption: string | null; createdAt: Date; startedAt: Date | null; finishedAt: Date | null;
   model: { name: string }; version: { version: number } | null;
 };
 
@@ -57,7 +57,7 @@ function toView(row: JobRow, live?: ProgressSnapshot): TrainingJobView {
     hyperparameters: row.hyperparameters as TrainingJobView["hyperparameters"],
     progress: progressOf(row, live),
     metrics: (row.metrics as Record<string, number> | null) ?? null,
-    warnings: (row.warnings as TrainingJobView["warnings"] | null) ?? [], stoppedEarly: row.stoppedEarly, error: row.error, cancelRequested: row.cancelRequested,
+    warnings: (row.warnings as TrainingJobView["warnings"] | null) ?? [], pruning: (row.pruning as TrainingJobView["pruning"] | null) ?? null, stoppedEarly: row.stoppedEarly, error: row.error, cancelRequested: row.cancelRequested,
     pauseRequested: row.pauseRequested, waitingReason: row.status === "queued" ? row.waitingReason : null, continuedFrom: row.continuedFromId,
     study: row.studyId ? { id: row.studyId, trial: row.trial ?? 0, params: (row.trialParams as Record<string, unknown> | null) ?? {} } : null, attempts: row.attempts, lastInterruption: row.lastInterruption, modelVersion: row.version?.version ?? null,
     createdAt: row.createdAt.toISOString(), startedAt: row.startedAt?.toISOString() ?? null, finishedAt: row.finishedAt?.toISOString() ?? null,
@@ -150,6 +150,7 @@ export class TrainingJobService {
     checkAugmentation(rest.augmentation, dataset.inputs);
     checkClassWeights(rest.classWeights, dataset.outputs[0]);
     checkTbptt(rest.tbptt, spec);
+    if (rest.prune && !rest.initFrom) throw ValidationError.at("prune", "pruning starts from a trained version: name it with initFrom");
     if (rest.adversarial) {
       if (dataset.inputs.length !== 1 || modelInputs(spec).length !== 1) throw ValidationError.at("adversarial", "adversarial training takes a model with one input");
       if (rest.tbptt) throw ValidationError.at("adversarial", "adversarial training does not combine with tbptt");

@@ -88,7 +88,7 @@ export const domainPlugin = fp(
       // Imported versions (trained elsewhere) are registered like trained ones, and invalidate lookups.
       exports: new ModelExportService(db, `Trainyard ${SERVICE_VERSION}`, 4, (v) => registry.registerImported(v)),
       // Probes run on the inference threads, beside the versions they load.
-      insight: new InsightService(db, (versionId, probe) => runtime.probe(versionId, probe)),
+      insight: new InsightService(db, (versionId, probe) => runtime.probe(versionId, probe), (tenantId, id) => trainingJobs.get(tenantId, id)),
     });
     // Uploads whose writer died halfway stay invisible; every replica clears old ones now and then.
     const sweep = () => void datasets.sweepAbandoned().catch((err: Error) => app.log.warn({ err: err.message }, "sweeping abandoned uploads"));

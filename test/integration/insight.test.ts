@@ -20,6 +20,7 @@ import { trainInProcess } from "../helpers/train-in-process.ts";
 let env: TestEnv;
 let auth: Record<string, string>;
 let digits: { features: number[][][][]; labels: string[] };
+let mnistId: string;
 
 const SIDE = 12;
 /** The informative corner: rows and columns 1–4. */
@@ -52,6 +53,7 @@ before(async () => {
 
   // MNIST: an MLP on 1,000 real digits, then 64 of them (raw 0–255) to attack.
   const mnist = (await post("/v1/datasets/builtin/mnist", { name: "digits", rows: 1000 })).json();
+  mnistId = mnist.id;
   await createModel(inject, auth, "digits", { input: { shape: [28, 28, 1] }, layers: [{ type: "flatten" }, { type: "dense", units: 64, activation: "relu" }, { type: "dense", units: 10, activation: "softmax" }] });
   await trainInProcess(env, auth, "digits", mnist.id, { epochs: 8, batchSize: 32, optimizer: { type: "adam", learningRate: 0.003 }, seed: 3 });
   // The same, trained adversarially: half of each batch replaced by FGSM examples at ε = 25 grey levels.
@@ -211,5 +213,30 @@ describe("what the network looks at", () => {
     const dense = await env.app.inject({ url: "/v1/models/corner/versions/1/filters?layer=l2_dense", headers: auth });
     assert.equal(dense.statusCode, 400);
     assert.match(dense.json().detail, /is not a convolution/);
+  });
+});
+
+describe("pruning", () => {
+  test("OBD and magnitude each prune the MNIST MLP to 50% as a job from a version: a new version, its sparsity and accuracy, and the curve of both criteria", async (t) => {
+    const base = (await env.app.inject({ url: "/v1/models/digits/versions/1", headers: auth })).json().metrics;
+    for (const [criterion, version] of [["obd", 2], ["magnitude", 3]] as const) {
+      await trainInProcess(env, auth, "digits", mnistId, { epochs: 1, batchSize: 32, optimizer: { type: "adam", learningRate: 0.001 }, seed: 3, initFrom: { version: 1 }, prune: { criterion, sparsity: 0.5, samples: 8 } });
+      const v = (await env.app.inject({ url: `/v1/models/digits/versions/${version}`, headers: auth })).json();
+      assert.ok(Math.abs(v.metrics.sparsity - 0.5) < 0.005, `${criterion}: sparsity ${v.metrics.sparsity}`);
+      const job = await env.app.db.trainingJob.findFirstOrThrow({ where: { version: { version } }, select: { id: true } });
+      const report = (await env.app.inject({ url: `/v1/training-jobs/${job.id}`, headers: auth })).json().pruning;
+      assert.equal(report.criterion, criterion);
+      assert.ok(Math.abs(report.achieved - 0.5) < 0.005);
+      const at = (c: string, s: number) => report.curve.find((p: { criterion: string; sparsity: number }) => p.criterion === c && p.sparsity === s).metrics.val_accuracy;
+      t.diagnostic(`${criterion}: val_accuracy ${base.val_accuracy.toFixed(3)} → pruned to 50% ${at(criterion, 0.5).toFixed(3)} (obd ${at("obd", 0.5).toFixed(3)}, magnitude ${at("magnitude", 0.5).toFixed(3)}; at 90%: obd ${at("obd", 0.9).toFixed(3)}, magnitude ${at("magnitude", 0.9).toFixed(3)}) → fine-tuned one epoch ${v.metrics.val_accuracy.toFixed(3)}`);
+      assert.equal(at("obd", 0), at("magnitude", 0), "no pruning is no pruning, whichever criterion");
+      assert.ok(v.metrics.val_accuracy >= 0.8, `${criterion}: fine-tuned accuracy ${v.metrics.val_accuracy}`);
+      const picture = await env.app.inject({ url: `/v1/training-jobs/${job.id}/pruning.png`, headers: auth });
+      assert.equal(picture.statusCode, 200);
+      if (criterion === "obd") keep("insight-pruning.png", picture.rawPayload);
+    }
+    const noBase = await env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: auth, payload: { model: "digits", dataset: mnistId, prune: { sparsity: 0.5 } } });
+    assert.equal(noBase.statusCode, 400);
+    assert.match(noBase.json().detail, /prune: pruning starts from a trained version: name it with initFrom/);
   });
 });

@@ -53,6 +53,16 @@ export const insightRoutes: FastifyPluginAsyncZod = async (app) => {
     });
   }
 
+  app.get("/v1/training-jobs/:id/pruning.png", {
+    config: { auth: "tenant" },
+    schema: {
+      operationId: "drawPruningCurve", tags, security,
+      summary: "A pruning job's curve: the starting version's validation accuracy (or loss) against sparsity, pruned by optimal brain damage and by magnitude, before fine-tuning; 404 until the job has pruned",
+      params: z.object({ id: z.uuid() }),
+      response: { 200: { content: { "image/png": { schema: png } } }, 400: problemSchema, 401: problemSchema, 404: problemSchema },
+    },
+  }, async (request, reply) => reply.type("image/png").send(await insight.pruningPicture(tenantOf(request), request.params.id)));
+
   for (const picture of [false, true]) {
     app.get(`/v1/models/:name/versions/:version/filters${picture ? ".png" : ""}`, {
       config: { auth: "tenant" },

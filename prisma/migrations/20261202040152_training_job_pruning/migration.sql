@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "TrainingJob" ADD COLUMN     "pruning" JSONB;
