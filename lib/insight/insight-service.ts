@@ -131,7 +131,8 @@ export class InsightService {
     const out = outputOf(t.version.signature, req.output);
     const batch = rawBatch(t, req.instances);
     const grid = gridOf(batch.shape.slice(1));
-    const patch = Math.min(req.patch ?? Math.max(1, Math.round(Math.min(grid.height, grid.width) / 7)), grid.height, grid.width === 1 ? grid.height : grid.width);
+    // The patch is square where the input is an image; along a row (a table, one step) it is as wide as asked, one cell high.
+    const patch = Math.min(req.patch ?? Math.max(1, Math.round(Math.min(grid.height, grid.width) / 7)), Math.max(grid.height, grid.width));
     const stride = req.stride ?? Math.max(1, Math.floor(patch / 2));
     const positions = (Math.floor((grid.height - Math.min(patch, grid.height)) / stride) + 1) * (Math.floor((grid.width - Math.min(patch, grid.width)) / stride) + 1);
     if (batch.shape[0] * positions > MAX_PROBE_ROWS) throw ValidationError.at("stride", `instances × patch positions is ${batch.shape[0] * positions}; at most ${MAX_PROBE_ROWS} per request: a larger stride or patch, or fewer instances`);

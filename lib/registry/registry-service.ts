@@ -6,17 +6,11 @@ import { Prisma, type Db } from "../db/prisma.ts";
 import type { StoredModel } from "../engine/model-io.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import type { Batching, ModelAliasesView, ModelAliasView, ModelVersionView } from "./model-schema.ts";
-import { chooseRuntime, type ServingRuntimeMode } from "./export/onnx/onnx-check.ts";
+import { chooseRuntime, type ServingFacts } from "./export/onnx/onnx-check.ts";
 import { ModelVersionRepository, type StoredVersionView } from "./model-version-repository.ts";
 import type { Signature } from "./signature.ts";
 
 export type RegistryChanged = (tenantId: string, modelName: string) => void | Promise<void>;
-
-/** How this replica serves: TRAINYARD_SERVING_RUNTIME, and whether ONNX Runtime loaded here. */
-export interface ServingFacts {
-  mode: ServingRuntimeMode;
-  ortInstalled: boolean;
-}
 
 export class RegistryService {
   private readonly versions: ModelVersionRepository;

@@ -4,7 +4,7 @@
 // runtime's worker threads (lib/serving/runtime), never this event loop.
 import type { Db } from "../db/prisma.ts";
 import { DomainError, ValidationError } from "../errors.ts";
-import { chooseRuntime, type Runtime, type ServingRuntimeMode } from "../registry/export/onnx/onnx-check.ts";
+import { chooseRuntime, type Runtime, type ServingFacts } from "../registry/export/onnx/onnx-check.ts";
 import { ModelVersionRepository, type ResolvedVersion, type VersionTarget } from "../registry/model-version-repository.ts";
 import { formatInfer, type InferRequest, modelMetadata, parseInfer, selectOutputs } from "./protocols/kserve-v2.ts";
 import { packInputs, type RawInputs, type Tensor, type TopClass, topK } from "./protocols/tensors.ts";
@@ -25,7 +25,7 @@ export interface PredictOptions {
   /** The forward pass: the inference runtime's worker threads (lib/serving/runtime), which keep the loaded versions. */
   run: RunModel;
   /** TRAINYARD_SERVING_RUNTIME and whether ONNX Runtime loads here: what metadata says serves a version (default tfjs). */
-  serving?: { mode: ServingRuntimeMode; ortInstalled: boolean };
+  serving?: ServingFacts;
 }
 
 type TopK = TopClass[][] | Record<string, TopClass[][]>;

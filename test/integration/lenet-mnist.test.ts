@@ -47,7 +47,7 @@ test("LeNet-5 reaches >= 0.95 validation accuracy on MNIST through the API", asy
 
   const job = await inject({
     method: "POST", url: "/v1/training-jobs", headers: auth,
-    payload: { model: "lenet5", dataset: upload.json().id, epochs: 10, batchSize: 64, optimizer: { type: "adam", learningRate: 0.002 }, validationSplit: held.length / rows.length, seed: 1 },
+    payload: { model: "lenet5", dataset: upload.json().id, epochs: 7, batchSize: 64, optimizer: { type: "adam", learningRate: 0.002 }, validationSplit: held.length / rows.length, seed: 1 },
   });
   assert.equal(job.statusCode, 202, job.body);
   const done = await waitForJob(inject, auth, job.json().id, undefined, 600_000);

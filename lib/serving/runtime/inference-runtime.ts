@@ -146,7 +146,8 @@ export class InferenceRuntime {
 
   /**
    * One model version's outputs for one request: inputs preprocessed, in the model's input order,
-   * batch axis first; outputs in the model's output order, batch axis first. The inputs' buffers
+   * batch axis first; outputs in the model's output order, batch axis first, with the runtime
+   * that computed them (ONNX Runtime or TensorFlow.js, by the version's check). The inputs' buffers
    * are transferred to a thread (detached here) when each array owns its whole buffer, else copied.
    */
   run(versionId: string, inputs: TensorData[], opts: RunOptions = {}): Promise<Ran> {

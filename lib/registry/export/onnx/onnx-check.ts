@@ -118,6 +118,12 @@ function parityInputs(model: tf.LayersModel, n: number, seed: number): { data: F
 
 /** TRAINYARD_SERVING_RUNTIME (lib/config/env.ts). */
 export type ServingRuntimeMode = "auto" | "onnx" | "tfjs";
+
+/** How a replica serves: TRAINYARD_SERVING_RUNTIME, and whether ONNX Runtime loaded there. */
+export interface ServingFacts {
+  mode: ServingRuntimeMode;
+  ortInstalled: boolean;
+}
 export type Runtime = "onnx" | "tfjs";
 
 /**
