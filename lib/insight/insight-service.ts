@@ -117,11 +117,10 @@ export class InsightService {
     const t = await this.target(tenantId, name, version);
     const out = outputOf(t.version.signature, req.output);
     const batch = rawBatch(t, req.instances);
-    const classes = await this.classesFor(t, out, batch, req.class);
-    const r = (await this.run(t.version.id, { kind: "saliency", input: batch, classes, output: out.index })) as Extract<ProbeResult, { kind: "saliency" }>;
+    const r = (await this.run(t.version.id, { kind: "saliency", input: batch, classes: classesOf(out, batch, req.class), output: out.index })) as Extract<ProbeResult, { kind: "saliency" }>;
     finite(r.maps, r.probabilities);
     const grid = gridOf(batch.shape.slice(1));
-    const maps = mapsOf(r.maps, grid.height, grid.width, classes, out, (i, c) => r.probabilities[i * out.classes.length + c]);
+    const maps = mapsOf(r.maps, grid.height, grid.width, r.classes, out, (i, c) => r.probabilities[i * out.classes.length + c]);
     const picture = () => this.heatmaps(`${name} v${t.version.version}: saliency`, "|∂ score / ∂ input|", maps, batch, t.input);
     return { body: { version: t.version.version, output: out.name, maps }, picture };
   }
@@ -138,10 +137,9 @@ export class InsightService {
     if (batch.shape[0] * positions > MAX_PROBE_ROWS) throw ValidationError.at("stride", `instances × patch positions is ${batch.shape[0] * positions}; at most ${MAX_PROBE_ROWS} per request: a larger stride or patch, or fewer instances`);
     const range = defaultRange(t.input);
     const fill = req.fill ?? (range ? (range[0] + range[1]) / 2 : 0);
-    const classes = await this.classesFor(t, out, batch, req.class);
-    const r = (await this.run(t.version.id, { kind: "occlusion", input: batch, classes, output: out.index, patch, stride, fill })) as Extract<ProbeResult, { kind: "occlusion" }>;
+    const r = (await this.run(t.version.id, { kind: "occlusion", input: batch, classes: classesOf(out, batch, req.class), output: out.index, patch, stride, fill })) as Extract<ProbeResult, { kind: "occlusion" }>;
     finite(r.maps, r.baseline);
-    const maps = mapsOf(r.maps, r.rows, r.cols, classes, out, (i) => r.baseline[i]);
+    const maps = mapsOf(r.maps, r.rows, r.cols, r.classes, out, (i) => r.baseline[i]);
     const picture = () => this.heatmaps(`${name} v${t.version.version}: occlusion`, "drop in probability", maps, batch, t.input, `patch ${patch}, stride ${stride}, fill ${fill}`);
     return { body: { version: t.version.version, output: out.name, patch, stride, fill, maps }, picture };
   }
@@ -200,16 +198,6 @@ export class InsightService {
     return { version: v, input };
   }
 
-  /** Each row's class: the one asked for, else the predicted one (from a saliency pass's probabilities, which cost one forward pass). */
-  private async classesFor(t: Target, out: OutputRef, batch: RawBatch, ref: SaliencyRequest["class"]): Promise<Int32Array> {
-    const n = batch.shape[0];
-    if (ref !== undefined) return new Int32Array(n).fill(classIndex(out.classes, ref, "class"));
-    const r = (await this.run(t.version.id, { kind: "saliency", input: { data: batch.data.slice(), shape: batch.shape }, classes: new Int32Array(n), output: out.index })) as Extract<ProbeResult, { kind: "saliency" }>;
-    finite(r.probabilities);
-    const k = out.classes.length;
-    return Int32Array.from({ length: n }, (_, i) => argmax(r.probabilities.subarray(i * k, (i + 1) * k)));
-  }
-
   /** One heat map over its image for one instance; a grid of maps for several. */
   private heatmaps(title: string, scaleLabel: string, maps: MapView[], batch: RawBatch, input: Signature["inputs"][number], detail?: string): Promise<Buffer> {
     const first = maps[0];
@@ -244,6 +232,11 @@ function outputOf(signature: Signature, name: string | undefined): OutputRef {
   if (!o) throw ValidationError.at("output", name === undefined ? "the model has no classification output: probes explain class scores" : `no output '${name}'; the outputs are ${outputs.map((x) => x.name).join(", ")}`);
   if (o.task !== "classification" || o.classes.length < 2) throw ValidationError.at("output", `output '${o.name}' is not a classification output: probes explain class scores`);
   return { index: o.index, name: o.name, classes: o.classes };
+}
+
+/** The class asked for, for every row; undefined lets the probe explain each row's predicted class. */
+function classesOf(out: OutputRef, batch: RawBatch, ref: SaliencyRequest["class"]): Int32Array | undefined {
+  return ref === undefined ? undefined : new Int32Array(batch.shape[0]).fill(classIndex(out.classes, ref, "class"));
 }
 
 function classIndex(classes: string[], ref: string | number, path: string): number {

@@ -2,13 +2,13 @@
 // and occlusion heat maps (heatmapPng), grids of feature maps, convolution filters and image
 // mosaics (gridPng), and t-SNE scatter plots (scatterPng).
 //
-// Each is an SVG rasterized by the learning curves' svgToPng (sharp, i.e. librsvg): text, axes,
-// legends and colour bars stay vector drawing in the one renderer and font the repo already uses,
+// Each is an SVG rasterized by svgToPng (lib/training/svg.ts, with the primitives the learning
+// curves use too: sharp, i.e. librsvg): text, axes, legends and colour bars stay vector drawing in the one renderer and font the repo already uses,
 // and raster content (maps, images) is embedded as PNGs that sharp makes from raw RGB pixels,
 // scaled with nearest-neighbour so every cell stays a crisp block. No dependency is added.
 
 import sharp from "sharp";
-import { svgToPng, type Picture } from "../training/learning-curves.ts";
+import { CHAR_PX, COLORS, esc, extent, fit, formatValue, niceStep, svgDocument, svgToPng, type Picture } from "../training/svg.ts";
 
 export interface LineSeries {
   name: string;
@@ -42,12 +42,9 @@ export const PICTURE_LIMITS = {
   linePoints: 100_000,
 } as const;
 
-const FONT = "DejaVu Sans, sans-serif";
 // Tableau 10, as in the learning curves, so the service's pictures share one palette.
-const COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
 const MARGIN = 20;
 const HEADER = 60;
-const CHAR_PX = 6.8; // an 11 px DejaVu Sans character, generously: labels are cut, never run over
 const ROW = 18; // a legend row
 const HEAT_WIDTH = 280; // the width a heat map is drawn at
 const HEAT_MAX_HEIGHT = 420; // tall maps are narrowed rather than run off the page
@@ -152,7 +149,7 @@ export async function lineChartPng(o: { title: string; subtitle?: string; xLabel
   if (skipped) body += `<text x="${lx}" y="${ly}" font-size="11" fill="#b00">${skipped} point${skipped === 1 ? "" : "s"} not drawn (NaN or ±∞)</text>`;
 
   const height = plot.top + plot.height + 50;
-  return svgToPng({ svg: document(width, height, heading(o.title, o.subtitle, width) + frame + body), width, height });
+  return svgToPng({ svg: svgDocument(width, height, heading(o.title, o.subtitle, width) + frame + body), width, height });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,7 +190,7 @@ export async function heatmapPng(o: { title: string; subtitle?: string; values: 
 
   const width = Math.max(bar.right + MARGIN, 400);
   const height = noteY + 14;
-  return svgToPng({ svg: document(width, height, heading(o.title, o.subtitle, width) + body), width, height });
+  return svgToPng({ svg: svgDocument(width, height, heading(o.title, o.subtitle, width) + body), width, height });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,7 +283,7 @@ export async function gridPng(o: { title: string; subtitle?: string; cells: Grid
   // A line per note: a narrow grid has no room for them side by side.
   notes.forEach((line, i) => (body += `<text x="${MARGIN}" y="${bottom + 20 + i * 16}" font-size="11" fill="#555">${esc(fit(line, Math.floor((width - 2 * MARGIN) / CHAR_PX)))}</text>`));
   const height = bottom + 18 + notes.length * 16;
-  return svgToPng({ svg: document(width, height, heading(o.title, o.subtitle, width) + body), width, height });
+  return svgToPng({ svg: svgDocument(width, height, heading(o.title, o.subtitle, width) + body), width, height });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,7 +347,7 @@ export async function scatterPng(o: { title: string; subtitle?: string; x: Float
   if (skipped) body += `<text x="${lx}" y="${ly}" font-size="11" fill="#b00">${skipped} point${skipped === 1 ? "" : "s"} not drawn (NaN or ±∞)</text>`;
 
   const height = plot.top + plot.height + 50;
-  return svgToPng({ svg: document(width, height, heading(o.title, o.subtitle, width) + frame + body), width, height });
+  return svgToPng({ svg: svgDocument(width, height, heading(o.title, o.subtitle, width) + frame + body), width, height });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -372,12 +369,6 @@ function axis(lo: number, hi: number, count: number, fixed = false): Axis {
   return { lo, hi, ticks: ticksOf(lo, hi, step), format: formatter(lo, hi, step) };
 }
 
-function niceStep(span: number, count: number): number {
-  const raw = span / count;
-  const power = 10 ** Math.floor(Math.log10(raw));
-  const e = raw / power;
-  return power * (e >= 7.07 ? 10 : e >= 3.16 ? 5 : e >= 1.41 ? 2 : 1);
-}
 
 function ticksOf(lo: number, hi: number, step: number): number[] {
   // Values near the ends of the float range have no usable step: the ends alone are labelled.
@@ -396,27 +387,6 @@ function formatter(lo: number, hi: number, step: number): (v: number) => string 
   return (v) => (v === 0 ? "0" : big || digits > 5 ? v.toExponential(2) : v.toFixed(digits));
 }
 
-/** Smallest and largest finite value; a loop, since spreading a large array into Math.min overflows the stack. */
-function extent(values: ArrayLike<number>): [number, number] {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  // NaN fails both comparisons; ±Infinity would win them, so a second look drops it.
-  if (!Number.isFinite(lo) || !Number.isFinite(hi)) {
-    [lo, hi] = [Infinity, -Infinity];
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i];
-      if (!Number.isFinite(v)) continue;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-  }
-  return [lo, hi];
-}
 
 /** The range a map is coloured over: its finite extent, symmetric about 0 if diverging; [0, 1] if there is none. */
 function dataRange(values: ArrayLike<number>, diverging: boolean): [number, number] {
@@ -558,13 +528,9 @@ function nothingToShow(title: string, subtitle: string | undefined, message = "n
   const body =
     `<rect x="${MARGIN}" y="${HEADER + 10}" width="${width - 2 * MARGIN}" height="120" fill="#fafafa" stroke="#ccc"/>` +
     `<text x="${width / 2}" y="${HEADER + 76}" text-anchor="middle" font-size="15" fill="#666">${esc(fit(message, 50))}</text>`;
-  return { svg: document(width, height, heading(title, subtitle, width) + body), width, height };
+  return { svg: svgDocument(width, height, heading(title, subtitle, width) + body), width, height };
 }
 
-function document(width: number, height: number, body: string): string {
-  // The white ground keeps the PNG readable on a dark page.
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${FONT}"><rect width="100%" height="100%" fill="#fff"/>${body}</svg>\n`;
-}
 
 function checkRange(name: string, [lo, hi]: [number, number]): void {
   if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo < hi)) throw new RangeError(`${name} is [${lo}, ${hi}]: it needs two finite numbers, the first below the second`);
@@ -579,19 +545,5 @@ function checkMap(what: string, width: number, height: number, channels: number,
   if (length !== width * height * channels) throw new RangeError(`${what}: ${length} values for ${width}×${height}${channels === 3 ? "×3" : ""} (${width * height * channels})`);
 }
 
-function formatValue(v: number): string {
-  const a = Math.abs(v);
-  return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(2) : String(Number(v.toPrecision(4)));
-}
 
-/** Cuts text to `max` characters with an ellipsis: librsvg never wraps, it would run over the edge. */
-function fit(text: string, max: number): string {
-  const chars = [...text];
-  const m = Math.max(max, 4);
-  return chars.length <= m ? text : `${chars.slice(0, m - 1).join("")}…`;
-}
 
-/** Text for XML: the five specials escaped, characters XML 1.0 forbids dropped. */
-function esc(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}

@@ -7,7 +7,7 @@
 // (this project supports 20), and a 1,000-epoch chart held the event loop 130-230 ms; this file
 // draws the same line charts, ticks, grid and legend in under 10 ms with no dependency.
 
-import sharp from "sharp";
+import { CHAR_PX, COLORS, esc, extent, fit, formatValue, niceStep, svgDocument, type Picture } from "./svg.ts";
 
 /** The picture formats and their media types: asked by the route, so the two never disagree. */
 export const CURVE_MEDIA_TYPES = { svg: "image/svg+xml", png: "image/png" } as const;
@@ -30,13 +30,7 @@ export interface CurvesInput {
   singlePanel?: string;
 }
 
-export interface Picture {
-  svg: string;
-  width: number;
-  height: number;
-}
 
-const FONT = "DejaVu Sans, sans-serif";
 const WIDTH = 880;
 const HEADER = 64;
 const LEFT = 70; // room for y tick labels and the rotated axis title
@@ -46,11 +40,6 @@ const PLOT_H = 200;
 const PANEL_TOP = 24; // panel title above the plot
 const PANEL_BOTTOM = 46; // x tick labels and the axis title below it
 const LEGEND_ROW = 18;
-// Width of an 11px DejaVu Sans character, generously: names are cut to fit, never run over the edge.
-const CHAR_PX = 6.8;
-// Tableau 10, taken in pairs: training and validation of one metric get neighbouring colours (blue
-// and orange for the first, as most plots show them) and differ by dashes too, for greyscale.
-const COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
 // Families whose values are fractions: drawn on a fixed [0, 1] axis, so runs compare at a glance.
 const FRACTION = /(^|_)(accuracy|acc|precision|recall|auc|f1)$/;
 const LOSS = /(^|_)loss$/;
@@ -78,7 +67,7 @@ export function learningCurvesSvg(input: CurvesInput): Picture {
     const body =
       `<rect x="${LEFT}" y="${HEADER}" width="${PLOT_W}" height="${PLOT_H - 20}" fill="#fafafa" stroke="#ccc"/>` +
       `<text x="${LEFT + PLOT_W / 2}" y="${HEADER + (PLOT_H - 20) / 2 + 6}" text-anchor="middle" font-size="16" fill="#666">${esc(input.empty ?? "no epochs yet")}</text>`;
-    return { svg: document(WIDTH, height, header + body), width: WIDTH, height };
+    return { svg: svgDocument(WIDTH, height, header + body), width: WIDTH, height };
   }
   const [xLo, xHi] = extent(input.epochs.map((e) => e.epoch));
   // From the epoch before the first (0, the untrained model), so the first point sits off the frame.
@@ -90,14 +79,9 @@ export function learningCurvesSvg(input: CurvesInput): Picture {
     body += drawn.svg;
     y += drawn.height;
   }
-  return { svg: document(WIDTH, y + 8, header + body), width: WIDTH, height: y + 8 };
+  return { svg: svgDocument(WIDTH, y + 8, header + body), width: WIDTH, height: y + 8 };
 }
 
-/** The SVG as a PNG of the same size. Runs in libvips' threads, not on the event loop. */
-export async function svgToPng(picture: Picture): Promise<Buffer> {
-  // density 72 is librsvg's one SVG unit per pixel: the PNG has the SVG's declared size.
-  return sharp(Buffer.from(picture.svg), { density: 72 }).png({ compressionLevel: 6 }).toBuffer();
-}
 
 /**
  * Groups the metric keys into panels: `val_x` and `test_x` join `x`; `a_loss` joins `loss`.
@@ -173,25 +157,7 @@ function yAxis(values: number[], fraction: boolean): Axis {
   return { lo, hi, ticks, format: (v) => (v === 0 ? "0" : big || digits > 6 ? v.toExponential(2) : v.toFixed(digits)) };
 }
 
-/** Smallest and largest finite value; a loop, as spreading 100,000 values into Math.min overflows the stack. */
-function extent(values: number[]): [number, number] {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const v of values) {
-    if (!Number.isFinite(v)) continue;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  return [lo, hi];
-}
 
-/** A step of 1, 2 or 5 times a power of ten that cuts `span` into about `count` parts. */
-function niceStep(span: number, count: number): number {
-  const raw = span / count;
-  const power = 10 ** Math.floor(Math.log10(raw));
-  const error = raw / power;
-  return power * (error >= 7.07 ? 10 : error >= 3.16 ? 5 : error >= 1.41 ? 2 : 1);
-}
 
 function ticksOf(lo: number, hi: number, step: number): number[] {
   const out: number[] = [];
@@ -345,29 +311,6 @@ function heading(input: CurvesInput, phases: Set<Phase>): string {
   return svg;
 }
 
-function document(width: number, height: number, body: string): string {
-  return (
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${FONT}">` +
-    // Opaque, so the PNG reads the same on a dark page as on a white one.
-    `<rect width="100%" height="100%" fill="#fff"/>${body}</svg>\n`
-  );
-}
 
-function formatValue(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(2) : String(Number(v.toPrecision(4)));
-}
 
-/** Cuts text to `max` characters with an ellipsis: librsvg never wraps, it would run over the edge. */
-function fit(text: string, max: number): string {
-  const chars = [...text];
-  return chars.length <= Math.max(max, 4) ? text : `${chars.slice(0, Math.max(max, 4) - 1).join("")}…`;
-}
 
-/** Text for XML: the five specials escaped, characters XML 1.0 forbids dropped. */
-function esc(text: string): string {
-  return text
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, "")
-    .replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}

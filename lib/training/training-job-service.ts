@@ -16,7 +16,8 @@ import { CANCEL_TTL_SECONDS, cancelKey, enqueueTraining, QUEUES, type TrainJobPa
 import { strataOutput, stratifyProblem } from "./data-split.ts";
 import { matchModelToDataset } from "./dataset-matching.ts";
 import { eventStreamKey, JobEventPublisher, JobEventReader, type ProgressSnapshot, type StatusEvent } from "./job-events.ts";
-import { CURVE_MEDIA_TYPES, learningCurvesSvg, svgToPng, type CurveFormat, type CurvesInput } from "./learning-curves.ts";
+import { CURVE_MEDIA_TYPES, learningCurvesSvg, type CurveFormat, type CurvesInput } from "./learning-curves.ts";
+import { svgToPng } from "./svg.ts";
 import { DiagnosticsStore } from "./diagnostics-store.ts";
 import type { ContinueTrainingJob, CreateTrainingJob, DiagnosticSeries, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 

@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import sharp from "sharp";
-import { learningCurvesSvg, svgToPng, type CurvesInput } from "../../lib/training/learning-curves.ts";
+import { learningCurvesSvg, type CurvesInput } from "../../lib/training/learning-curves.ts";
+import { svgToPng } from "../../lib/training/svg.ts";
 
 function epochsOf(n: number, metrics: (e: number) => Record<string, number>): CurvesInput["epochs"] {
   return Array.from({ length: n }, (_, i) => ({ epoch: i + 1, metrics: metrics(i + 1) }));

@@ -4,7 +4,7 @@
 // - occlusion (Zeiler & Fergus, 2014): a patch of `fill` slid over the input; each position's
 //   value is how much the class's probability drops when the patch hides it.
 import * as tf from "@tensorflow/tfjs";
-import { centredLogitOf, inputGradient, probabilities } from "./gradients.ts";
+import { argmaxRows, centredLogitOf, inputGradient, probabilities } from "./gradients.ts";
 
 /** Rows per forward pass of occluded copies: bounds the memory of a big image's many positions. */
 const OCCLUSION_BATCH = 64;
@@ -22,14 +22,19 @@ export function gridOf(shape: number[]): CellGrid {
   return { height: 1, width: shape.reduce((a, b) => a * b, 1), channels: 1 };
 }
 
-/** Saliency maps [n, h·w] for each row's class, and the class probabilities [n, classes]. */
-export function saliency(model: tf.LayersModel, x: tf.Tensor, classes: Int32Array, output: number): { maps: Float32Array; probabilities: Float32Array } {
+/**
+ * Saliency maps [n, h·w] for each row's class (`classes`, or each row's predicted class), with the
+ * classes explained and the class probabilities [n, classes].
+ */
+export function saliency(model: tf.LayersModel, x: tf.Tensor, classes: Int32Array | undefined, output: number): { maps: Float32Array; probabilities: Float32Array; classes: Int32Array } {
   const grid = gridOf(x.shape.slice(1));
   return tf.tidy(() => {
-    const c = tf.tensor1d(classes, "int32");
+    const p = probabilities(model, x, output);
+    const explained = classes ?? argmaxRows(p);
+    const c = tf.tensor1d(explained, "int32");
     const g = inputGradient((v) => centredLogitOf(probabilities(model, v, output), c), x);
     const maps = tf.max(tf.abs(g.reshape([x.shape[0], grid.height * grid.width, grid.channels])), 2);
-    return { maps: maps.dataSync() as Float32Array, probabilities: probabilities(model, x, output).dataSync() as Float32Array };
+    return { maps: maps.dataSync() as Float32Array, probabilities: p.dataSync() as Float32Array, classes: explained };
   });
 }
 
@@ -46,7 +51,7 @@ export interface OcclusionOptions {
  * Occlusion maps: for each row, a grid of positions [rows, cols] (the patch's top-left corner at
  * multiples of the stride), each the drop p_c(x) − p_c(x with the patch) of the row's class.
  */
-export function occlusion(model: tf.LayersModel, x: tf.Tensor, classes: Int32Array, o: OcclusionOptions): { maps: Float32Array; rows: number; cols: number; baseline: Float32Array } {
+export function occlusion(model: tf.LayersModel, x: tf.Tensor, asked: Int32Array | undefined, o: OcclusionOptions): { maps: Float32Array; rows: number; cols: number; baseline: Float32Array; classes: Int32Array } {
   const grid = gridOf(x.shape.slice(1));
   const n = x.shape[0];
   const ph = Math.min(o.patch, grid.height);
@@ -59,6 +64,8 @@ export function occlusion(model: tf.LayersModel, x: tf.Tensor, classes: Int32Arr
   const base = tf.tidy(() => probabilities(model, x, o.output));
   const width = base.shape[1];
   const baseP = base.dataSync() as Float32Array;
+  // Each row's class: the one asked for, else the predicted one.
+  const classes = asked ?? argmaxRows(base);
   base.dispose();
   const baseline = Float32Array.from(classes, (c, i) => classOf(baseP, width, i, c));
   const maps = new Float32Array(n * rows * cols);
@@ -82,5 +89,5 @@ export function occlusion(model: tf.LayersModel, x: tf.Tensor, classes: Int32Arr
       maps[start + j] = baseline[i] - classOf(p, width, j, classes[i]);
     }
   }
-  return { maps, rows, cols, baseline };
+  return { maps, rows, cols, baseline, classes };
 }

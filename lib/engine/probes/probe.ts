@@ -14,15 +14,16 @@ export interface RawBatch {
 
 export type Probe =
   | { kind: "attack"; input: RawBatch; labels: Int32Array; output: number; method: "fgsm" | "pgd"; epsilons: number[]; steps: number; stepSize?: number; targetClass?: number; range?: [number, number] }
-  | { kind: "saliency"; input: RawBatch; classes: Int32Array; output: number }
-  | { kind: "occlusion"; input: RawBatch; classes: Int32Array; output: number; patch: number; stride: number; fill: number }
+  /** `classes`: per row, the class to explain; absent, each row's predicted class. */
+  | { kind: "saliency"; input: RawBatch; classes?: Int32Array; output: number }
+  | { kind: "occlusion"; input: RawBatch; classes?: Int32Array; output: number; patch: number; stride: number; fill: number }
   | { kind: "activations"; input: RawBatch; layer: string }
   | { kind: "filters"; layer: string };
 
 export type ProbeResult =
   | { kind: "attack"; before: Float32Array; runs: { epsilon: number; adversarial: Float32Array; after: Float32Array }[] }
-  | { kind: "saliency"; maps: Float32Array; probabilities: Float32Array }
-  | { kind: "occlusion"; maps: Float32Array; rows: number; cols: number; baseline: Float32Array }
+  | { kind: "saliency"; maps: Float32Array; probabilities: Float32Array; classes: Int32Array }
+  | { kind: "occlusion"; maps: Float32Array; rows: number; cols: number; baseline: Float32Array; classes: Int32Array }
   | { kind: "activations"; data: Float32Array; shape: number[] }
   | { kind: "filters"; data: Float32Array; shape: number[] };
 
