@@ -17,6 +17,7 @@ import { builtinDatasetRoutes } from "./routes/v1/builtin-datasets.ts";
 import { datasetRoutes } from "./routes/v1/datasets.ts";
 import { infoRoutes } from "./routes/v1/info.ts";
 import { modelExportRoutes } from "./routes/v1/model-export.ts";
+import { insightJobRoutes } from "./routes/v1/insight-jobs.ts";
 import { insightRoutes } from "./routes/v1/insight.ts";
 import { modelRoutes } from "./routes/v1/models.ts";
 import { templateRoutes } from "./routes/v1/templates.ts";
@@ -57,6 +58,7 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(modelRoutes);
   await app.register(modelExportRoutes);
   await app.register(insightRoutes);
+  await app.register(insightJobRoutes);
   await app.register(trainingJobRoutes);
   await app.register(studyRoutes);
   await app.register(templateRoutes);

@@ -2,12 +2,16 @@
 // Used by workers/worker.ts and, with their own prefix and database, by the integration tests.
 import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
-import { Worker } from "bullmq";
+import { type Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { WorkerConfig } from "../lib/config/env.ts";
-import { createPrisma } from "../lib/db/prisma.ts";
-import { cappedBackoff, createTrainingQueue, HEARTBEAT_TTL_SECONDS, heartbeatKey, QUEUE_ATTEMPTS_BACKSTOP, QUEUES, type StudyJobPayload, type TrainJobPayload } from "../lib/queue/queues.ts";
-import { JobReconciler } from "../lib/training/job-reconciler.ts";
+import { createPrisma, type Db } from "../lib/db/prisma.ts";
+import { insightJobState, markInsightCancelled, markInsightFailed, pendingInsightJobs } from "../lib/insight/insight-job-repository.ts";
+import {
+  cappedBackoff, createInsightQueue, createTrainingQueue, enqueueInsight, HEARTBEAT_TTL_SECONDS, heartbeatKey, type InsightJobPayload, QUEUE_ATTEMPTS_BACKSTOP, QUEUES, type StudyJobPayload,
+  type TrainJobPayload,
+} from "../lib/queue/queues.ts";
+import { JobReconciler, type ReconciledJobs } from "../lib/training/job-reconciler.ts";
 import { finishStudy } from "../lib/training/studies/study-results.ts";
 import { markFailed, recordUnclaimedAttempt } from "../lib/training/training-job-repository.ts";
 import { guardSandboxStartup } from "./sandbox-startup-guard.ts";
@@ -16,6 +20,8 @@ export interface TrainingWorker {
   worker: Worker<TrainJobPayload>;
   /** Finishes studies: a study's parent job runs once every trial (a child on the training queue) has ended. */
   studies: Worker<StudyJobPayload>;
+  /** Runs insight jobs (lib/insight), sandboxed like training; absent when TRAINYARD_INSIGHT_CONCURRENCY is 0. */
+  insight?: Worker<InsightJobPayload>;
   reconciler: JobReconciler;
   /**
    * Stops taking jobs and ends. With `handBack`, running jobs are first asked to checkpoint at
@@ -26,6 +32,7 @@ export interface TrainingWorker {
 }
 
 const processorFile = fileURLToPath(new URL("./train-processor.ts", import.meta.url));
+const insightProcessorFile = fileURLToPath(new URL("./insight-processor.ts", import.meta.url));
 const orphanGuard = new URL("./orphan-guard.ts", import.meta.url).href;
 
 export function createTrainingWorker(config: WorkerConfig, log: (msg: string) => void = console.log): TrainingWorker {
@@ -86,6 +93,31 @@ export function createTrainingWorker(config: WorkerConfig, log: (msg: string) =>
   studies.on("completed", (job) => log(`study ${job.data.studyId} finished`));
   studies.on("failed", (job, err) => job && log(`study ${job.data.studyId}: ${err.message}${job.attemptsMade < (job.opts.attempts ?? 1) ? ", will retry" : ""}`));
 
+  // Insight jobs: the same sandboxing, lock and stall rules as training; attempts are counted in Postgres.
+  let insight: Worker<InsightJobPayload> | undefined;
+  if (config.TRAINYARD_INSIGHT_CONCURRENCY > 0) {
+    insight = new Worker<InsightJobPayload>(QUEUES.insight.name, insightProcessorFile, {
+      connection,
+      prefix: config.TRAINYARD_QUEUE_PREFIX,
+      concurrency: config.TRAINYARD_INSIGHT_CONCURRENCY,
+      lockDuration: config.TRAINYARD_JOB_LOCK_MS,
+      stalledInterval: Math.min(30_000, config.TRAINYARD_JOB_LOCK_MS),
+      maxStalledCount: QUEUE_ATTEMPTS_BACKSTOP,
+      settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade, config.TRAINYARD_RETRY_DELAY_MS) },
+      workerForkOptions: { env: { ...process.env, ...stringEnv(config) }, execArgv: [...process.execArgv, "--import", orphanGuard] },
+    });
+    guardSandboxStartup(insight, log);
+    insight.on("error", (err) => log(`insight worker error: ${err.message}`));
+    insight.on("active", (job) => log(`insight job ${job.id} started (attempt ${job.attemptsMade + 1})`));
+    insight.on("completed", (job, result) => log(`insight job ${job.id} ${(result as { outcome?: string } | undefined)?.outcome ?? "done"}`));
+    insight.on("failed", (job, err) => {
+      if (!job) return;
+      const final = err.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
+      log(`insight job ${job.id} failed${final ? "" : ", will retry"}: ${err.message}`);
+      if (final) markInsightFailed(db, job.data.jobId, err.message).catch((e: Error) => log(`could not record the failure: ${e.message}`));
+    });
+  }
+
   // One key per host, refreshed by every worker on it: the container health check reads one key.
   const beat = () => connection.set(heartbeatKey(config.TRAINYARD_QUEUE_PREFIX, hostname()), Date.now(), "EX", HEARTBEAT_TTL_SECONDS).catch(() => {});
   void beat();
@@ -96,27 +128,45 @@ export function createTrainingWorker(config: WorkerConfig, log: (msg: string) =>
   producer.on("error", () => {});
   const queue = createTrainingQueue(producer, config.TRAINYARD_QUEUE_PREFIX);
   queue.on("error", () => {});
-  const reconciler = new JobReconciler(db, queue, producer, config.TRAINYARD_QUEUE_PREFIX, log);
+  const insightQueue = createInsightQueue(producer, config.TRAINYARD_QUEUE_PREFIX);
+  insightQueue.on("error", () => {});
+  const reconciler = new JobReconciler(db, queue, producer, config.TRAINYARD_QUEUE_PREFIX, log, [insightJobsOf(db, insightQueue)]);
   reconciler.start(config.TRAINYARD_RECONCILE_INTERVAL_MS);
 
   return {
     worker,
     studies,
+    insight,
     reconciler,
     async close(opts = {}) {
       clearInterval(heartbeat);
       await reconciler.stop();
       // The processors' abort signal: each running job checkpoints before its next batch and is handed back.
-      if (opts.handBack) worker.cancelAllJobs("the worker is shutting down");
+      if (opts.handBack) {
+        worker.cancelAllJobs("the worker is shutting down");
+        insight?.cancelAllJobs("the worker is shutting down");
+      }
       // A job still running when this returns keeps its checkpoints; another worker resumes it once its lock expires.
-      await Promise.race([worker.close(), new Promise((r) => setTimeout(r, opts.handBack ? config.TRAINYARD_SHUTDOWN_GRACE_MS : 10_000))]);
+      await Promise.race([Promise.all([worker.close(), insight?.close()]), new Promise((r) => setTimeout(r, opts.handBack ? config.TRAINYARD_SHUTDOWN_GRACE_MS : 10_000))]);
       await studies.close().catch(() => {});
       studyConnection.disconnect();
       await queue.close().catch(() => {});
+      await insightQueue.close().catch(() => {});
       producer.disconnect();
       connection.disconnect();
       await db.$disconnect();
     },
+  };
+}
+
+/** Insight jobs, as the reconciler sees them (lib/insight keeps away from BullMQ; the wiring joins the two). */
+export function insightJobsOf(db: Db, insightQueue: Queue<InsightJobPayload>): ReconciledJobs {
+  return {
+    pending: (take) => pendingInsightJobs(db, take),
+    state: (id) => insightJobState(db, id),
+    cancel: (id) => markInsightCancelled(db, id),
+    queue: insightQueue,
+    enqueue: (id, tenantId) => enqueueInsight(insightQueue, id, tenantId),
   };
 }
 

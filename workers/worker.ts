@@ -1,4 +1,4 @@
-// Training worker entrypoint. Scale out by running more of these, on any machine that reaches the
+// Worker entrypoint: training jobs, studies and insight jobs. Scale out by running more of these, on any machine that reaches the
 // same Redis and Postgres; each takes jobs from the shared queue.
 import "dotenv/config";
 import { loadConfigOrExit, workerConfigSchema } from "../lib/config/env.ts";
@@ -12,7 +12,7 @@ const log = (msg: string) => console.log(`[worker ${process.pid}] ${msg}`);
 // here too, so the log says at start which one this machine trains on (or why it cannot).
 await initBackend(config.TRAINYARD_BACKEND, log);
 const training = createTrainingWorker(config, log);
-log(`consuming '${QUEUES.training.name}' (prefix '${config.TRAINYARD_QUEUE_PREFIX}', concurrency ${config.TRAINYARD_WORKER_CONCURRENCY})`);
+log(`consuming '${QUEUES.training.name}' (prefix '${config.TRAINYARD_QUEUE_PREFIX}', concurrency ${config.TRAINYARD_WORKER_CONCURRENCY})${training.insight ? ` and '${QUEUES.insight.name}' (concurrency ${config.TRAINYARD_INSIGHT_CONCURRENCY})` : ""}`);
 
 let closing = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

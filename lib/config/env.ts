@@ -77,9 +77,11 @@ export const workerConfigSchema = z.object({
   ...common,
   /** Training jobs one worker process runs at once; each runs in its own sandboxed child process. */
   TRAINYARD_WORKER_CONCURRENCY: z.coerce.number().int().positive().default(1),
+  /** Insight jobs (an attack over a dataset, t-SNE, top-activating rows) one worker process runs at once, beside its training jobs; 0: none. */
+  TRAINYARD_INSIGHT_CONCURRENCY: z.coerce.number().int().min(0).default(1),
   /** How long a job's lock lives without renewal before another worker takes the job over. */
   TRAINYARD_JOB_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
-  /** A job fails when this many attempts in a row end (a crash, a dead worker, an error) before finishing an epoch. */
+  /** A job fails when this many attempts in a row end (a crash, a dead worker, an error) before finishing an epoch; an insight job, when this many attempts have ended so. */
   TRAINYARD_MAX_ATTEMPTS_WITHOUT_PROGRESS: z.coerce.number().int().min(1).max(1000).default(5),
   /** First delay before a failed attempt is retried; it doubles with each retry, up to 15 times this. */
   TRAINYARD_RETRY_DELAY_MS: z.coerce.number().int().min(0).default(2000),

@@ -2,6 +2,7 @@
 // layer's activations, a convolution's filters. Instances are raw, as :predict takes them (the
 // version's fitted preprocessing is part of the graph the probes differentiate).
 import { z } from "zod";
+import { datasetRowsFields } from "./insight-job-schema.ts";
 
 /** Rows one probe request may hold: each costs a gradient (or an occlusion sweep), not a forward pass. */
 export const MAX_PROBE_INSTANCES = 64;
@@ -31,10 +32,18 @@ export const adversarialRequestSchema = z
       .optional()
       .describe("The data's valid range, kept by the adversarial inputs; default for images [0, 1/scale] of their fitted scaling (0–255), else none."),
     output,
-    instances,
-    labels: z.array(classRef).min(1).describe("Each instance's true class."),
+    instances: instances.optional().describe("Raw instances, as :predict takes them in its row format (one input); with labels. Or a dataset instead."),
+    labels: z.array(classRef).min(1).optional().describe("Each instance's true class."),
+    ...datasetRowsFields,
+    dataset: datasetRowsFields.dataset.optional().describe("Attack a dataset's rows instead of given instances: the answer is a job (202), GET /v1/insight-jobs/{id}."),
   })
   .strict()
+  .superRefine((r, ctx) => {
+    if ((r.instances === undefined) === (r.dataset === undefined)) ctx.addIssue({ code: "custom", path: r.dataset === undefined ? ["instances"] : ["dataset"], message: "give either instances (with labels) or a dataset, not both" });
+    if (r.instances !== undefined && r.labels === undefined) ctx.addIssue({ code: "custom", path: ["labels"], message: "is required with instances" });
+    if (r.dataset !== undefined && r.labels !== undefined) ctx.addIssue({ code: "custom", path: ["labels"], message: "comes from the dataset; give labels only with instances" });
+    if (r.dataset === undefined) for (const k of ["split", "rows"] as const) if (r[k] !== undefined) ctx.addIssue({ code: "custom", path: [k], message: "applies to a dataset only" });
+  })
   .meta({ id: "AdversarialRequest" });
 export type AdversarialRequest = z.infer<typeof adversarialRequestSchema>;
 

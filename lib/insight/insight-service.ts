@@ -53,6 +53,8 @@ export class InsightService {
   }
 
   async adversarial(tenantId: string, name: string, version: number, req: AdversarialRequest) {
+    // A dataset's attack is a job (insight-job-service.ts); the schema lets one of the two through.
+    if (!req.instances || !req.labels) throw ValidationError.at("instances", "are required (with labels) unless a dataset is given");
     const t = await this.target(tenantId, name, version);
     const out = outputOf(t.version.signature, req.output);
     const batch = rawBatch(t, req.instances);
@@ -68,24 +70,8 @@ export class InsightService {
     finite(r.before, ...r.runs.flatMap((x) => [x.after, x.adversarial]));
     const k = out.classes.length;
     const best = (p: Float32Array, i: number) => argmax(p.subarray(i * k, (i + 1) * k));
-    const correctBefore = Array.from(labels, (l, i) => best(r.before, i) === l);
-    const results = r.runs.map((run) => {
-      let correct = 0;
-      let succeeded = 0;
-      let eligible = 0;
-      for (let i = 0; i < n; i++) {
-        const after = best(run.after, i);
-        if (after === labels[i]) correct++;
-        if (target !== undefined) {
-          eligible++;
-          if (after === target) succeeded++;
-        } else if (correctBefore[i]) {
-          eligible++;
-          if (after !== labels[i]) succeeded++;
-        }
-      }
-      return { epsilon: run.epsilon, accuracy: correct / n, successRate: eligible ? succeeded / eligible : 0 };
-    });
+    const tally = tallyAttack(r, labels, k, target);
+    const results = r.runs.map((run, e) => ({ epsilon: run.epsilon, ...attackRates(tally, e) }));
     const rowShape = batch.shape.slice(1);
     const width = rowShape.reduce((a, b) => a * b, 1);
     const prediction = (p: Float32Array, i: number) => {
@@ -101,14 +87,10 @@ export class InsightService {
       })),
     };
     const picture = () =>
-      lineChartPng({
+      attackCurvePng({
         title: `${name} v${t.version.version}: ${req.method.toUpperCase()}${target === undefined ? "" : ` towards '${out.classes[target]}'`}`,
         subtitle: `${n} instances; ε in the raw input's units${range ? `, kept in [${range[0]}, ${range[1]}]` : ""}`,
-        xLabel: "ε", yLabel: "rate", yRange: [0, 1],
-        series: [
-          { name: "accuracy", x: results.map((x) => x.epsilon), y: results.map((x) => x.accuracy) },
-          { name: "attack success", x: results.map((x) => x.epsilon), y: results.map((x) => x.successRate) },
-        ],
+        results,
       });
     return { body, picture };
   }
@@ -210,7 +192,58 @@ export class InsightService {
   }
 }
 
-interface OutputRef {
+/** An attack's counts over some rows, per ε: summed over a dataset's chunks, then turned into rates. */
+export interface AttackTally {
+  rows: number;
+  correctBefore: number;
+  runs: { correct: number; succeeded: number; eligible: number }[];
+}
+
+/**
+ * Counts for one attacked batch. Success: untargeted, a row classified correctly before and not
+ * after (of those correct before); targeted, a row classified as the target (of all).
+ */
+export function tallyAttack(r: Extract<ProbeResult, { kind: "attack" }>, labels: Int32Array, k: number, target: number | undefined, into?: AttackTally): AttackTally {
+  const n = labels.length;
+  const best = (p: Float32Array, i: number) => argmax(p.subarray(i * k, (i + 1) * k));
+  const tally = into ?? { rows: 0, correctBefore: 0, runs: r.runs.map(() => ({ correct: 0, succeeded: 0, eligible: 0 })) };
+  const correctBefore = Array.from(labels, (l, i) => best(r.before, i) === l);
+  tally.rows += n;
+  tally.correctBefore += correctBefore.filter(Boolean).length;
+  r.runs.forEach((run, e) => {
+    const t = tally.runs[e];
+    for (let i = 0; i < n; i++) {
+      const after = best(run.after, i);
+      if (after === labels[i]) t.correct++;
+      if (target !== undefined) {
+        t.eligible++;
+        if (after === target) t.succeeded++;
+      } else if (correctBefore[i]) {
+        t.eligible++;
+        if (after !== labels[i]) t.succeeded++;
+      }
+    }
+  });
+  return tally;
+}
+
+export function attackRates(tally: AttackTally, e: number): { accuracy: number; successRate: number } {
+  const t = tally.runs[e];
+  return { accuracy: tally.rows ? t.correct / tally.rows : 0, successRate: t.eligible ? t.succeeded / t.eligible : 0 };
+}
+
+/** The accuracy-against-ε picture of an attack, on given instances or a dataset's rows. */
+export function attackCurvePng(o: { title: string; subtitle: string; results: { epsilon: number; accuracy: number; successRate: number }[] }): Promise<Buffer> {
+  return lineChartPng({
+    title: o.title, subtitle: o.subtitle, xLabel: "ε", yLabel: "rate", yRange: [0, 1],
+    series: [
+      { name: "accuracy", x: o.results.map((x) => x.epsilon), y: o.results.map((x) => x.accuracy) },
+      { name: "attack success", x: o.results.map((x) => x.epsilon), y: o.results.map((x) => x.successRate) },
+    ],
+  });
+}
+
+export interface OutputRef {
   index: number;
   name: string;
   classes: string[];
@@ -226,7 +259,7 @@ function mapsOf(data: Float32Array, height: number, width: number, classes: Int3
 }
 
 /** A classification output by name (default the first), or a 400 at `output`. */
-function outputOf(signature: Signature, name: string | undefined): OutputRef {
+export function outputOf(signature: Signature, name: string | undefined): OutputRef {
   const outputs = signature.outputs.map((o, index) => ({ ...o, index }));
   const o = name === undefined ? outputs.find((x) => x.task === "classification") : outputs.find((x) => x.name === name);
   if (!o) throw ValidationError.at("output", name === undefined ? "the model has no classification output: probes explain class scores" : `no output '${name}'; the outputs are ${outputs.map((x) => x.name).join(", ")}`);
@@ -239,7 +272,7 @@ function classesOf(out: OutputRef, batch: RawBatch, ref: SaliencyRequest["class"
   return ref === undefined ? undefined : new Int32Array(batch.shape[0]).fill(classIndex(out.classes, ref, "class"));
 }
 
-function classIndex(classes: string[], ref: string | number, path: string): number {
+export function classIndex(classes: string[], ref: string | number, path: string): number {
   const i = typeof ref === "number" ? ref : classes.indexOf(ref);
   if (i < 0 || i >= classes.length) throw ValidationError.at(path, `no class ${JSON.stringify(ref)}; the classes are ${classes.slice(0, 20).map((c) => JSON.stringify(c)).join(", ")}${classes.length > 20 ? ", …" : ""} (or their indices 0–${classes.length - 1})`);
   return i;
@@ -257,14 +290,14 @@ function rawBatch(t: Target, instances: unknown[]): RawBatch {
 }
 
 /** A probe's numbers must be finite to mean anything (and to be JSON); inputs that overflow the network are the request's problem. */
-function finite(...arrays: Float32Array[]): void {
+export function finite(...arrays: Float32Array[]): void {
   for (const a of arrays) {
     if (a.some((v) => !Number.isFinite(v))) throw ValidationError.at("instances", "the network's values overflow for these instances (not finite): they are far outside the data it was trained on");
   }
 }
 
 /** Pixels' range from the fitted scaling (x · scale: 1/255 means 0–255); none for other inputs. */
-function defaultRange(input: Signature["inputs"][number]): [number, number] | undefined {
+export function defaultRange(input: Signature["inputs"][number]): [number, number] | undefined {
   const p = input.preprocessing;
   if (p?.kind !== "image") return undefined;
   return [0, Math.round((1 / p.scale) * 1e6) / 1e6];

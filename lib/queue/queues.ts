@@ -17,6 +17,13 @@ export const studyJobPayloadSchema = z.object({
 });
 export type StudyJobPayload = z.infer<typeof studyJobPayloadSchema>;
 
+/** An insight job (lib/insight): an attack over a dataset, top-activating rows, t-SNE. */
+export const insightJobPayloadSchema = z.object({
+  jobId: z.uuid(),
+  tenantId: z.uuid(),
+});
+export type InsightJobPayload = z.infer<typeof insightJobPayloadSchema>;
+
 /** BullMQ's attempts (and stalls) per job: a backstop far beyond the progress rule in lib/training. */
 export const QUEUE_ATTEMPTS_BACKSTOP = 10_000;
 
@@ -73,6 +80,21 @@ export const QUEUES = {
       removeOnFail: { age: 7 * 24 * 3600 },
     }),
   },
+  insight: {
+    name: "insight",
+    job: "insight",
+    payload: insightJobPayloadSchema,
+    options: (jobId: string): JobsOptions => ({
+      // The BullMQ job id is the insight job's id: enqueueing twice is a no-op.
+      jobId,
+      // Like training: how many attempts a job gets is decided in Postgres (InsightJob.attempts),
+      // which counts the attempts whose process died too; BullMQ's count is only a backstop.
+      attempts: QUEUE_ATTEMPTS_BACKSTOP,
+      backoff: { type: CAPPED_BACKOFF },
+      removeOnComplete: { age: 24 * 3600, count: 10_000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    }),
+  },
 } as const satisfies Record<string, QueueDef<z.ZodType>>;
 
 export function createTrainingQueue(connection: ConnectionOptions, prefix: string): Queue<TrainJobPayload> {
@@ -88,6 +110,17 @@ export async function enqueueTraining(queue: Queue<TrainJobPayload>, jobId: stri
   const stale = await queue.getJob(jobId);
   if (stale) await stale.remove().catch(() => {});
   await queue.add(QUEUES.training.job, { jobId, tenantId }, QUEUES.training.options(jobId, priority));
+}
+
+export function createInsightQueue(connection: ConnectionOptions, prefix: string): Queue<InsightJobPayload> {
+  return new Queue<InsightJobPayload>(QUEUES.insight.name, { connection, prefix });
+}
+
+/** Enqueues an insight job, again if need be (see enqueueTraining). */
+export async function enqueueInsight(queue: Queue<InsightJobPayload>, jobId: string, tenantId: string): Promise<void> {
+  const stale = await queue.getJob(jobId);
+  if (stale) await stale.remove().catch(() => {});
+  await queue.add(QUEUES.insight.job, { jobId, tenantId }, QUEUES.insight.options(jobId));
 }
 
 /** Redis key the API sets to ask the worker running a job to stop; checked between batches. */

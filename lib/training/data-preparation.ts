@@ -22,17 +22,25 @@ export interface PreparationOptions {
   seed: number;
 }
 
-/** `raw` is the dataset unpacked in the model's input order (`inputOrder` names its inputs). */
-export function prepareData(dataset: DatasetTensors, raw: UnpackedDataset, inputOrder: string[], opts: PreparationOptions): PreparedData {
+/**
+ * The job's train / validation / test rows: seeded, stratified by the first output's classes
+ * unless turned off. Insight jobs ask it too, for the rows a version was (not) trained on.
+ */
+export function splitOf(dataset: Pick<DatasetTensors, "outputs">, raw: UnpackedDataset, opts: Omit<PreparationOptions, "preprocessing">): Split {
   const k = strataOutput(dataset.outputs, opts.stratify);
   const strataBlock = k === undefined ? undefined : raw.targets.find((t) => t.name === dataset.outputs[k].name);
-  const split = splitRows(raw.rows, {
+  return splitRows(raw.rows, {
     validationSplit: opts.validationSplit,
     testSplit: opts.testSplit ?? 0,
     seed: opts.seed,
     strata: strataBlock?.data,
     classes: strataBlock?.classes,
   });
+}
+
+/** `raw` is the dataset unpacked in the model's input order (`inputOrder` names its inputs). */
+export function prepareData(dataset: DatasetTensors, raw: UnpackedDataset, inputOrder: string[], opts: PreparationOptions): PreparedData {
+  const split = splitOf(dataset, raw, opts);
   const featureNames = dataset.featureNames;
   const inputs = raw.inputs.map((block, i) => {
     const input = dataset.inputs.find((d) => d.name === inputOrder[i])!;

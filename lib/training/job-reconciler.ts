@@ -22,17 +22,49 @@ export interface ReconcileResult {
   cancelled: string[];
 }
 
+/** One kind of job the reconciler keeps on its queue: training jobs here; insight jobs are wired by the worker. */
+export interface ReconciledJobs {
+  /** Jobs Postgres says are queued or running, oldest first. */
+  pending(take: number): Promise<{ id: string; tenantId: string; priority?: number }[]>;
+  /** Read again: the job may have finished between the list and the queue's answer. */
+  state(id: string): Promise<{ pending: boolean; cancelRequested: boolean }>;
+  cancel(id: string): Promise<void>;
+  queue: Queue;
+  enqueue(id: string, tenantId: string, priority?: number): Promise<void>;
+}
+
+/** Training jobs, as the reconciler sees them. */
+export function trainingJobsOf(db: Db, queue: Queue<TrainJobPayload>): ReconciledJobs {
+  return {
+    async pending(take) {
+      const rows = await db.trainingJob.findMany({ where: { status: { in: ["queued", "running"] } }, select: { id: true, tenantId: true, hyperparameters: true }, orderBy: { createdAt: "asc" }, take });
+      return rows.map((r) => ({ id: r.id, tenantId: r.tenantId, priority: (r.hyperparameters as { priority?: number } | null)?.priority }));
+    },
+    async state(id) {
+      const now = await db.trainingJob.findUnique({ where: { id }, select: { status: true, cancelRequested: true } });
+      return { pending: !!now && (now.status === "queued" || now.status === "running"), cancelRequested: !!now?.cancelRequested };
+    },
+    cancel: (id) => markCancelled(db, id),
+    queue,
+    enqueue: (id, tenantId, priority) => enqueueTraining(queue, id, tenantId, priority),
+  };
+}
+
 export class JobReconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> = Promise.resolve();
+  private readonly kinds: ReconciledJobs[];
 
   constructor(
-    private readonly db: Db,
-    private readonly queue: Queue<TrainJobPayload>,
+    db: Db,
+    queue: Queue<TrainJobPayload>,
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly log: (msg: string) => void = () => {},
-  ) {}
+    others: ReconciledJobs[] = [],
+  ) {
+    this.kinds = [trainingJobsOf(db, queue), ...others];
+  }
 
   /** One round; null when another replica holds the round's lock. */
   async reconcile(): Promise<ReconcileResult | null> {
@@ -40,41 +72,34 @@ export class JobReconciler {
     const token = randomUUID();
     if ((await this.redis.set(lockKey, token, "PX", 60_000, "NX")) !== "OK") return null;
     try {
-      return await this.round();
+      const result: ReconcileResult = { requeued: [], cancelled: [] };
+      for (const kind of this.kinds) await this.round(kind, result);
+      if (result.requeued.length || result.cancelled.length) {
+        this.log(`reconciled the queue with Postgres: re-enqueued ${result.requeued.length} job(s), marked ${result.cancelled.length} cancelled`);
+      }
+      return result;
     } finally {
       // Release only our own lock (a round longer than the lock's life must not free another's).
       await this.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, lockKey, token).catch(() => 0);
     }
   }
 
-  private async round(): Promise<ReconcileResult> {
-    const result: ReconcileResult = { requeued: [], cancelled: [] };
-    const jobs = await this.db.trainingJob.findMany({
-      where: { status: { in: ["queued", "running"] } },
-      select: { id: true, tenantId: true, cancelRequested: true, hyperparameters: true },
-      orderBy: { createdAt: "asc" },
-      take: ROUND_LIMIT,
-    });
-    for (const job of jobs) {
-      const held = await this.queue.getJob(job.id);
+  private async round(kind: ReconciledJobs, result: ReconcileResult): Promise<void> {
+    for (const job of await kind.pending(ROUND_LIMIT)) {
+      const held = await kind.queue.getJob(job.id);
       const state = held ? await held.getState() : "missing";
       if (HELD.has(state)) continue;
-      // Read again: the job may have finished between the list above and the queue's answer.
-      const now = await this.db.trainingJob.findUnique({ where: { id: job.id }, select: { status: true, cancelRequested: true } });
-      if (!now || (now.status !== "queued" && now.status !== "running")) continue;
+      const now = await kind.state(job.id);
+      if (!now.pending) continue;
       if (now.cancelRequested) {
         // Asked to stop while nothing runs it: nothing else will ever mark it.
-        await markCancelled(this.db, job.id);
+        await kind.cancel(job.id);
         result.cancelled.push(job.id);
         continue;
       }
-      await enqueueTraining(this.queue, job.id, job.tenantId, (job.hyperparameters as { priority?: number } | null)?.priority);
+      await kind.enqueue(job.id, job.tenantId, job.priority);
       result.requeued.push(job.id);
     }
-    if (result.requeued.length || result.cancelled.length) {
-      this.log(`reconciled the queue with Postgres: re-enqueued ${result.requeued.length} job(s), marked ${result.cancelled.length} cancelled`);
-    }
-    return result;
   }
 
   /** Reconciles now and then every `intervalMs`; errors (a dependency down) wait for the next round. */

@@ -5,7 +5,9 @@ import { DatasetService } from "../../lib/data/dataset-service.ts";
 import { ModelService } from "../../lib/registry/model-service.ts";
 import { ModelExportService } from "../../lib/registry/export/model-export-service.ts";
 import { RegistryService } from "../../lib/registry/registry-service.ts";
+import { InsightJobService } from "../../lib/insight/insight-job-service.ts";
 import { InsightService } from "../../lib/insight/insight-service.ts";
+import { enqueueInsight } from "../../lib/queue/queues.ts";
 import { PredictService } from "../../lib/serving/predict-service.ts";
 import { InferenceRuntime } from "../../lib/serving/runtime/inference-runtime.ts";
 import { loadOrt, ortUnavailableReason } from "../../lib/engine/onnx-runtime.ts";
@@ -28,6 +30,7 @@ declare module "fastify" {
       runtime: InferenceRuntime;
       exports: ModelExportService;
       insight: InsightService;
+      insightJobs: InsightJobService;
     };
   }
 }
@@ -72,8 +75,14 @@ export const domainPlugin = fp(
     }, serving);
     const trainingJobs = new TrainingJobService(db, app.trainingQueue, app.redis, config.TRAINYARD_QUEUE_PREFIX);
     const models = new ModelService(db, { maxParams: config.TRAINYARD_MAX_PARAMS, maxLayers: config.TRAINYARD_MAX_LAYERS, maxFlopsPerSample: config.TRAINYARD_MAX_FLOPS }, runtime);
-    // A dataset is not deleted while a job needs it; the training area owns jobs and answers which.
-    const datasets = new DatasetService(db, (tenantId, datasetId) => trainingJobs.activeJobsUsing(tenantId, datasetId), {
+    // A producer answers 503 at once when Redis is down, rather than queue the job in memory.
+    const insightJobs = new InsightJobService(db, async (id, tenantId) => {
+      if (app.redis.status !== "ready") throw new Error(`Redis connection is ${app.redis.status}`);
+      await enqueueInsight(app.insightQueue, id, tenantId);
+    });
+    // A dataset is not deleted while a job needs it; the training and insight areas own jobs and answer which.
+    const activeJobsUsing = async (tenantId: string, datasetId: string) => [...(await trainingJobs.activeJobsUsing(tenantId, datasetId)), ...(await insightJobs.activeJobsUsing(tenantId, datasetId))];
+    const datasets = new DatasetService(db, activeJobsUsing, {
       maxBytes: config.TRAINYARD_MAX_UPLOAD_BYTES, maxFileBytes: config.TRAINYARD_MAX_DATASET_BYTES, spoolDir: config.TRAINYARD_UPLOAD_DIR,
     });
     app.decorate("services", {
@@ -89,6 +98,8 @@ export const domainPlugin = fp(
       exports: new ModelExportService(db, `Trainyard ${SERVICE_VERSION}`, 4, (v) => registry.registerImported(v)),
       // Probes run on the inference threads, beside the versions they load.
       insight: new InsightService(db, (versionId, probe) => runtime.probe(versionId, probe), (tenantId, id) => trainingJobs.get(tenantId, id)),
+      // Insight over a dataset's rows: jobs for the workers.
+      insightJobs,
     });
     // Uploads whose writer died halfway stay invisible; every replica clears old ones now and then.
     const sweep = () => void datasets.sweepAbandoned().catch((err: Error) => app.log.warn({ err: err.message }, "sweeping abandoned uploads"));

@@ -1,11 +1,11 @@
-// Infrastructure tier: Postgres (Prisma), Redis and the training queue. Each is created once per
+// Infrastructure tier: Postgres (Prisma), Redis and the job queues. Each is created once per
 // app, decorated onto the instance, and released in onClose.
 import fp from "fastify-plugin";
 import { FlowProducer, type Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { ApiConfig } from "../../lib/config/env.ts";
 import { createPrisma, type Db } from "../../lib/db/prisma.ts";
-import { createTrainingQueue, type TrainJobPayload } from "../../lib/queue/queues.ts";
+import { createInsightQueue, createTrainingQueue, type InsightJobPayload, type TrainJobPayload } from "../../lib/queue/queues.ts";
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -13,6 +13,7 @@ declare module "fastify" {
     db: Db;
     redis: Redis;
     trainingQueue: Queue<TrainJobPayload>;
+    insightQueue: Queue<InsightJobPayload>;
     /** Enqueues a study's trials and its parent job as one atomic flow. */
     flowProducer: FlowProducer;
   }
@@ -41,11 +42,15 @@ export const infrastructurePlugin = fp<{ config: ApiConfig }>(
     const queue = createTrainingQueue(redis, config.TRAINYARD_QUEUE_PREFIX);
     queue.on("error", (err) => app.log.warn({ err: err.message }, "training queue problem"));
     app.decorate("trainingQueue", queue);
+    const insightQueue = createInsightQueue(redis, config.TRAINYARD_QUEUE_PREFIX);
+    insightQueue.on("error", (err) => app.log.warn({ err: err.message }, "insight queue problem"));
+    app.decorate("insightQueue", insightQueue);
     const flows = new FlowProducer({ connection: redis, prefix: config.TRAINYARD_QUEUE_PREFIX });
     flows.on("error", (err) => app.log.warn({ err: err.message }, "flow producer problem"));
     app.decorate("flowProducer", flows);
     app.addHook("onClose", async () => {
       await queue.close().catch(() => {});
+      await insightQueue.close().catch(() => {});
       await flows.close().catch(() => {});
       redis.disconnect();
       await db.$disconnect();

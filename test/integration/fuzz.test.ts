@@ -280,6 +280,18 @@ const endpoints: Endpoint[] = [
     { instances: [[5.1, 3.5, 1.4, 0.2], [6.4, 3.2, 4.5, 1.5]] },
     { layer: "l0_dense", instances: [[5.1, 3.5, 1.4, 0.2]] },
   ]) },
+  // Insight over a dataset's rows: checked in full before a job is queued (no worker runs here).
+  { runs: Math.ceil(RUNS / 4), ...jsonEndpoint("POST /v1/models/{name}/versions/{v}/tsne (jobs)", (rng) => `/v1/models/${modelName(rng, "iris")}/versions/1/${rng.pick(["tsne", "top-activations", "adversarial"])}`, () => auth, () => [
+    { dataset: datasetId, layer: "l0_dense", perplexity: 5, iterations: 50, split: "all", rows: 100, seed: 3 },
+    { dataset: datasetId, layer: "l0_dense", unit: 2, k: 4, split: "validation" },
+    { dataset: datasetId, method: "pgd", epsilon: [0, 0.5], steps: 3, targetClass: "setosa", rows: 20 },
+  ]) },
+  { runs: Math.ceil(RUNS / 4), ...jsonEndpoint(
+    "POST /v1/insight-jobs/{id}/cancel",
+    (rng) => `/v1/insight-jobs/${rng.pick(["not-a-uuid", "00000000-0000-4000-8000-000000000000", "%00", "%E0%A4%A", "x".repeat(300)])}${rng.pick(["/cancel", ".png", ""])}`,
+    () => auth,
+    () => [{}],
+  ) },
   jsonEndpoint("POST /v1/training-jobs", () => "/v1/training-jobs", () => auth, () => [
     { model: "iris", dataset: datasetId, epochs: 1, batchSize: 8, optimizer: { type: "adam", learningRate: 0.01 }, validationSplit: 0.2, seed: 1 },
     { model: "iris", dataset: datasetId },

@@ -216,6 +216,58 @@ describe("what the network looks at", () => {
   });
 });
 
+describe("what the network learned", () => {
+  test("a first convolution trained on colour images learns colour detectors (the README's filters picture)", async (t) => {
+    // Shapes in one of three colours on grey noise; the class is the colour and the shape (6 classes),
+    // so the first layer needs both colour and edges.
+    const side = 16;
+    const colours = [[220, 40, 40], [40, 200, 60], [50, 80, 230]];
+    const shapes = ["disc", "bar"];
+    const random = mulberry32(5);
+    const n = 480;
+    const pixels: number[] = [];
+    const labels: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const c = i % 3;
+      const s = Math.floor(i / 3) % 2;
+      const cx = 4 + random() * 8;
+      const cy = 4 + random() * 8;
+      for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) {
+        const inside = s === 0 ? (x - cx) ** 2 + (y - cy) ** 2 <= 9 : Math.abs(x - cx) <= 1.2 && Math.abs(y - cy) <= 5;
+        const grey = 60 + random() * 80;
+        for (let k = 0; k < 3; k++) pixels.push(Math.round(inside ? colours[c][k] : grey));
+      }
+      labels.push(c * 2 + s);
+    }
+    const body = npz({ x: npy("|u1", [n, side, side, 3], pixels), y: npy("<i4", [n], labels) });
+    const up = await env.app.inject({ method: "POST", url: "/v1/datasets?name=colours", headers: { ...auth, "content-type": "application/x-npz" }, payload: body });
+    assert.equal(up.statusCode, 201, up.body);
+    await createModel(env.app.inject.bind(env.app), auth, "colours", {
+      input: { shape: [side, side, 3] },
+      layers: [{ type: "conv2d", filters: 8, kernelSize: 5, padding: "same", activation: "relu" }, { type: "maxPooling2d", poolSize: 2 }, { type: "conv2d", filters: 8, kernelSize: 3, activation: "relu" }, { type: "flatten" }, { type: "dense", units: 6, activation: "softmax" }],
+    });
+    await trainInProcess(env, auth, "colours", up.json().id, { epochs: 15, batchSize: 16, optimizer: { type: "adam", learningRate: 0.005 }, seed: 2 });
+    const v = (await env.app.inject({ url: "/v1/models/colours/versions/1", headers: auth })).json();
+    assert.ok(v.metrics.val_accuracy >= 0.9, `validation accuracy ${v.metrics.val_accuracy}`);
+    const kernel = (await env.app.inject({ url: "/v1/models/colours/versions/1/filters?layer=l0_conv2d", headers: auth })).json();
+    assert.deepEqual(kernel.shape, [5, 5, 3, 8]);
+    // Colour selectivity: a filter whose summed weights differ by channel far more than noise would.
+    const w = kernel.values as number[][][][];
+    const chroma = Array.from({ length: 8 }, (_, f) => {
+      const sums = [0, 1, 2].map((c) => w.flat().reduce((a, cell) => a + cell[c][f], 0));
+      const size = w.flat().reduce((a, cell) => a + Math.abs(cell[0][f]) + Math.abs(cell[1][f]) + Math.abs(cell[2][f]), 0) / 3;
+      return (Math.max(...sums) - Math.min(...sums)) / size;
+    });
+    t.diagnostic(`val_accuracy ${v.metrics.val_accuracy.toFixed(3)}; per filter, channel sums' spread over mean |w| per channel: ${chroma.map((x) => x.toFixed(2)).join(", ")}`);
+    assert.ok(Math.max(...chroma) > 0.5, "some filter is colour-selective");
+    const png = await env.app.inject({ url: "/v1/models/colours/versions/1/filters.png?layer=l0_conv2d", headers: auth });
+    assert.equal(png.statusCode, 200);
+    const { channels } = await sharp(png.rawPayload).metadata();
+    assert.ok(channels >= 3);
+    keep("insight-filters-colour.png", png.rawPayload);
+  });
+});
+
 describe("pruning", () => {
   test("OBD and magnitude each prune the MNIST MLP to 50% as a job from a version: a new version, its sparsity and accuracy, and the curve of both criteria", async (t) => {
     const base = (await env.app.inject({ url: "/v1/models/digits/versions/1", headers: auth })).json().metrics;

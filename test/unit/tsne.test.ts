@@ -2,7 +2,8 @@
 // are refused by name, progress can cancel, and a few thousand points take seconds.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { TSNE_LIMITS, tsne } from "../../lib/engine/probes/tsne.ts";
+import { TSNE_LIMITS, tsne, tsneAsync } from "../../lib/engine/probes/tsne.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { seededRandom } from "../../lib/random/seeded-random.ts";
 
 /** `clusters` Gaussian blobs (σ = 1) whose centres are `separation` apart, labels 0..clusters−1. */
@@ -88,6 +89,30 @@ test("the same seed gives the same embedding; another seed another one", () => {
     assert.deepEqual(a, b, `dims ${dims}`);
     assert.notDeepEqual(a, c, `dims ${dims}`);
   }
+});
+
+test("the async run (a job's, which awaits its progress reports) is the same run, and stops when a report answers false", async () => {
+  const { data, rows } = blobs(3, 40, 12, 6, 8);
+  const o = { perplexity: 10, iterations: 200, seed: 5 };
+  const reports: number[] = [];
+  const y = await tsneAsync(data, rows, 12, { ...o, onProgress: async (iteration) => void reports.push(iteration) });
+  assert.deepEqual(y, tsne(data, rows, 12, o));
+  assert.deepEqual(reports, [50, 100, 150, 200]);
+  // The event loop turns between reports: a timer set before the run fires during it.
+  let fired = false;
+  setTimeout(() => (fired = true), 0);
+  let seenAt = -1;
+  const early = await tsneAsync(data, rows, 12, {
+    ...o,
+    onProgress: async (iteration) => {
+      await sleep(1);
+      if (fired && seenAt < 0) seenAt = iteration;
+      return iteration < 100;
+    },
+  });
+  assert.equal(seenAt, 50);
+  const stopped = tsne(data, rows, 12, { ...o, onProgress: (iteration) => iteration < 100 });
+  assert.deepEqual(early, stopped, "stopped after the report at 100, as the synchronous run does");
 });
 
 test("Math.random is neither used nor replaced", () => {

@@ -73,6 +73,30 @@ const MIN_GAIN = 0.01;
 
 /** rows × dims values, row-major → rows × 2 coordinates. Deterministic for a seed. */
 export function tsne(data: Float32Array, rows: number, dims: number, o: TsneOptions): Float32Array {
+  const run = steps(data, rows, dims, o);
+  let r = run.next();
+  while (!r.done) r = run.next(o.onProgress?.(r.value.iteration, r.value.klDivergence) !== false);
+  return r.value;
+}
+
+/**
+ * The same run, awaiting `onProgress` at each report, so that a job's event loop turns between
+ * reports (to write its progress, to see a cancel). The same seed gives the same coordinates.
+ */
+export async function tsneAsync(data: Float32Array, rows: number, dims: number, o: Omit<TsneOptions, "onProgress"> & { onProgress?: (iteration: number, klDivergence: number) => Promise<boolean | void> }): Promise<Float32Array> {
+  const run = steps(data, rows, dims, o);
+  let r = run.next();
+  while (!r.done) r = run.next((await o.onProgress?.(r.value.iteration, r.value.klDivergence)) !== false);
+  return r.value;
+}
+
+interface Report {
+  iteration: number;
+  klDivergence: number;
+}
+
+/** The run as a generator: yields a report every PROGRESS_EVERY iterations and after the last; sent false, it stops there. */
+function* steps(data: Float32Array, rows: number, dims: number, o: Omit<TsneOptions, "onProgress">): Generator<Report, Float32Array, boolean> {
   validate(data, rows, dims, o);
   const x = dims > PCA_DIMS ? pca(data, rows, dims, PCA_DIMS, deriveSeed(o.seed, 1)) : Float64Array.from(data);
   const d = Math.min(dims, PCA_DIMS);
@@ -80,10 +104,10 @@ export function tsne(data: Float32Array, rows: number, dims: number, o: TsneOpti
   const { index, distance } = nearestNeighbours(x, rows, d, k);
   const conditional = conditionalAffinities(distance, rows, k, o.perplexity);
   const p = symmetrize(index, conditional, rows, k);
-  return optimize(p, rows, o);
+  return yield* optimize(p, rows, o);
 }
 
-function validate(data: Float32Array, rows: number, dims: number, o: TsneOptions): void {
+function validate(data: Float32Array, rows: number, dims: number, o: Omit<TsneOptions, "onProgress">): void {
   const L = TSNE_LIMITS;
   if (!Number.isInteger(rows) || rows < 1 || rows > L.maxRows) throw new RangeError(`rows must be an integer in [1, ${L.maxRows}] (got ${rows})`);
   if (!Number.isInteger(dims) || dims < 1 || dims > L.maxDims) throw new RangeError(`dims must be an integer in [1, ${L.maxDims}] (got ${dims})`);
@@ -452,7 +476,7 @@ function symmetrize(index: Int32Array, conditional: Float64Array, rows: number, 
 
 // ---- optimization -------------------------------------------------------------------------------
 
-function optimize(p: SparseP, rows: number, o: TsneOptions): Float32Array {
+function* optimize(p: SparseP, rows: number, o: Omit<TsneOptions, "onProgress">): Generator<Report, Float32Array, boolean> {
   const n = rows;
   const eta = o.learningRate ?? Math.max(200, n / 12);
   const random = seededRandom(o.seed);
@@ -497,10 +521,10 @@ function optimize(p: SparseP, rows: number, o: TsneOptions): Float32Array {
     }
 
     const done = iter + 1;
-    if (o.onProgress && (done % PROGRESS_EVERY === 0 || done === o.iterations)) {
+    if (done % PROGRESS_EVERY === 0 || done === o.iterations) {
       // z belongs to the embedding before this step; a step is small, so the KL is close enough
       // for a progress report and costs no second tree pass.
-      if (o.onProgress(done, klDivergence(p, y, z)) === false) break;
+      if (!(yield { iteration: done, klDivergence: klDivergence(p, y, z) })) break;
     }
   }
   return Float32Array.from(y);

@@ -1,12 +1,19 @@
 // Model insight on a trained version: adversarial examples, saliency and occlusion maps, a layer's
 // activations, a convolution's filters. Each answers JSON, and the same request at `….png` answers
-// its picture. They run on an inference thread, never this event loop.
+// its picture. They run on an inference thread, never this event loop. Work over a dataset's rows
+// (an attack given a dataset, top-activating rows, t-SNE) answers 202 with an insight job
+// (insight-jobs.ts) that a worker runs.
 import type { FastifyPluginAsyncZod } from "@fastify/type-provider-zod";
+import type { FastifyReply } from "fastify";
 import { z } from "zod";
 import {
   activationsRequestSchema, activationsResponseSchema, adversarialRequestSchema, adversarialResponseSchema, filtersQuerySchema, filtersResponseSchema,
   occlusionRequestSchema, occlusionResponseSchema, saliencyRequestSchema, saliencyResponseSchema,
 } from "../../../lib/insight/insight-schema.ts";
+import { type InsightJobView, insightJobSchema, topActivationsRequestSchema, tsneRequestSchema } from "../../../lib/insight/insight-job-schema.ts";
+import type { InsightJobRequest } from "../../../lib/insight/insight-job-service.ts";
+import type { AdversarialRequest } from "../../../lib/insight/insight-schema.ts";
+import { ValidationError } from "../../../lib/errors.ts";
 import { modelNameSchema } from "../../../lib/registry/model-schema.ts";
 import { problemSchema } from "../../plugins/error-handler.ts";
 import { tenantOf } from "../../plugins/auth.ts";
@@ -15,8 +22,11 @@ const params = z.object({ name: modelNameSchema, version: z.coerce.number().int(
 const png = z.custom<Buffer>((v) => Buffer.isBuffer(v)).meta({ type: "string", format: "binary", description: "A PNG." });
 const errors = { 400: problemSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema, 503: problemSchema };
 
+const accepted = (reply: FastifyReply, job: InsightJobView) => reply.status(202).header("location", job.links.self).send(job);
+
 export const insightRoutes: FastifyPluginAsyncZod = async (app) => {
   const insight = app.services.insight;
+  const jobs = app.services.insightJobs;
   const security = [{ bearerAuth: [] }];
   const tags = ["insight"];
 
@@ -42,14 +52,34 @@ export const insightRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: picture ? { content: { "image/png": { schema: png } } } : p.response, ...errors },
       },
     });
-    app.post(`/v1/models/:name/versions/:version/${p.path}`, options(false), async (request) => {
+    const base = options(false);
+    // An attack on a dataset's rows is a job: 202 and where to follow it.
+    const response = p.path === "adversarial" ? { ...base.schema.response, 202: insightJobSchema } : base.schema.response;
+    app.post(`/v1/models/:name/versions/:version/${p.path}`, { ...base, schema: { ...base.schema, response } }, async (request, reply) => {
       const { name, version } = request.params;
+      const body = request.body as { dataset?: string };
+      if (p.path === "adversarial" && body.dataset !== undefined) return accepted(reply, await jobs.create(tenantOf(request), name, version, { kind: "adversarial", body: request.body as AdversarialRequest }));
       return (await p.run(tenantOf(request), name, version, request.body as never)).body;
     });
     app.post(`/v1/models/:name/versions/:version/${p.path}.png`, options(true), async (request, reply) => {
       const { name, version } = request.params;
+      if ((request.body as { dataset?: string }).dataset !== undefined) throw ValidationError.at("dataset", "an attack on a dataset is a job: POST without .png, then GET /v1/insight-jobs/{id}.png");
       const drawn = await (await p.run(tenantOf(request), name, version, request.body as never)).picture();
       return reply.type("image/png").header("content-disposition", `inline; filename="${name}-v${version}-${p.path}.png"`).send(drawn);
+    });
+  }
+
+  const jobKinds = [
+    { path: "top-activations", op: "findTopActivations", kind: "top-activations" as const, body: topActivationsRequestSchema, summary: "Start a job that finds a dataset's rows that excite a unit (or a channel, on average over positions) most: the rows, and a mosaic of them as a PNG for images" },
+    { path: "tsne", op: "startTsne", kind: "tsne" as const, body: tsneRequestSchema, summary: "Start a job that maps a layer's representation of a dataset's rows to 2-D by t-SNE (Barnes–Hut, seeded): coordinates, and a scatter coloured by class as a PNG" },
+  ];
+  for (const j of jobKinds) {
+    app.post(`/v1/models/:name/versions/:version/${j.path}`, {
+      config: { auth: "tenant" as const },
+      schema: { operationId: j.op, tags, security, summary: j.summary, params, body: j.body, response: { 202: insightJobSchema, ...errors } },
+    }, async (request, reply) => {
+      const { name, version } = request.params;
+      return accepted(reply, await jobs.create(tenantOf(request), name, version, { kind: j.kind, body: request.body } as InsightJobRequest));
     });
   }
 
