@@ -298,6 +298,8 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
       })),
       outputs: match.objectives.map((o, k) => ({ name: o.name, task: match.labels[k].task, classes: match.labels[k].classes })),
     };
+    // Pruned and not fine-tuned (epochs 0): the version's metrics are the pruned weights' own.
+    if (hp.epochs === 0 && split.validation.length) metrics = { ...evaluateRowsReport(model, data, split.validation, match.objectives, hp.batchSize, "val_").metrics, ...metrics };
     if (keeper) {
       metrics = { ...metrics, sparsity: sparsityOf(model!) };
       keeper.dispose();

@@ -7,7 +7,7 @@ import { earlyStoppingSchema, lrScheduleSchema, scheduleIssues } from "../model-
 
 /** What a job trains with; stored with the job, so a retry or a resume uses exactly the same. */
 export const hyperparametersSchema = z.object({
-  epochs: z.number().int("expected an integer").min(1, "must be >= 1").max(100_000).default(10),
+  epochs: z.number().int("expected an integer").min(0, "must be >= 0").max(100_000).default(10).describe("Epochs to train; 0 only with prune (pruned, not fine-tuned)."),
   batchSize: z.number().int("expected an integer").min(1, "must be >= 1").max(65_536).default(32),
   optimizer: optimizerSchema.default({ type: "adam", learningRate: 0.001 }),
   validationSplit: z.number().min(0, "must be >= 0").lt(1, "must be < 1").default(0.2),
@@ -55,7 +55,7 @@ export const hyperparametersSchema = z.object({
     })
     .strict()
     .optional()
-    .describe("Prune the version initFrom names before training: its weights by the criterion to the sparsity, then `epochs` of fine-tuning with the pruned weights held at zero; the version registered has a `sparsity` metric. Before pruning, the job measures the validation metrics at a range of sparsities for both criteria (`pruning` on the job, and GET …/pruning.png)."),
+    .describe("Prune the version initFrom names before training: its weights by the criterion to the sparsity, then `epochs` of fine-tuning with the pruned weights held at zero (0: none, the version is the pruned weights as they are); the version registered has a `sparsity` metric. Before pruning, the job measures the validation metrics at a range of sparsities for both criteria (`pruning` on the job, and GET …/pruning.png)."),
   initFrom: z
     .object({
       model: z.string().min(1).optional().describe("The model whose version to start from; default the job's own model."),
@@ -93,6 +93,7 @@ export const createTrainingJobSchema = hyperparametersSchema
     dataset: z.uuid({ error: "expected a dataset id (uuid)" }),
   })
   .superRefine((job, ctx) => {
+    if (job.epochs === 0 && !job.prune) ctx.addIssue({ code: "custom", path: ["epochs"], message: "must be >= 1 (0 only with prune: a version pruned and not fine-tuned)" });
     if (job.validationSplit + job.testSplit >= 1) ctx.addIssue({ code: "custom", path: ["testSplit"], message: `with validationSplit ${job.validationSplit}, leaves no rows to train on` });
     if (job.lrSchedule) for (const issue of scheduleIssues(job.lrSchedule, job.optimizer.learningRate)) ctx.addIssue({ code: "custom", path: ["lrSchedule", ...issue.path], message: issue.message });
     // Validation metrics need validation rows: say so now rather than at the end of epoch 1.

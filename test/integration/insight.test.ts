@@ -14,8 +14,10 @@ import sharp from "sharp";
 import { mulberry32 } from "../../lib/engine/seeded-random.ts";
 import { createTestEnv, type TestEnv } from "../helpers/app.ts";
 import { npy, npz } from "../helpers/numpy.ts";
-import { createModel } from "../helpers/training.ts";
+import { createModel, waitForJob } from "../helpers/training.ts";
 import { trainInProcess } from "../helpers/train-in-process.ts";
+import { envOf, WorkerProcess } from "../helpers/worker-control.ts";
+import { createTrainingWorker, type TrainingWorker } from "../../workers/training-worker.ts";
 
 let env: TestEnv;
 let auth: Record<string, string>;
@@ -269,6 +271,35 @@ describe("what the network learned", () => {
 });
 
 describe("pruning", () => {
+  test("a pruning job whose worker is killed mid-fine-tuning resumes with its pruned weights still held at zero", async () => {
+    const doomed = await new WorkerProcess(envOf(env.workerConfig)).start();
+    let rescuer: TrainingWorker | undefined;
+    try {
+      // A model of its own (the digits MLP's spec, started from its version 1), so the versions of 'digits' stay as the other tests number them.
+      await createModel(env.app.inject.bind(env.app), auth, "digits-pruned", { input: { shape: [28, 28, 1] }, layers: [{ type: "flatten" }, { type: "dense", units: 64, activation: "relu" }, { type: "dense", units: 10, activation: "softmax" }] });
+      const res = await post("/v1/training-jobs", { model: "digits-pruned", dataset: mnistId, epochs: 12, batchSize: 8, optimizer: { type: "adam", learningRate: 0.001 }, seed: 4, initFrom: { model: "digits", version: 1 }, prune: { criterion: "magnitude", sparsity: 0.5 } });
+      assert.equal(res.statusCode, 202, res.body);
+      const id = res.json().id;
+      const inject = env.app.inject.bind(env.app);
+      await waitForJob(inject, auth, id, (j) => j.progress.epoch >= 2);
+      await doomed.kill();
+      const atDeath = (await waitForJob(inject, auth, id, () => true)).progress.epoch;
+      assert.ok(atDeath < 12, "killed mid-fine-tuning");
+      rescuer = createTrainingWorker(env.workerConfig, () => {});
+      const done = await waitForJob(inject, auth, id, undefined, 120_000);
+      assert.equal(done.status, "succeeded", JSON.stringify(done));
+      const row = await env.app.db.trainingJob.findUniqueOrThrow({ where: { id }, select: { attempts: true, version: { select: { metrics: true } } } });
+      assert.equal(row.attempts, 2, "claimed once by each worker");
+      // Without its masks the resumed attempt's Adam steps would move the zeros: sparsity would fall far below 0.5.
+      const sparsity = (row.version!.metrics as { sparsity: number }).sparsity;
+      assert.ok(Math.abs(sparsity - 0.5) < 0.005, `sparsity after the resumed fine-tuning: ${sparsity}`);
+    } finally {
+      await doomed.stop();
+      await rescuer?.close();
+    }
+  });
+
+
   test("OBD and magnitude each prune the MNIST MLP to 50% as a job from a version: a new version, its sparsity and accuracy, and the curve of both criteria", async (t) => {
     const base = (await env.app.inject({ url: "/v1/models/digits/versions/1", headers: auth })).json().metrics;
     for (const [criterion, version] of [["obd", 2], ["magnitude", 3]] as const) {
@@ -287,6 +318,17 @@ describe("pruning", () => {
       assert.equal(picture.statusCode, 200);
       if (criterion === "obd") keep("insight-pruning.png", picture.rawPayload);
     }
+    // Pruned and not fine-tuned (epochs 0): the version is the pruned weights, and its accuracy is the curve's at that sparsity.
+    await trainInProcess(env, auth, "digits", mnistId, { epochs: 0, batchSize: 32, seed: 3, initFrom: { version: 1 }, prune: { criterion: "magnitude", sparsity: 0.5 } });
+    const unTuned = (await env.app.inject({ url: "/v1/models/digits/versions/4", headers: auth })).json();
+    const unTunedJob = await env.app.db.trainingJob.findFirstOrThrow({ where: { version: { version: 4 } }, select: { id: true } });
+    const unTunedReport = (await env.app.inject({ url: `/v1/training-jobs/${unTunedJob.id}`, headers: auth })).json().pruning;
+    const onCurve = unTunedReport.curve.find((p: { criterion: string; sparsity: number }) => p.criterion === "magnitude" && p.sparsity === 0.5).metrics.val_accuracy;
+    assert.ok(Math.abs(unTuned.metrics.sparsity - 0.5) < 0.005);
+    assert.equal(unTuned.metrics.val_accuracy, onCurve, "the version's accuracy is the pruned weights' own");
+    const noEpochs = await env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: auth, payload: { model: "digits", dataset: mnistId, epochs: 0 } });
+    assert.equal(noEpochs.statusCode, 400);
+    assert.match(noEpochs.json().detail, /epochs: must be >= 1 \(0 only with prune/);
     const noBase = await env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: auth, payload: { model: "digits", dataset: mnistId, prune: { sparsity: 0.5 } } });
     assert.equal(noBase.statusCode, 400);
     assert.match(noBase.json().detail, /prune: pruning starts from a trained version: name it with initFrom/);
