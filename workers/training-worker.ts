@@ -6,7 +6,7 @@ import { type Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { WorkerConfig } from "../lib/config/env.ts";
 import { createPrisma, type Db } from "../lib/db/prisma.ts";
-import { insightJobState, markInsightCancelled, markInsightFailed, pendingInsightJobs } from "../lib/insight/insight-job-repository.ts";
+import { insightJobState, markInsightCancelled, markInsightFailed, pendingInsightJobs, recordUnstartedAttempt } from "../lib/insight/insight-job-repository.ts";
 import {
   cappedBackoff, createInsightQueue, createTrainingQueue, enqueueInsight, HEARTBEAT_TTL_SECONDS, heartbeatKey, type InsightJobPayload, QUEUE_ATTEMPTS_BACKSTOP, QUEUES, type StudyJobPayload,
   type TrainJobPayload,
@@ -115,6 +115,14 @@ export function createTrainingWorker(config: WorkerConfig, log: (msg: string) =>
       const final = err.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
       log(`insight job ${job.id} failed${final ? "" : ", will retry"}: ${err.message}`);
       if (final) markInsightFailed(db, job.data.jobId, err.message).catch((e: Error) => log(`could not record the failure: ${e.message}`));
+      // As for training: an attempt whose process never started counts, so such a job fails in the end.
+      else if (/^Error initializing child/.test(err.message)) {
+        void recordUnstartedAttempt(db, job.data.jobId)
+          .then(async (n) => {
+            if (n >= config.TRAINYARD_MAX_ATTEMPTS_WITHOUT_PROGRESS) await markInsightFailed(db, job.data.jobId, `${n} attempts died or failed; the last could not start its process: ${err.message}`);
+          })
+          .catch((e: Error) => log(`could not record the failed start of insight job ${job.data.jobId}: ${e.message}`));
+      }
     });
   }
 

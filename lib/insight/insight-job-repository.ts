@@ -17,6 +17,13 @@ export async function claimInsightJob(db: Db, id: string): Promise<Claim | null>
   return rows[0] ? { attempt: rows[0].attempts } : null;
 }
 
+/** An attempt whose process never started (so never claimed the job) counts too; the attempts so far. */
+export async function recordUnstartedAttempt(db: Db, id: string): Promise<number> {
+  const rows = await db.$queryRaw<{ attempts: number }[]>`
+    UPDATE "InsightJob" SET attempts = attempts + 1, "updatedAt" = now() WHERE id = ${id}::uuid AND status IN ('queued', 'running') RETURNING attempts`;
+  return rows[0]?.attempts ?? 0;
+}
+
 /** False when the attempt no longer owns the job (superseded, cancelled, finished). */
 export async function writeProgress(db: Db, id: string, attempt: number, progress: number): Promise<boolean> {
   const n = await db.insightJob.updateMany({ where: { id, attempts: attempt, status: "running" }, data: { progress: Math.min(1, Math.max(0, progress)) } });
