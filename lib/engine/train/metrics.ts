@@ -3,7 +3,8 @@
 // and regression scores (output-scores.ts) and gives each classification output's confusion matrix.
 import * as tf from "@tensorflow/tfjs";
 import { DEFAULT_OUTPUT } from "../../model-spec/model-spec-schema.ts";
-import { correctCount, forwardForLoss, logitLayers, targetTensor } from "./losses.ts";
+import { type Batches, RowBatches, tensorBatches } from "./batches.ts";
+import { correctCount, forwardForLoss, logitLayers } from "./losses.ts";
 import { classScores, ConfusionCounts, PER_CLASS_LIMIT, RegressionSums, type ConfusionMatrix } from "./output-scores.ts";
 import { TrainingSetupError, type EpochMetrics, type LossName, type Objective, type OutputObjective, type TrainData } from "./train-types.ts";
 
@@ -94,23 +95,28 @@ export interface Evaluation {
  * only those are read back. `ys` (one-hot for softmax outputs) in the model's output order.
  */
 export function evaluateReport(model: tf.LayersModel, xs: tf.Tensor[], ys: tf.Tensor | tf.Tensor[], objective: Objective, batchSize: number, prefix = "", options: EvaluateOptions = {}): Evaluation {
+  return evaluateBatches(model, tensorBatches(xs, Array.isArray(ys) ? ys : [ys]), objective, batchSize, prefix, options);
+}
+
+/** evaluateReport over batches taken from anywhere (the training loop takes them from the dataset's rows: batches.ts). */
+export function evaluateBatches(model: tf.LayersModel, batches: Batches, objective: Objective, batchSize: number, prefix = "", options: EvaluateOptions = {}): Evaluation {
   const objectives = objectivesOf(model, objective);
   const outputShapes = outputShapesOf(model);
-  const targets = Array.isArray(ys) ? ys : [ys];
-  const n = targets[0].shape[0];
+  const n = batches.rows;
   const tally: Tally = { loss: 0, outputLoss: objectives.map(() => 0), correct: objectives.map(() => 0) };
   const logits = logitLayers(model, objectives);
   const kinds = objectives.map((o) => scoredAs(o.loss));
   const confusion = objectives.map((o, k) => (kinds[k] === "classification" ? new ConfusionCounts(classCountOf(o.loss, outputShapes[k])) : undefined));
   const regression = objectives.map((_, k) => (kinds[k] === "regression" ? new RegressionSums(outputShapes[k].reduce((a, b) => a * b, 1)) : undefined));
   // Each regression target shifted by the set's first row: see RegressionBatch.
-  const shifts = regression.map((r, k) => (r && n > 0 ? tf.tidy(() => tf.slice(targets[k], 0, 1).reshape([1, -1])) : undefined));
+  const first = regression.some((r) => r) && n > 0 ? batches.take(0, 1) : undefined;
+  const shifts = regression.map((r, k) => (r && first ? tf.tidy(() => first.ys[k].reshape([1, -1])) : undefined));
+  if (first) tf.dispose([...first.xs, ...first.ys]);
   try {
     for (let start = 0; start < n; start += batchSize) {
       const size = Math.min(batchSize, n - start);
       const [losses, correct, counts] = tf.tidy(() => {
-        const xb = xs.map((x) => tf.slice(x, start, size));
-        const ybs = targets.map((y) => tf.slice(y, start, size));
+        const { xs: xb, ys: ybs } = batches.take(start, size);
         const { preds, terms } = forwardForLoss(model, xb, ybs, objectives, logits, false);
         return [
           terms.map((t) => t.dataSync()[0]),
@@ -168,19 +174,8 @@ export function evaluate(model: tf.LayersModel, xs: tf.Tensor[], ys: tf.Tensor |
 /** evaluateReport over some rows of `data` (a held-out test split, say), in inference mode; classes named as `data` names them. */
 export function evaluateRowsReport(model: tf.LayersModel, data: TrainData, rows: Int32Array, objective: Objective, batchSize: number, prefix = ""): Evaluation {
   const objectives = objectivesOf(model, objective);
-  const outputShapes = outputShapesOf(model);
-  const [xs, ys] = tf.tidy(() => {
-    const i = tf.tensor1d(rows, "int32");
-    return [
-      data.inputs.map((t) => tf.gather(tf.tensor(t.data, [data.rows, ...t.shape], t.dtype ?? "float32"), i)),
-      data.targets.map((t, k) => tf.gather(targetTensor(t, data.rows, objectives[k].loss, outputShapes[k]), i)),
-    ];
-  });
-  try {
-    return evaluateReport(model, xs, ys, objectives, batchSize, prefix, { classNames: data.targets.map((t) => t.classes) });
-  } finally {
-    tf.dispose([...xs, ...ys]);
-  }
+  const batches = new RowBatches(data, rows, objectives.map((o) => o.loss), outputShapesOf(model));
+  return evaluateBatches(model, batches, objectives, batchSize, prefix, { classNames: data.targets.map((t) => t.classes) });
 }
 
 /** Metrics over some rows of `data` (a held-out test split, say), in inference mode. */

@@ -8,7 +8,8 @@ import { Diagnoser, SAMPLE_ROWS, warningsOf, type EpochDiagnostics } from "./dia
 import { EarlyStopping } from "./early-stopping.ts";
 import { correctCount, forwardForLoss, logitLayers, targetTensor, type LossShaping } from "./losses.ts";
 import { LearningRateSchedule } from "./lr-schedule.ts";
-import { evaluateReport, metricsOf, objectivesOf, outputShapesOf, type Tally } from "./metrics.ts";
+import { RowBatches } from "./batches.ts";
+import { evaluateBatches, metricsOf, objectivesOf, outputShapesOf, type Tally } from "./metrics.ts";
 import { setLearningRate } from "./optimizers.ts";
 import { perceptronParts, perceptronStep } from "./perceptron.ts";
 import { Tbptt } from "./tbptt.ts";
@@ -40,15 +41,10 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   const { train: trainIdx, validation: valIdx } = cfg.split ?? splitIndices(data.rows, cfg.validationSplit, cfg.seed);
   if (trainIdx.length === 0) throw new TrainingSetupError(`validationSplit ${cfg.validationSplit} leaves no training rows out of ${data.rows}`);
 
-  const allX = data.inputs.map((t) => tf.tensor(t.data, [data.rows, ...t.shape], t.dtype ?? "float32"));
-  const allY = data.targets.map((t, k) => targetTensor(t, data.rows, objectives[k].loss, outputShapes[k]));
-  const pick = (idx: Int32Array) => tf.tidy(() => {
-    const i = tf.tensor1d(idx, "int32");
-    return { xs: allX.map((x) => tf.gather(x, i)), ys: allY.map((y) => tf.gather(y, i)) };
-  });
-  const trainSet = pick(trainIdx);
-  const valSet = valIdx.length ? pick(valIdx) : undefined;
-  tf.dispose([...allX, ...allY]);
+  // Each batch's rows are copied from the dataset's arrays as it is needed (batches.ts): no copy of the whole set per batch, nor in backend memory.
+  const losses = objectives.map((o) => o.loss);
+  const trainSet = new RowBatches(data, trainIdx, losses, outputShapes);
+  const valSet = valIdx.length ? new RowBatches(data, valIdx, losses, outputShapes) : undefined;
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const decayed = cfg.optimizer.weightDecay ? vars.filter((v) => !/(bias|gamma|beta|moving_\w+)(_\d+)?$/.test(v.name)) : [];
   const perceptron = cfg.mode === "perceptron" ? perceptronParts(model) : undefined;
@@ -61,10 +57,12 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   // Diagnostics on fixed sample rows: the first training rows, and validation rows to probe activations.
   const diagnoser = cfg.diagnostics !== false && !perceptron ? new Diagnoser(model, objectives, logits) : undefined;
   const sampleRows = Math.min(SAMPLE_ROWS, trainIdx.length);
-  const sample = diagnoser && {
-    train: { xs: trainSet.xs.map((x) => tf.slice(x, 0, sampleRows)), ys: trainSet.ys.map((y) => tf.slice(y, 0, sampleRows)) },
-    probe: valSet ? valSet.xs.map((x) => tf.slice(x, 0, Math.min(4 * SAMPLE_ROWS, valIdx.length))) : trainSet.xs.map((x) => tf.slice(x, 0, sampleRows)),
-  };
+  const sample = diagnoser && (() => {
+    const train = trainSet.take(0, sampleRows);
+    const probe = valSet ? valSet.take(0, Math.min(4 * SAMPLE_ROWS, valIdx.length)) : trainSet.take(0, sampleRows);
+    tf.dispose(probe.ys);
+    return { train, probe: probe.xs };
+  })();
   // Label smoothing and class weights shape the training loss only; validation and test losses are plain.
   const shaping: LossShaping[] = objectives.map((_, k) => ({ labelSmoothing: cfg.labelSmoothing, classWeights: cfg.classWeights?.[k] }));
   // Truncated BPTT: the batch step cut into windows along time, the recurrent state carried across them (tbptt.ts).
@@ -119,16 +117,17 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
             setLearningRate(optimizer, rate);
           }
           const [batchLoss, outputLosses, batchCorrect] = tf.tidy((): [number, number[], number[]] => {
-            const i = tf.tensor1d(batchIdx, "int32");
-            // Augmented parts come from the rows as uploaded, transformed per example; the rest is gathered.
-            const aug = augmenter?.batch(epoch, start, Int32Array.from(batchIdx, (b) => trainIdx[b]));
-            const xb = trainSet.xs.map((x, k) => {
+            const ids = Int32Array.from(batchIdx, (b) => trainIdx[b]);
+            // Augmented parts come from the rows as uploaded, transformed per example; the rest are the rows as they are.
+            const aug = augmenter?.batch(epoch, start, ids);
+            const plain = trainSet.rowsAt(ids);
+            const xb = plain.xs.map((x, k) => {
               const rows = aug?.inputs[k];
-              return rows ? tf.tensor(rows, [batchIdx.length, ...data.inputs[k].shape]) : tf.gather(x, i);
+              return rows ? tf.tensor(rows, [batchIdx.length, ...data.inputs[k].shape]) : x;
             });
-            const ybs = trainSet.ys.map((y, k) => {
+            const ybs = plain.ys.map((y, k) => {
               const rows = aug?.targets[k];
-              return rows ? targetTensor({ ...data.targets[k], data: rows }, batchIdx.length, objectives[k].loss, outputShapes[k]) : tf.gather(y, i);
+              return rows ? targetTensor({ ...data.targets[k], data: rows }, batchIdx.length, objectives[k].loss, outputShapes[k]) : y;
             });
             if (adversary && !perceptron && !tbptt) xb[0] = adversary(xb[0], ybs);
             if (perceptron) {
@@ -174,7 +173,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
 
       metrics = metricsOf(objectives, outputShapes, tally, order.length);
       // Validation: loss, accuracy and per-class scores named by class; the confusion matrices go with the epoch's diagnostics.
-      const validation = valSet ? evaluateReport(model, valSet.xs, valSet.ys, objectives, cfg.batchSize, "val_", { classNames: data.targets.map((t) => t.classes) }) : undefined;
+      const validation = valSet ? evaluateBatches(model, valSet, objectives, cfg.batchSize, "val_", { classNames: data.targets.map((t) => t.classes) }) : undefined;
       if (validation) Object.assign(metrics, validation.metrics);
       // With a schedule, the rate the epoch ended with, so that curves show it.
       if (schedule) metrics.lr = rate;
@@ -206,7 +205,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
     }
     return { stopped: false, lastEpoch, metrics };
   } finally {
-    tf.dispose([...trainSet.xs, ...trainSet.ys, ...(valSet ? [...valSet.xs, ...valSet.ys] : []), ...(sample ? [...sample.train.xs, ...sample.train.ys, ...sample.probe] : [])]);
+    tf.dispose(sample ? [...sample.train.xs, ...sample.train.ys, ...sample.probe] : []);
   }
 }
 
