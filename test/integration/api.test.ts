@@ -194,7 +194,7 @@ describe("training jobs (API side)", () => {
     assert.match(res.json().detail, /input shape \[4\] does not match the dataset's rows \[2\]/);
     const missing = await env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: auth, payload: { model: "nope", dataset: ds.json().id } });
     assert.match(missing.json().detail, /model: no model named 'nope'/);
-    const hp = await env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: auth, payload: { model: "iris-mlp", dataset: ds.json().id, epochs: 0, optimizer: { type: "lbfgs" } } });
+    const hp = await env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: auth, payload: { model: "iris-mlp", dataset: ds.json().id, epochs: -1, optimizer: { type: "lbfgs" } } });
     assert.equal(hp.statusCode, 400);
     const paths = hp.json().errors.map((e: { path: string }) => e.path);
     assert.ok(paths.includes("epochs") && paths.includes("optimizer.type"), paths.join());

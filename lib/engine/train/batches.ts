@@ -44,9 +44,11 @@ export class RowBatches implements Batches {
       for (let j = 0; j < n; j++) out.set(source.subarray(ids[j] * width, (ids[j] + 1) * width), j * width);
       return out;
     };
+    // A row's width from the array itself: a target's declared shape may describe the output (one-hot) while it holds class ids.
+    const width = (t: { data: Float32Array }) => t.data.length / this.data.rows;
     return {
-      xs: this.data.inputs.map((t) => tf.tensor(copy(t.data, width(t.shape)), [n, ...t.shape], t.dtype ?? "float32")),
-      ys: this.data.targets.map((t, k) => targetTensor({ ...t, data: copy(t.data, width(t.shape)) }, n, this.losses[k], this.outputShapes[k])),
+      xs: this.data.inputs.map((t) => tf.tensor(copy(t.data, width(t)), [n, ...t.shape], t.dtype ?? "float32")),
+      ys: this.data.targets.map((t, k) => targetTensor({ ...t, data: copy(t.data, width(t)) }, n, this.losses[k], this.outputShapes[k])),
     };
   }
 }
@@ -58,5 +60,3 @@ export function tensorBatches(xs: tf.Tensor[], ys: tf.Tensor[]): Batches {
     take: (start, size) => ({ xs: xs.map((x) => tf.slice(x, start, size)), ys: ys.map((y) => tf.slice(y, start, size)) }),
   };
 }
-
-const width = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
