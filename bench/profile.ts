@@ -43,7 +43,8 @@ for (const id of arg("workloads", Object.keys(WORKLOADS).join(",")).split(",") a
     const t = performance.now();
     const info = await tf.profile(step);
     wall += performance.now() - t;
-    for (const k of info.kernels) {
+    // Records named `<op>__op` wrap the kernels an op ran (fused ops that fell back): counted in those kernels already.
+    for (const k of info.kernels.filter((k) => !k.name.endsWith("__op"))) {
       const e = byKernel.get(k.name) ?? { calls: 0, ms: 0 };
       e.calls++;
       e.ms += typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0;

@@ -251,9 +251,12 @@ function pytorch(todo: Workload[]): Map<string, number> | undefined {
     .find((p) => spawnSync(p, ["-c", "import torch"], { encoding: "utf8" }).status === 0);
   if (!python) return undefined;
   const probe = spawnSync(python, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" });
-  const r = spawnSync(python, ["bench/pytorch-yardstick.py", "--rows", String(ROWS), "--epochs", String(EPOCHS), "--workloads", todo.map((w) => w.id).join(",")], { cwd: root, encoding: "utf8" });
+  // One thread: torch's own, and OpenBLAS's (Debian's libopenblas0-pthread; with the reference BLAS PyTorch's matmuls are 4–10× slower).
+  const env = { ...process.env, OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: "1" };
+  const r = spawnSync(python, ["bench/pytorch-yardstick.py", "--rows", String(ROWS), "--epochs", String(EPOCHS), "--workloads", todo.map((w) => w.id).join(",")], { cwd: root, encoding: "utf8", env });
   if (r.status !== 0) throw new Error(`PyTorch failed: ${r.stderr.slice(-2000)}`);
-  progress(`PyTorch ${probe.stdout.trim()}`);
+  const blas = spawnSync(python, ["-c", "import torch; print('openblas' if 'openblas' in torch.__config__.show().lower() or 'OpenBLAS' in open('/proc/self/maps').read() else 'reference')"], { encoding: "utf8", env });
+  progress(`PyTorch ${probe.stdout.trim()} (BLAS: ${blas.stdout.trim() || "?"})`);
   return new Map(r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)).map((o) => [o.workload, o.samplesPerSec]));
 }
 

@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import {
   fastConv2dBackpropFilterActive,
+  fastAvgPoolGradActive,
   fastConv2dBackpropInputActive,
   fastTransposedMatMulActive,
   registerMissingWasmKernels,
@@ -262,6 +263,40 @@ describe("BatchMatMul and _FusedMatMul with transposes on wasm (operands transpo
       registerMissingWasmKernels();
     }
     assert.equal(fastTransposedMatMulActive(), true);
+  });
+});
+
+describe("AvgPoolGrad on wasm (a broadcast Multiply for pools that tile the input) equals cpu's", () => {
+  const cases: { x: number[]; pool: number | [number, number]; strides: number | [number, number]; pad: "valid" | "same" }[] = [
+    { x: [2, 8, 8, 3], pool: 2, strides: 2, pad: "valid" },
+    { x: [64, 28, 28, 6], pool: 2, strides: 2, pad: "valid" }, // LeNet-5's first pool
+    { x: [2, 9, 7, 3], pool: 2, strides: 2, pad: "valid" }, // rows and columns past the last window
+    { x: [1, 9, 9, 2], pool: 3, strides: 3, pad: "valid" },
+    { x: [2, 8, 6, 1], pool: [2, 3], strides: [2, 3], pad: "valid" },
+    // Not tiling: wasm's own kernel.
+    { x: [2, 8, 8, 3], pool: 2, strides: 1, pad: "valid" },
+    { x: [2, 9, 9, 3], pool: 2, strides: 2, pad: "same" },
+    { x: [2, 8, 8, 3], pool: 3, strides: 2, pad: "same" },
+  ];
+  for (const c of cases) {
+    test(`x ${c.x} pool ${c.pool} strides ${c.strides} ${c.pad}`, async () => {
+      await sameOnBothBackends(`avgPool ${c.x}`, () => gradsOf((x) => weightedSum(tf.avgPool(x as tf.Tensor4D, c.pool, c.strides, c.pad)), [data(41, c.x)]));
+    });
+  }
+  test("wasm's own kernel can be swapped back in, agrees, and the fast one frees its intermediates", async () => {
+    assert.equal(fastAvgPoolGradActive(), true);
+    const produce = () => gradsOf((x) => weightedSum(tf.avgPool(x as tf.Tensor4D, 2, 2, "valid")), [data(42, [3, 11, 10, 4])]);
+    await tf.setBackend("wasm");
+    const before = tf.memory().numBytes;
+    const fast = await on("wasm", produce);
+    assert.equal(tf.memory().numBytes, before, "no bytes left behind");
+    try {
+      registerMissingWasmKernels({ fastAvgPoolGrad: false });
+      assert.equal(fastAvgPoolGradActive(), false);
+      assertClose(await on("wasm", produce), fast, "native vs broadcast");
+    } finally {
+      registerMissingWasmKernels();
+    }
   });
 });
 
