@@ -255,7 +255,7 @@ function pytorch(todo: Workload[]): Map<string, number> | undefined {
   const env = { ...process.env, OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: "1" };
   const r = spawnSync(python, ["bench/pytorch-yardstick.py", "--rows", String(ROWS), "--epochs", String(EPOCHS), "--workloads", todo.map((w) => w.id).join(",")], { cwd: root, encoding: "utf8", env });
   if (r.status !== 0) throw new Error(`PyTorch failed: ${r.stderr.slice(-2000)}`);
-  const blas = spawnSync(python, ["-c", "import torch; print('openblas' if 'openblas' in torch.__config__.show().lower() or 'OpenBLAS' in open('/proc/self/maps').read() else 'reference')"], { encoding: "utf8", env });
+  const blas = spawnSync(python, ["-c", "import torch; torch.ones(64, 64) @ torch.ones(64, 64); print('OpenBLAS' if 'openblas' in open('/proc/self/maps').read() else 'not OpenBLAS: apt-get install libopenblas0-pthread')"], { encoding: "utf8", env });
   progress(`PyTorch ${probe.stdout.trim()} (BLAS: ${blas.stdout.trim() || "?"})`);
   return new Map(r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)).map((o) => [o.workload, o.samplesPerSec]));
 }

@@ -9,6 +9,7 @@ import { EarlyStopping } from "./early-stopping.ts";
 import { correctCount, forwardForLoss, logitLayers, targetTensor, type LossShaping } from "./losses.ts";
 import { LearningRateSchedule } from "./lr-schedule.ts";
 import { RowBatches } from "./batches.ts";
+import { skipInputGradients } from "./input-gradients.ts";
 import { evaluateBatches, metricsOf, objectivesOf, outputShapesOf, type Tally } from "./metrics.ts";
 import { setLearningRate } from "./optimizers.ts";
 import { perceptronParts, perceptronStep } from "./perceptron.ts";
@@ -84,6 +85,8 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   let metrics: EpochMetrics = {};
   let lastEpoch = startEpoch;
   let rate = cfg.optimizer.learningRate;
+  // Convolutions on the inputs skip the images' gradient while training (input-gradients.ts).
+  const restoreConvolutions = skipInputGradients(model);
   try {
     for (let epoch = startEpoch + 1; epoch <= cfg.epochs; epoch++) {
       const random = mulberry32(deriveSeed(cfg.seed, epoch));
@@ -205,6 +208,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
     }
     return { stopped: false, lastEpoch, metrics };
   } finally {
+    restoreConvolutions();
     tf.dispose(sample ? [...sample.train.xs, ...sample.train.ys, ...sample.probe] : []);
   }
 }
