@@ -82,6 +82,8 @@ export class ModelVersionRepository {
         signature: v.signature as object, topology: v.model.topology, weightSpecs: v.model.weightSpecs as object[], weights: v.model.weights, sizeBytes: v.model.weights.byteLength, metrics: v.metrics,
         ...(v.onnx ? { onnx: { create: onnxRow(v.onnx) } } : {}),
       },
+      // Not the row back: its weights would come back too.
+      select: { id: true },
     });
     return version;
   }
@@ -175,6 +177,6 @@ export class ModelVersionRepository {
 
   /** Records a check made after registration (a version imported, or older than the checks); the first one recorded stays. */
   async recordOnnx(versionId: string, check: OnnxCheck): Promise<void> {
-    await this.db.modelVersionOnnx.upsert({ where: { versionId }, create: { versionId, ...onnxRow(check) }, update: {} });
+    await this.db.modelVersionOnnx.upsert({ where: { versionId }, create: { versionId, ...onnxRow(check) }, update: {}, select: { versionId: true } });
   }
 }

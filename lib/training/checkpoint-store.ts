@@ -53,7 +53,8 @@ export class CheckpointStore {
   static async saveEpoch(tx: Prisma.TransactionClient, jobId: string, epoch: number, metrics: Record<string, number>, model: StoredModel, keep?: number): Promise<void> {
     await tx.metricPoint.createMany({ data: Object.entries(metrics).map(([name, value]) => ({ jobId, epoch, name, value })), skipDuplicates: true });
     const stored = { topology: model.topology, weightSpecs: model.weightSpecs as object[], weights: model.weights };
-    await tx.checkpoint.upsert({ where: { jobId_epoch: { jobId, epoch } }, create: { id: randomUUID(), jobId, epoch, ...stored }, update: { ...stored, partial: Prisma.DbNull } });
+    // select: the row comes back otherwise, weights and all (megabytes of hex to parse, every epoch).
+    await tx.checkpoint.upsert({ where: { jobId_epoch: { jobId, epoch } }, create: { id: randomUUID(), jobId, epoch, ...stored }, update: { ...stored, partial: Prisma.DbNull }, select: { id: true } });
     await tx.checkpoint.deleteMany({ where: { jobId, epoch: { lte: epoch - CHECKPOINTS_KEPT, ...(keep !== undefined ? { not: keep } : {}) } } });
   }
 
@@ -63,6 +64,6 @@ export class CheckpointStore {
    */
   static async savePartial(tx: Prisma.TransactionClient, jobId: string, epoch: number, within: WithinEpoch, model: StoredModel): Promise<void> {
     const stored = { topology: model.topology, weightSpecs: model.weightSpecs as object[], weights: model.weights, partial: within as unknown as Prisma.InputJsonValue };
-    await tx.checkpoint.upsert({ where: { jobId_epoch: { jobId, epoch } }, create: { id: randomUUID(), jobId, epoch, ...stored }, update: stored });
+    await tx.checkpoint.upsert({ where: { jobId_epoch: { jobId, epoch } }, create: { id: randomUUID(), jobId, epoch, ...stored }, update: stored, select: { id: true } });
   }
 }
