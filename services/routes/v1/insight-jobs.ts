@@ -36,7 +36,7 @@ export const insightJobRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post("/v1/insight-jobs/:id/cancel", {
     config: { auth: "tenant" },
     schema: {
-      operationId: "cancelInsightJob", tags, security, summary: "Cancel an insight job: a queued one at once, a running one within about a second",
+      operationId: "cancelInsightJob", tags, security, summary: "Cancel an insight job: a queued one at once, a running one at its next chunk of rows or t-SNE progress report (a second or two)",
       params, response: { 202: insightJobSchema, 400: problemSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema },
     },
   }, async (request, reply) => reply.status(202).send(await jobs.cancel(tenantOf(request), request.params.id)));
