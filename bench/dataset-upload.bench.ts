@@ -28,9 +28,9 @@ import { fileURLToPath } from "node:url";
 import { getHeapStatistics } from "node:v8";
 import { crc32 } from "node:zlib";
 import { Redis } from "ioredis";
-import pg from "pg";
 import { ensureDatabase, migrateDeploy } from "../lib/db/migrate.ts";
 import { mulberry32 } from "../lib/random/seeded-random.ts";
+import { dropDatabase } from "../test/helpers/db.ts";
 import { drawShape, encode, SHAPES } from "../test/helpers/image-zips.ts";
 import { freePort } from "../test/helpers/processes.ts";
 
@@ -468,15 +468,7 @@ async function cleanup(): Promise<void> {
     redis.disconnect();
   }
   if (databaseCreated) {
-    const admin = new pg.Client({ connectionString: `${pgBase}/postgres` });
-    try {
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    } catch (err) {
-      console.error(`cleanup: database ${dbName} not dropped: ${(err as Error).message}`);
-    } finally {
-      await admin.end().catch(() => {});
-    }
+    await dropDatabase(dbName, pgBase).catch((err: Error) => console.error(`cleanup: database ${dbName} not dropped: ${err.message}`));
   }
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 }

@@ -36,7 +36,6 @@ import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import * as tf from "@tensorflow/tfjs";
 import { Redis } from "ioredis";
-import pg from "pg";
 import { currentBackend, initBackend } from "../lib/engine/backend.ts";
 import { buildModel } from "../lib/engine/build/build-model.ts";
 import { saveModel } from "../lib/engine/model-io.ts";
@@ -49,6 +48,7 @@ import type { ModelSpec } from "../lib/model-spec/model-spec-schema.ts";
 import { runTrainingJob } from "../lib/training/job-runner.ts";
 import { InferenceRuntime } from "../lib/serving/runtime/inference-runtime.ts";
 import { cleanRedis } from "../test/helpers/app.ts";
+import { dropDatabase } from "../test/helpers/db.ts";
 import { freePort } from "../test/helpers/processes.ts";
 
 // ---- what is compared --------------------------------------------------------------------------
@@ -388,15 +388,7 @@ async function setUp(base: string, models: typeof MODELS): Promise<string> {
 async function cleanup(): Promise<void> {
   for (const s of servers) killGroup(s, "SIGKILL");
   await cleanRedis(prefix).catch((err: Error) => console.error(`cleanup: Redis keys ${prefix}:* not deleted: ${err.message}`));
-  const admin = new pg.Client({ connectionString: `${pgBase}/postgres` });
-  try {
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-  } catch (err) {
-    console.error(`cleanup: database ${dbName} not dropped: ${(err as Error).message}`);
-  } finally {
-    await admin.end().catch(() => {});
-  }
+  await dropDatabase(dbName, pgBase).catch((err: Error) => console.error(`cleanup: database ${dbName} not dropped: ${err.message}`));
 }
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -14,7 +14,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs";
 import { Redis } from "ioredis";
-import pg from "pg";
 import { apiConfigSchema, parseConfig } from "../lib/config/env.ts";
 import { currentBackend, initBackend } from "../lib/engine/backend.ts";
 import { buildModel } from "../lib/engine/build/build-model.ts";
@@ -27,6 +26,7 @@ import { renderTemplate } from "../lib/model-spec/templates/index.ts";
 import { eventStreamKey } from "../lib/training/job-events.ts";
 import { buildApp } from "../services/app.ts";
 import { cleanRedis } from "../test/helpers/app.ts";
+import { dropDatabase } from "../test/helpers/db.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const arg = (name: string, d: string) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : d);
@@ -234,15 +234,7 @@ async function cleanup(): Promise<void> {
     }
   }
   await cleanRedis(prefix).catch(() => {});
-  const admin = new pg.Client({ connectionString: `${pgBase}/postgres` });
-  try {
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-  } catch (err) {
-    console.error(`cleanup: database ${dbName} not dropped: ${(err as Error).message}`);
-  } finally {
-    await admin.end().catch(() => {});
-  }
+  await dropDatabase(dbName, pgBase).catch((err: Error) => console.error(`cleanup: database ${dbName} not dropped: ${err.message}`));
 }
 
 function pytorch(todo: Workload[]): Map<string, number> | undefined {

@@ -87,3 +87,9 @@ export function isDependencyDown(err: unknown): boolean {
   }
   return false;
 }
+
+/** `promise`, or a rejection with `message` once `ms` have passed: a producer answers now rather than wait on a dependency that may never come back. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
+}

@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { DatasetRepository } from "../data/dataset-repository.ts";
 import type { Db } from "../db/prisma.ts";
-import { ConflictError, NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
+import { ConflictError, NotFoundError, UnavailableError, ValidationError, withTimeout } from "../errors.ts";
 import { TSNE_LIMITS } from "../engine/probes/tsne.ts";
 import { ModelVersionRepository } from "../registry/model-version-repository.ts";
 import { matchInputs, matchOutputs } from "../training/dataset-matching.ts";
@@ -105,7 +105,7 @@ export class InsightJobService {
       await tx.insightJob.create({ data: { id, tenantId, versionId: v.id, kind: req.kind, datasetId, request } });
     });
     try {
-      await withTimeout(this.enqueue(id, tenantId), ENQUEUE_TIMEOUT_MS);
+      await withTimeout(this.enqueue(id, tenantId), ENQUEUE_TIMEOUT_MS, "enqueue timed out");
     } catch (err) {
       // Nothing would ever run it: remove the row rather than leave a job queued forever.
       await this.db.insightJob.delete({ where: { id } }).catch(() => {});
@@ -224,13 +224,4 @@ function shapeOf(x: unknown): number[] {
     x = x[0];
   }
   return shape;
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("enqueue timed out")), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -6,7 +6,7 @@ import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { DatasetRepository } from "../data/dataset-repository.ts";
 import type { Db } from "../db/prisma.ts";
-import { ConflictError, DomainError, NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
+import { ConflictError, DomainError, NotFoundError, UnavailableError, ValidationError, withTimeout } from "../errors.ts";
 import { checkAugmentation } from "../model-spec/augmentation-schema.ts";
 import { tbpttProblem } from "../model-spec/tbptt-rule.ts";
 import { planOf } from "../model-spec/graph-plan.ts";
@@ -22,11 +22,6 @@ import { DiagnosticsStore } from "./diagnostics-store.ts";
 import type { ContinueTrainingJob, CreateTrainingJob, DiagnosticSeries, Hyperparameters, TrainingJobView } from "./training-job-schema.ts";
 
 const ENQUEUE_TIMEOUT_MS = 5000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
-}
 
 type JobRow = {
   id: string; status: TrainingJobView["status"]; datasetId: string; hyperparameters: unknown; epoch: number; epochs: number;

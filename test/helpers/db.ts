@@ -8,8 +8,8 @@ export const PG_BASE = process.env.TEST_PG_URL ?? "postgresql://postgres@127.0.0
 const TEMPLATE = "trainyard_test_template";
 const LOCK = 7270_0001;
 
-async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: `${PG_BASE}/postgres` });
+async function admin<T>(fn: (c: pg.Client) => Promise<T>, base = PG_BASE): Promise<T> {
+  const c = new pg.Client({ connectionString: `${base}/postgres` });
   await c.connect();
   try {
     return await fn(c);
@@ -52,6 +52,11 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   return {
     name,
     url: `${PG_BASE}/${name}`,
-    drop: () => admin(async (c) => void (await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`))),
+    drop: () => dropDatabase(name),
   };
+}
+
+/** Drops a database of the tests' (or a benchmark's, on `base`), whoever is still connected to it. */
+export function dropDatabase(name: string, base = PG_BASE): Promise<void> {
+  return admin(async (c) => void (await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)), base);
 }

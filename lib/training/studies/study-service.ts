@@ -7,7 +7,7 @@ import type { FlowProducer } from "bullmq";
 import type { Redis } from "ioredis";
 import { DatasetRepository } from "../../data/dataset-repository.ts";
 import type { Db } from "../../db/prisma.ts";
-import { DomainError, formatPath, NotFoundError, UnavailableError, ValidationError, type FieldProblem } from "../../errors.ts";
+import { DomainError, formatPath, NotFoundError, UnavailableError, ValidationError, withTimeout, type FieldProblem } from "../../errors.ts";
 import { modelSpecSchema, type ModelSpec } from "../../model-spec/model-spec-schema.ts";
 import { QUEUES } from "../../queue/queues.ts";
 import type { ModelService } from "../../registry/model-service.ts";
@@ -19,11 +19,6 @@ import { finishStudy, studyInclude, toStudySummary, toStudyView } from "./study-
 import { MAX_TRIALS, type CreateStudy, type StudyRequest, type StudySummaryView, type StudyView } from "./study-schema.ts";
 
 const ENQUEUE_TIMEOUT_MS = 5000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
-}
 
 interface PlannedTrial {
   n: number;
