@@ -2,11 +2,12 @@
 // the MLP, LeNet-5 and a small LSTM on this machine's backend with Trainyard's kernels. The step
 // is the training loop's: forward, loss, gradients of every trainable weight, Adam.
 //   node --import tsx bench/profile.ts [--steps 20] [--workloads mlp,lenet5,lstm] [--stock]
-// --stock: wasm's own matmuls and average-pool gradient, and the images' gradient computed, to see what they cost.
+// --stock: wasm's own matmuls and average-pool gradient, the images' gradient computed and tfjs's own Adam, to see what they cost.
 import * as tf from "@tensorflow/tfjs";
 import { currentBackend, initBackend } from "../lib/engine/backend.ts";
 import { buildModel } from "../lib/engine/build/build-model.ts";
 import { withSeededRandom } from "../lib/engine/seeded-random.ts";
+import { applyGradients, setFusedAdam } from "../lib/engine/train/fused-adam.ts";
 import { skipInputGradients } from "../lib/engine/train/input-gradients.ts";
 import { registerMissingWasmKernels } from "../lib/engine/wasm-kernels.ts";
 import { modelSpecSchema } from "../lib/model-spec/model-spec-schema.ts";
@@ -22,7 +23,10 @@ const WORKLOADS = {
 } as const;
 
 await initBackend((process.env.TRAINYARD_BACKEND as "auto" | undefined) ?? "auto", () => {});
-if (process.argv.includes("--stock")) registerMissingWasmKernels({ fastTransposedMatMul: false, fastAvgPoolGrad: false });
+if (process.argv.includes("--stock")) {
+  registerMissingWasmKernels({ fastTransposedMatMul: false, fastAvgPoolGrad: false });
+  setFusedAdam(false);
+}
 
 for (const id of arg("workloads", Object.keys(WORKLOADS).join(",")).split(",") as (keyof typeof WORKLOADS)[]) {
   const w = WORKLOADS[id];
@@ -37,7 +41,10 @@ for (const id of arg("workloads", Object.keys(WORKLOADS).join(",")).split(",") a
     tf.tidy(() => {
       const xb = tf.tensor(x, [w.batch, ...w.shape]);
       const yb = tf.oneHot(tf.tensor1d(labels, "int32"), w.classes);
-      optimizer.minimize(() => tf.mean(tf.metrics.categoricalCrossentropy(yb, model.apply(xb, { training: true }) as tf.Tensor)) as tf.Scalar, true)?.dataSync();
+      // As the training loop steps: variableGrads, then the update (fused-adam.ts: one pass per variable for Adam on wasm).
+      const { value, grads } = tf.variableGrads(() => tf.mean(tf.metrics.categoricalCrossentropy(yb, model.apply(xb, { training: true }) as tf.Tensor)) as tf.Scalar);
+      applyGradients(optimizer, grads);
+      value.dataSync();
     });
   for (let i = 0; i < 3; i++) step();
   const byKernel = new Map<string, { calls: number; ms: number }>();

@@ -1,8 +1,8 @@
 // `npm run bench:train`: training throughput, one thread each, side by side in one run:
 //   - tfjs model.fit with wasm's own kernels: what a plain TensorFlow.js script gets on this backend
 //     (with Trainyard's Conv2DBackpropFilter, which stock wasm lacks, so that LeNet-5 runs at all);
-//   - a plain loop (batches built in JavaScript, optimizer.minimize) on Trainyard's kernels;
-//   - Trainyard's training loop in process (lib/engine/train);
+//   - a plain loop (batches built in JavaScript, optimizer.minimize with tfjs's own Adam) on Trainyard's kernels;
+//   - Trainyard's training loop in process (lib/engine/train), on one thread and on two (data parallel);
 //   - Trainyard through the service: the API and a real worker process on a database of its own,
 //     a job per workload: its steady epochs (from the job's event stream) and job start → finish;
 //   - PyTorch on the CPU, one thread (bench/pytorch-yardstick.py), when python3-torch is installed.
@@ -140,12 +140,12 @@ async function plainLoop(w: Workload, d: TrainData): Promise<number> {
   return steadyRate(d.rows, epochMs);
 }
 
-async function trainerLoop(w: Workload, d: TrainData): Promise<number> {
+async function trainerLoop(w: Workload, d: TrainData, threads = 1): Promise<number> {
   const m = await model(w.spec);
   compileForTraining(m, { type: "adam", learningRate: 0.001 }, "categoricalCrossentropy");
   const epochMs: number[] = [];
   let t = performance.now();
-  await train(m, d, { epochs: EPOCHS, batchSize: w.batchSize, optimizer: { type: "adam", learningRate: 0.001 }, validationSplit: 0, seed: 1 }, "categoricalCrossentropy", {
+  await train(m, d, { epochs: EPOCHS, batchSize: w.batchSize, optimizer: { type: "adam", learningRate: 0.001 }, validationSplit: 0, seed: 1, threads }, "categoricalCrossentropy", {
     onEpochEnd: async () => {
       epochMs.push(performance.now() - t);
       t = performance.now();
@@ -166,8 +166,15 @@ const prefix = `bench-train-${suffix}`;
 const adminKey = randomBytes(32).toString("hex");
 let worker: ChildProcess | undefined;
 
-async function service(todo: Workload[]): Promise<Map<string, { steady: number; endToEnd: number }>> {
-  const out = new Map<string, { steady: number; endToEnd: number }>();
+interface Served {
+  steady: number;
+  endToEnd: number;
+  /** A second job with `threads: 2` (conv nets: where data parallelism is meant to pay). */
+  steady2?: number;
+}
+
+async function service(todo: Workload[]): Promise<Map<string, Served>> {
+  const out = new Map<string, Served>();
   await ensureDatabase(databaseUrl);
   await migrateDeploy(databaseUrl);
   const env = { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, TRAINYARD_QUEUE_PREFIX: prefix, TRAINYARD_ADMIN_KEY: adminKey, LOG_LEVEL: "warn" };
@@ -176,7 +183,7 @@ async function service(todo: Workload[]): Promise<Map<string, { steady: number; 
   const redis = new Redis(redisUrl);
   worker = spawn(process.execPath, ["--import", "tsx", "workers/worker.ts"], { cwd: root, env: { ...process.env, ...env, TRAINYARD_INSIGHT_CONCURRENCY: "0" }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   let tail = "";
-  for (const s of [worker.stdout!, worker.stderr!]) s.on("data", (b: Buffer) => void (tail = (tail + b.toString()).slice(-4000)));
+  for (const s of [worker.stdout!, worker.stderr!]) s.on("data", (b: Buffer) => { if (process.env.BENCH_WORKER_LOG) process.stderr.write(b); tail = (tail + b.toString()).slice(-4000); });
   try {
     const call = async (method: "GET" | "POST", url: string, key: string, payload?: unknown) => {
       const res = await app.inject({ method, url, headers: { authorization: `Bearer ${key}` }, payload: payload as object });
@@ -197,24 +204,28 @@ async function service(todo: Workload[]): Promise<Map<string, { steady: number; 
         datasets.set(w.upload, id);
       }
       await call("POST", "/v1/models", key, { name: w.id, spec: w.spec });
-      const job = await call("POST", "/v1/training-jobs", key, { model: w.id, dataset: datasets.get(w.upload), epochs: EPOCHS, batchSize: w.batchSize, validationSplit: 0, optimizer: { type: "adam", learningRate: 0.001 }, seed: 1 });
-      let done: { status: string; startedAt: string; finishedAt: string };
-      for (;;) {
-        done = await call("GET", `/v1/training-jobs/${job.id}`, key);
-        if (["succeeded", "failed", "cancelled"].includes(done.status)) break;
-        if (worker.exitCode !== null) throw new Error(`the worker exited:\n${tail}`);
-        await sleep(200);
-      }
-      if (done.status !== "succeeded") throw new Error(`${w.id}: the job ${done.status}: ${JSON.stringify(done)}`);
-      // Epoch events' stream ids are their times (ms): the steady epochs as the job ran them.
-      const events = await redis.xrange(eventStreamKey(prefix, job.id), "-", "+");
-      const at = events.filter(([, fields]) => fields.includes("epoch")).map(([id]) => Number(id.split("-")[0]));
-      const epochMs = at.slice(1).map((t, i) => t - at[i]);
-      const rows = (await call("GET", `/v1/datasets/${datasets.get(w.upload)}`, key)).rows as number;
-      out.set(w.id, {
-        steady: Math.round(rows / (median(epochMs) / 1000)),
-        endToEnd: Math.round((rows * EPOCHS) / ((Date.parse(done.finishedAt) - Date.parse(done.startedAt)) / 1000)),
-      });
+      const runJob = async (threads: number) => {
+        const job = await call("POST", "/v1/training-jobs", key, { model: w.id, dataset: datasets.get(w.upload), epochs: EPOCHS, batchSize: w.batchSize, validationSplit: 0, optimizer: { type: "adam", learningRate: 0.001 }, seed: 1, threads });
+        let done: { status: string; startedAt: string; finishedAt: string };
+        for (;;) {
+          done = await call("GET", `/v1/training-jobs/${job.id}`, key);
+          if (["succeeded", "failed", "cancelled"].includes(done.status)) break;
+          if (worker!.exitCode !== null) throw new Error(`the worker exited:\n${tail}`);
+          await sleep(200);
+        }
+        if (done.status !== "succeeded") throw new Error(`${w.id}: the job ${done.status}: ${JSON.stringify(done)}`);
+        // Epoch events' stream ids are their times (ms): the steady epochs as the job ran them.
+        const events = await redis.xrange(eventStreamKey(prefix, job.id), "-", "+");
+        const at = events.filter(([, fields]) => fields.includes("epoch")).map(([id]) => Number(id.split("-")[0]));
+        const epochMs = at.slice(1).map((t, i) => t - at[i]);
+        const rows = (await call("GET", `/v1/datasets/${datasets.get(w.upload)}`, key)).rows as number;
+        return {
+          steady: Math.round(rows / (median(epochMs) / 1000)),
+          endToEnd: Math.round((rows * EPOCHS) / ((Date.parse(done.finishedAt) - Date.parse(done.startedAt)) / 1000)),
+        };
+      };
+      const one = await runJob(1);
+      out.set(w.id, { ...one, ...(w.id.startsWith("lenet") ? { steady2: (await runJob(2)).steady } : {}) });
       progress(`service ${w.id}: ${JSON.stringify(out.get(w.id))}`);
     }
   } finally {
@@ -255,10 +266,10 @@ function pytorch(todo: Workload[]): Map<string, number> | undefined {
 async function main(): Promise<void> {
   await initBackend((process.env.TRAINYARD_BACKEND as "auto" | undefined) ?? "auto", () => {});
   progress(`backend ${currentBackend()?.name}; ${ROWS} rows, ${EPOCHS} epochs (rates: median of the steady ones)`);
-  const local = new Map<string, { fit: number; plain: number; trainer: number }>();
+  const local = new Map<string, { fit: number; plain: number; trainer: number; trainer2: number }>();
   for (const w of workloads) {
     const d = w.data();
-    const r = { fit: await fit(w, d), plain: await plainLoop(w, d), trainer: await trainerLoop(w, d) };
+    const r = { fit: await fit(w, d), plain: await plainLoop(w, d), trainer: await trainerLoop(w, d), trainer2: await trainerLoop(w, d, 2) };
     local.set(w.id, r);
     progress(`${w.id}: ${JSON.stringify(r)}`);
   }
@@ -274,6 +285,14 @@ async function main(): Promise<void> {
     const s = served.get(w.id);
     const p = torch?.get(w.id);
     console.log(`| ${w.label} | ${f(l.fit)} | ${f(l.plain)} | ${f(l.trainer)} | ${f(s?.steady)} | ${f(s?.endToEnd)} | ${f(p)} | ${ratio(s?.steady, l.plain)} | ${p ? `1/${(p / (s?.steady ?? l.trainer)).toFixed(1)}` : "—"} |`);
+  }
+  console.log(`\nTwo threads (data parallel: the \`threads\` job option), samples/s\n`);
+  console.log("| workload | Trainyard loop, 1 thread | Trainyard loop, 2 threads | 2 threads / 1 | service, 1 thread (steady) | service, 2 threads (steady) | 2 threads / 1 |");
+  console.log("|---|---:|---:|---:|---:|---:|---:|");
+  for (const w of workloads) {
+    const l = local.get(w.id)!;
+    const s = served.get(w.id);
+    console.log(`| ${w.label} | ${f(l.trainer)} | ${f(l.trainer2)} | ${ratio(l.trainer2, l.trainer)} | ${f(s?.steady)} | ${f(s?.steady2)} | ${ratio(s?.steady2, s?.steady)} |`);
   }
   if (!torch) console.log("\nPyTorch: not installed (apt-get install python3-torch); its column is empty.");
 }

@@ -28,7 +28,7 @@ export default async function trainProcessor(job: SandboxedJob<TrainJobPayload>,
         db, redis, queuePrefix: config.TRAINYARD_QUEUE_PREFIX, log: (m) => console.log(m),
         maxAttemptsWithoutProgress: config.TRAINYARD_MAX_ATTEMPTS_WITHOUT_PROGRESS, dependencyWaitMs: config.TRAINYARD_DEPENDENCY_WAIT_MS,
         // Aborted by the worker's cancelAllJobs when it shuts down (training-worker.ts).
-        signal, checkpointIntervalMs: config.TRAINYARD_CHECKPOINT_INTERVAL_MS, maxRunningPerTenant: config.TRAINYARD_MAX_RUNNING_JOBS_PER_TENANT,
+        signal, checkpointIntervalMs: config.TRAINYARD_CHECKPOINT_INTERVAL_MS, maxThreads: config.TRAINYARD_TRAINING_THREADS, maxRunningPerTenant: config.TRAINYARD_MAX_RUNNING_JOBS_PER_TENANT,
       },
       jobId,
       tenantId,

@@ -89,6 +89,8 @@ export const workerConfigSchema = z.object({
   TRAINYARD_DEPENDENCY_WAIT_MS: z.coerce.number().int().min(0).default(300_000),
   /** How often a worker re-enqueues jobs that Postgres says are queued or running but the queue has lost (a Redis restart). */
   TRAINYARD_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(500).default(30_000),
+  /** The most threads one training job may use (its `threads`; data-parallel batches): default this machine's cores. */
+  TRAINYARD_TRAINING_THREADS: z.coerce.number().int().min(1).max(64).default(availableParallelism()),
   /** A checkpoint inside an epoch once this long has passed since the last (0: only at epoch ends): a worker that dies mid-epoch loses at most this much work. */
   TRAINYARD_CHECKPOINT_INTERVAL_MS: z.coerce.number().int().min(0).default(300_000),
   /** Jobs of one tenant that may run at once across all workers (0: no limit); the others wait queued, and say why. */

@@ -40,6 +40,8 @@ export class PermanentJobError extends Error {}
 // Storing a checkpoint moves the whole model (weights and optimizer state) inside a transaction;
 // Prisma's 5 s default for interactive transactions is too short for a large one.
 const WRITE_TX = { timeout: 120_000, maxWait: 10_000 };
+// How often a running job looks for the fast cancel signal in Redis (the database flags: every 500 ms).
+const SIGNAL_CHECK_MS = 50;
 // How long the end of an attempt waits for its last event to reach Redis (it never waits for an outage).
 const FINAL_EVENT_WAIT_MS = 2000;
 
@@ -58,6 +60,8 @@ export interface RunContext {
   signal?: AbortSignal;
   /** A checkpoint inside an epoch once this long has passed since the last one (0: only at the end of epochs). */
   checkpointIntervalMs?: number;
+  /** The most threads a job may train on (TRAINYARD_TRAINING_THREADS); default 1. */
+  maxThreads?: number;
   /** Jobs of one tenant that may run at once (0: no limit); a job over it waits queued, and says why. */
   maxRunningPerTenant?: number;
 }
@@ -176,21 +180,38 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
     }
 
     let lastCancelCheck = 0;
+    let lastSignalCheck = 0;
     let lastCheckpoint = Date.now();
     let suspendFor: "pause" | "shutdown" | undefined;
     let bestEpoch: number | undefined;
     const progress = new ProgressReporter(events, jobId, { epochs: hp.epochs, trainRows: split.train.length, startedAt: row.startedAt?.getTime() ?? claimedAt });
     // Adversarial training perturbs preprocessed rows: ε from raw units, per value.
     const adversarial = hp.adversarial && { fraction: hp.adversarial.fraction, ...perturbationBounds(prepared.inputs[0].fitted, prepared.inputs[0].rawShape, hp.adversarial.epsilon) };
-    const result = await train(model, data, { ...hp, mode: spec.mode, split: { train: split.train, validation: split.validation }, history, diagnosticsHistory, classWeights: classWeightsFor(hp, dataset, match.outputOrder, data, split.train), adversarial }, match.objectives, {
+    const threads = threadsFor(hp, model, ctx.maxThreads ?? 1);
+    if (typeof hp.threads === "number" && hp.threads > threads) emit({ type: "warning", data: { code: "threads-capped", message: `asked for ${hp.threads} threads; this worker allows ${threads}` } });
+    // The epoch's checkpoint write runs while the next epoch trains: a Postgres transaction of a
+    // few megabytes took 100–250 ms, a fifth of a short epoch (bench/train-compare.ts, MLP batch 512).
+    let pendingWrite: Promise<void> = Promise.resolve();
+    let writeFailed: unknown;
+    const settleWrites = async () => {
+      await pendingWrite;
+      if (writeFailed) throw writeFailed;
+    };
+    const result = await train(model, data, { ...hp, threads, mode: spec.mode, split: { train: split.train, validation: split.validation }, history, diagnosticsHistory, classWeights: classWeightsFor(hp, dataset, match.outputOrder, data, split.train), adversarial }, match.objectives, {
       shouldStop: async () => {
+        // The last epoch's write failed (superseded, Postgres gone for too long): stop here.
+        if (writeFailed) throw writeFailed;
         // The worker is shutting down: checkpoint here and hand the job back, so that no batch is lost.
         if (ctx.signal?.aborted) {
           suspendFor = "shutdown";
           return "suspend";
         }
-        // Redis down: cannot see the fast signal now; the database flag below still counts.
-        if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId)).catch(() => 0)) === 1) return "cancel";
+        // Redis down: cannot see the fast signal now; the database flag below still counts. Asked
+        // every 50 ms, not every batch: a round trip a batch was 5% of a LeNet-5 epoch.
+        if (Date.now() - lastSignalCheck >= SIGNAL_CHECK_MS) {
+          lastSignalCheck = Date.now();
+          if ((await redis.exists(cancelKey(ctx.queuePrefix, jobId)).catch(() => 0)) === 1) return "cancel";
+        }
         // The Redis signal is the fast path; the database flags are the record, checked now and then.
         // An unreachable database stops nothing: the next epoch's write waits for it anyway.
         if (Date.now() - lastCancelCheck > 500) {
@@ -211,6 +232,7 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
       },
       onCheckpoint: async (epoch, at) => {
         const saved = await saveModel(model!, true);
+        await settleWrites();
         await patience.run(`storing a checkpoint inside epoch ${epoch}`, () =>
           db.$transaction(async (tx) => {
             await writeAsOwner(tx, jobId, attempt, { attemptsWithoutProgress: 0 });
@@ -228,29 +250,39 @@ async function runAttempt(ctx: RunContext, jobId: string, tenantId: string, even
       onEpochEnd: async (epoch, m, verdict, health) => {
         metrics = m;
         bestEpoch = verdict?.bestEpoch;
-        const saved = await saveModel(model!, true);
-        await patience.run(`storing epoch ${epoch}`, () =>
-          db.$transaction(async (tx) => {
-            // First, so that the job row stays locked until commit: a claim waits for this epoch's
-            // checkpoint, and the attempt that takes over resumes from it.
-            const waited = patience.takeReport(epoch, attempt);
-            await writeAsOwner(tx, jobId, attempt, { epoch, metrics: m, attemptsWithoutProgress: 0, ...(waited ? { lastInterruption: waited } : {}) });
-            await CheckpointStore.saveEpoch(tx, jobId, epoch, m, saved, bestEpoch);
-            if (health) await DiagnosticsStore.saveEpoch(tx, jobId, { ...health.diagnostics, ...(health.confusion ? { confusion: health.confusion } : {}) }, health.warnings);
-          }, WRITE_TX),
-        );
-        for (const w of health?.warnings ?? []) {
-          ctx.log?.(`job ${jobId}: ${w.message}`);
-          emit({ type: "warning", data: { code: w.kind, message: w.message } });
-        }
-        lastCheckpoint = Date.now();
         progress.epochEnd();
-        emit({ type: "epoch", data: { epoch, epochs: hp.epochs, metrics: m, ...(bestEpoch !== undefined ? { bestEpoch } : {}) } });
-        await ctx.progress?.({ epoch, epochs: hp.epochs, metrics: m });
+        const saved = await saveModel(model!, true);
+        await settleWrites();
+        const write = async () => {
+          await patience.run(`storing epoch ${epoch}`, () =>
+            db.$transaction(async (tx) => {
+              // First, so that the job row stays locked until commit: a claim waits for this epoch's
+              // checkpoint, and the attempt that takes over resumes from it.
+              const waited = patience.takeReport(epoch, attempt);
+              await writeAsOwner(tx, jobId, attempt, { epoch, metrics: m, attemptsWithoutProgress: 0, ...(waited ? { lastInterruption: waited } : {}) });
+              await CheckpointStore.saveEpoch(tx, jobId, epoch, m, saved, bestEpoch);
+              if (health) await DiagnosticsStore.saveEpoch(tx, jobId, { ...health.diagnostics, ...(health.confusion ? { confusion: health.confusion } : {}) }, health.warnings);
+            }, WRITE_TX),
+          );
+          for (const w of health?.warnings ?? []) {
+            ctx.log?.(`job ${jobId}: ${w.message}`);
+            emit({ type: "warning", data: { code: w.kind, message: w.message } });
+          }
+          lastCheckpoint = Date.now();
+          emit({ type: "epoch", data: { epoch, epochs: hp.epochs, metrics: m, ...(bestEpoch !== undefined ? { bestEpoch } : {}) } });
+          await ctx.progress?.({ epoch, epochs: hp.epochs, metrics: m });
+        };
         // A study's trial: successive halving may end it here (it still succeeds, with this epoch's version).
-        if (row.studyId) return patience.run(`asking ASHA after epoch ${epoch}`, () => ashaVerdict(db, { jobId, studyId: row.studyId!, epoch, epochs: hp.epochs, metrics: m }));
+        if (row.studyId) {
+          await write();
+          return patience.run(`asking ASHA after epoch ${epoch}`, () => ashaVerdict(db, { jobId, studyId: row.studyId!, epoch, epochs: hp.epochs, metrics: m }));
+        }
+        // Stored while the next epoch trains (the weights are already copied out): the epoch is
+        // durable, and its event sent, a write later; one write at a time, in order.
+        pendingWrite = write().catch((err) => void (writeFailed ??= err));
       },
-    }, startEpoch, within);
+    }, startEpoch, within).finally(() => pendingWrite);
+    await settleWrites();
 
     if (result.suspended) {
       const where = `epoch ${result.suspended.epoch}, batch ${result.suspended.within.batch}`;
@@ -406,4 +438,17 @@ async function transferWeights(model: tf.LayersModel, stored: StoredModel, froze
   } finally {
     source.dispose();
   }
+}
+
+const CONVOLUTIONS = new Set(["Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose"]);
+
+/**
+ * The threads a job trains on: as asked, within the worker's cap. "auto" takes the cap for models
+ * with convolutions (heavy steps, which gain: bench/train-compare.ts) while every thread gets at
+ * least 16 rows of a batch, and one thread otherwise (a small dense step loses to the averaging).
+ */
+export function threadsFor(hp: Pick<Hyperparameters, "threads" | "batchSize">, model: tf.LayersModel, cap: number): number {
+  if (hp.threads !== "auto") return Math.max(1, Math.min(hp.threads ?? 1, cap));
+  if (!model.layers.some((l) => CONVOLUTIONS.has(l.getClassName()))) return 1;
+  return Math.max(1, Math.min(cap, Math.floor(hp.batchSize / 16)));
 }

@@ -3,6 +3,7 @@
 // worker (sandboxed child, real Redis and Postgres, TensorFlow.js), and predictions from raw
 // 0–255 pixels. Bad zips and bad augmentation are 4xx that name where, and store nothing.
 import assert from "node:assert/strict";
+import { availableParallelism } from "node:os";
 import { after, before, describe, test } from "node:test";
 import { mulberry32 } from "../../lib/engine/seeded-random.ts";
 import { createTestEnv, type TestEnv } from "../helpers/app.ts";
@@ -80,6 +81,36 @@ describe("image zips through the API", () => {
     const right = guessed.filter((g: string, i: number) => g === fresh[i].shape).length;
     console.log(`# shapes: ${right} of ${fresh.length} fresh drawings predicted right`);
     assert.ok(right >= 9, `${right} of ${fresh.length} right: ${guessed.join(", ")}`);
+  });
+
+  test("threads: a job on two threads (data parallel, worker threads in the worker's child) trains what one thread trains, up to rounding", async () => {
+    const datasets = (await ctx.env.app.inject({ url: "/v1/datasets", headers: ctx.auth })).json().datasets as { id: string; name: string }[];
+    const shapes = datasets.find((d) => d.name === "shapes");
+    assert.ok(shapes, "the shapes dataset of the first test");
+    const run = async (threads: number | "auto") => {
+      const job = await ctx.env.app.inject({
+        method: "POST", url: "/v1/training-jobs", headers: ctx.auth,
+        payload: { model: "shapes", dataset: shapes.id, epochs: 3, batchSize: 32, optimizer: { type: "adam", learningRate: 0.005 }, validationSplit: 0.25, seed: 11, threads, augmentation: { flipHorizontal: true, shift: 0.08 } },
+      });
+      assert.equal(job.statusCode, 202, job.body);
+      assert.equal(job.json().hyperparameters.threads, threads);
+      const done = await waitForJob(inject(), ctx.auth, job.json().id, undefined, 300_000);
+      assert.equal(done.status, "succeeded", JSON.stringify(done));
+      return done.metrics as Record<string, number>;
+    };
+    const one = await run(1);
+    // "auto": the model has convolutions and 32 rows make two shares of 16: two threads on a two-core worker.
+    const two = await run(availableParallelism() >= 2 ? "auto" : 2);
+    console.log(`# shapes, 3 epochs: loss ${one.loss} on one thread, ${two.loss} on two`);
+    assert.notEqual(two.loss, one.loss, "the same bits: did the batches go to two threads?");
+    assert.ok(Math.abs(two.loss - one.loss) < 1e-4 * one.loss, `loss ${one.loss} (one thread) against ${two.loss} (two)`);
+    assert.equal(two.accuracy, one.accuracy);
+
+    // One thread is what truncated BPTT and adversarial training run on: asked for more, a 400 at threads.
+    const refused = await ctx.env.app.inject({ method: "POST", url: "/v1/training-jobs", headers: ctx.auth, payload: { model: "shapes", dataset: shapes.id, threads: 2, adversarial: { epsilon: 8 } } });
+    assert.equal(refused.statusCode, 400, refused.body);
+    assert.equal(refused.json().errors[0].path, "threads");
+    assert.match(refused.json().errors[0].message, /adversarial trains on one thread/);
   });
 
   test("augmentation on a tabular dataset: a 400 naming augmentation, and no job", async () => {

@@ -13,6 +13,12 @@ export interface Batch {
   ys: tf.Tensor[];
 }
 
+/** Rows' values, per input and per target, in the dataset's layout. */
+export interface RowValues {
+  xs: Float32Array[];
+  ys: Float32Array[];
+}
+
 /** Rows to evaluate or train on, `size` of them at a time from `start`; every tensor returned is the caller's. */
 export interface Batches {
   readonly rows: number;
@@ -24,10 +30,10 @@ export class RowBatches implements Batches {
   readonly rows: number;
 
   constructor(
-    private readonly data: TrainData,
+    readonly data: TrainData,
     private readonly ids: Int32Array,
-    private readonly losses: LossName[],
-    private readonly outputShapes: number[][],
+    readonly losses: LossName[],
+    readonly outputShapes: number[][],
   ) {
     this.rows = ids.length;
   }
@@ -38,17 +44,31 @@ export class RowBatches implements Batches {
 
   /** The given dataset rows, in that order. */
   rowsAt(ids: ArrayLike<number>): Batch {
+    return this.tensorsOf(this.valuesAt(ids), ids.length);
+  }
+
+  /** The given dataset rows' values, per input and per target, as stored (class ids for classification targets). */
+  valuesAt(ids: ArrayLike<number>): RowValues {
     const n = ids.length;
     const copy = (source: Float32Array, width: number) => {
       const out = new Float32Array(n * width);
       for (let j = 0; j < n; j++) out.set(source.subarray(ids[j] * width, (ids[j] + 1) * width), j * width);
       return out;
     };
-    // A row's width from the array itself: a target's declared shape may describe the output (one-hot) while it holds class ids.
-    const width = (t: { data: Float32Array }) => t.data.length / this.data.rows;
+    return { xs: this.data.inputs.map((t) => copy(t.data, this.width(t))), ys: this.data.targets.map((t) => copy(t.data, this.width(t))) };
+  }
+
+  /** A row's values in one input's or target's array. */
+  width(t: { data: Float32Array }): number {
+    // From the array itself: a target's declared shape may describe the output (one-hot) while it holds class ids.
+    return t.data.length / this.data.rows;
+  }
+
+  /** Tensors of `n` rows' values, targets as the outputs' losses take them. */
+  tensorsOf(values: RowValues, n: number): Batch {
     return {
-      xs: this.data.inputs.map((t) => tf.tensor(copy(t.data, width(t)), [n, ...t.shape], t.dtype ?? "float32")),
-      ys: this.data.targets.map((t, k) => targetTensor({ ...t, data: copy(t.data, width(t)) }, n, this.losses[k], this.outputShapes[k])),
+      xs: this.data.inputs.map((t, k) => tf.tensor(values.xs[k], [n, ...t.shape], t.dtype ?? "float32")),
+      ys: this.data.targets.map((t, k) => targetTensor({ ...t, data: values.ys[k] }, n, this.losses[k], this.outputShapes[k])),
     };
   }
 }

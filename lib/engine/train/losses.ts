@@ -147,6 +147,32 @@ export function forwardForLoss(
   return { preds, terms };
 }
 
+/**
+ * One training step's loss and gradients for `vars` on a batch: the objectives' weighted losses
+ * plus the layers' regularization penalties. `preds` and `terms` outlive the gradient tape (for
+ * metrics); they and `grads` are the caller's to dispose. The training loop and its data-parallel
+ * threads (data-parallel.ts) call this one function, so that they compute the same thing.
+ */
+export function stepGradients(
+  model: tf.LayersModel, xs: tf.Tensor[], ys: tf.Tensor[], objectives: OutputObjective[], logits: (ActivatedLayer | undefined)[], shaping: LossShaping[], vars: tf.Variable[],
+): { value: tf.Scalar; grads: tf.NamedTensorMap; preds: tf.Tensor[]; terms: tf.Scalar[] } {
+  const regularized = model.layers.some((l) => l.losses.length > 0);
+  let preds: tf.Tensor[] = [];
+  let terms: tf.Scalar[] = [];
+  const { value, grads } = tf.variableGrads(() => {
+    const forward = forwardForLoss(model, xs, ys, objectives, logits, true, shaping);
+    // keep(): predictions and per-output losses outlive the gradient tape, for the metrics.
+    preds = forward.preds.map((p) => tf.keep(p));
+    terms = forward.terms.map((t) => tf.keep(t));
+    const weighted = terms.map((t, k) => (objectives[k].weight === 1 ? t : tf.mul(objectives[k].weight, t)));
+    // Regularizers (l1/l2 on kernels) add their penalty to the loss being minimized.
+    const extra = regularized ? (model as unknown as { calculateLosses(): tf.Scalar[] }).calculateLosses() : [];
+    const all = [...weighted, ...extra];
+    return (all.length === 1 ? all[0] : tf.addN(all)) as tf.Scalar;
+  }, vars);
+  return { value, grads, preds, terms };
+}
+
 /** Correct predictions in a batch (per position for per-pixel outputs), for classification. */
 export function correctCount(loss: LossName, yTrue: tf.Tensor, yPred: tf.Tensor, margin = 1): tf.Scalar {
   return tf.tidy(() => {

@@ -26,6 +26,7 @@
 // A graph with both kinds steps on every window with the per-step losses, and adds the
 // sequence-to-one losses at the last window.
 import * as tf from "@tensorflow/tfjs";
+import { applyGradients } from "./fused-adam.ts";
 import { correctCount, forwardForLoss, type LossShaping, type logitLayers } from "./losses.ts";
 import { TrainingSetupError, type OutputObjective } from "./train-types.ts";
 
@@ -137,7 +138,7 @@ export class Tbptt {
             const all = [...weighted, ...(penalty ? [penalty] : [])];
             return (all.length === 1 ? all[0] : tf.addN(all)) as tf.Scalar;
           }, vars);
-          optimizer.applyGradients(this.parts.clip ? this.parts.clip(grads) : grads);
+          applyGradients(optimizer, this.parts.clip ? this.parts.clip(grads) : grads);
           for (const v of this.parts.decayed ?? []) v.assign(tf.mul(v, 1 - rate * (this.parts.weightDecay ?? 0)));
           objectives.forEach((o, k) => {
             if (!active[k]) return;

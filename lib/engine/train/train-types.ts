@@ -45,6 +45,11 @@ export interface TrainConfig {
   seed: number;
   /** "perceptron": Rosenblatt's rule for a single dense layer with a step activation. */
   mode?: "backprop" | "perceptron";
+  /**
+   * Threads that share each batch (data-parallel.ts); default 1. The perceptron's rule, truncated
+   * BPTT and adversarial training always run on one.
+   */
+  threads?: number;
   /** Truncated backpropagation through time (tbptt.ts): windows of `window` steps, the recurrent state carried across them. */
   tbptt?: { window: number };
   /** Rows to train and validate on (e.g. a stratified split made by the caller); default: a seeded split by validationSplit. */

@@ -6,11 +6,13 @@ import { deriveSeed, mulberry32, permutation, withSeededRandom } from "../seeded
 import { Augmenter } from "./augment.ts";
 import { Diagnoser, SAMPLE_ROWS, warningsOf, type EpochDiagnostics } from "./diagnostics.ts";
 import { EarlyStopping } from "./early-stopping.ts";
-import { correctCount, forwardForLoss, logitLayers, targetTensor, type LossShaping } from "./losses.ts";
+import { correctCount, forwardForLoss, logitLayers, stepGradients, targetTensor, type LossShaping } from "./losses.ts";
 import { LearningRateSchedule } from "./lr-schedule.ts";
-import { RowBatches } from "./batches.ts";
+import { RowBatches, type RowValues } from "./batches.ts";
+import { DataParallel, type ShareResult } from "./data-parallel.ts";
 import { skipInputGradients } from "./input-gradients.ts";
 import { evaluateBatches, metricsOf, objectivesOf, outputShapesOf, type Tally } from "./metrics.ts";
+import { applyGradients } from "./fused-adam.ts";
 import { setLearningRate } from "./optimizers.ts";
 import { perceptronParts, perceptronStep } from "./perceptron.ts";
 import { Tbptt } from "./tbptt.ts";
@@ -49,7 +51,6 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const decayed = cfg.optimizer.weightDecay ? vars.filter((v) => !/(bias|gamma|beta|moving_\w+)(_\d+)?$/.test(v.name)) : [];
   const perceptron = cfg.mode === "perceptron" ? perceptronParts(model) : undefined;
-  const regularized = model.layers.some((l) => l.losses.length > 0);
   const augmenter = Augmenter.create(cfg.augmentation, cfg.seed, data);
   // The rate over time, and early stopping, replayed over the epochs already trained (a resume).
   const batchesPerEpoch = Math.ceil(trainIdx.length / cfg.batchSize);
@@ -69,6 +70,50 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   // Truncated BPTT: the batch step cut into windows along time, the recurrent state carried across them (tbptt.ts).
   const tbptt = cfg.tbptt ? new Tbptt(model, cfg.tbptt.window, { objectives, logits, shaping, vars, decayed, weightDecay: cfg.optimizer.weightDecay, clip: cfg.gradientClipping ? (g) => clipGradients(g, cfg.gradientClipping!) : undefined }) : undefined;
   const adversary = cfg.adversarial ? fgsmRows(model, cfg.adversarial, objectives, logits, shaping) : undefined;
+  let rate = cfg.optimizer.learningRate;
+  /** The optimizer's step with a batch's gradients: clipped as asked, then weight decay. */
+  const update = (grads: tf.NamedTensorMap) => {
+    applyGradients(optimizer, cfg.gradientClipping ? clipGradients(grads, cfg.gradientClipping) : grads);
+    for (const v of decayed) v.assign(tf.mul(v, 1 - rate * cfg.optimizer.weightDecay!));
+  };
+  // Data-parallel steps over threads (data-parallel.ts), for the plain gradient step: the
+  // perceptron's rule, truncated BPTT and adversarial batches run on this thread alone.
+  const parallel = (cfg.threads ?? 1) > 1 && !perceptron && !tbptt && !adversary
+    ? await DataParallel.start(model, cfg.threads!, cfg.batchSize, { data, objectives, shaping, outputShapes })
+    : undefined;
+  /** A batch's step with its rows shared among the threads: the gradients averaged by share, one update here. */
+  const parallelStep = async (par: DataParallel, values: RowValues, n: number, seed: number): Promise<[number, number[], number[]]> => {
+    const shares = par.shares(n);
+    par.post(values, shares, seed, vars);
+    const own = shares[0];
+    const mine = tf.tidy(() => {
+      const batch = trainSet.tensorsOf({ xs: values.xs.map((v) => v.subarray(0, (v.length / n) * own)), ys: values.ys.map((v) => v.subarray(0, (v.length / n) * own)) }, own);
+      const r = stepGradients(model, batch.xs, batch.ys, objectives, logits, shaping, vars);
+      const correct = objectives.map((o, k) => (o.loss === "meanSquaredError" ? 0 : correctCount(o.loss, batch.ys[k], r.preds[k], o.margin).dataSync()[0]));
+      // Read before disposing: with one output and no regularizer, `value` is terms[0] itself.
+      const figures = { value: r.value.dataSync()[0], terms: r.terms.map((t) => t.dataSync()[0]), correct };
+      tf.dispose([...r.preds, ...r.terms]);
+      return { grads: r.grads, ...figures };
+    });
+    try {
+      const theirs = await par.results();
+      tf.tidy(() => {
+        update(Object.fromEntries(vars.map((v, i) => {
+          let g = tf.mul(mine.grads[v.name], own / n);
+          for (const t of theirs) g = tf.add(g, tf.mul(tf.tensor(t.grads[i], v.shape), t.rows / n));
+          return [v.name, g];
+        })));
+      });
+      const weighted = (mineValue: number, pick: (t: ShareResult) => number) => (mineValue * own + theirs.reduce((a, t) => a + pick(t) * t.rows, 0)) / n;
+      return [
+        weighted(mine.value, (t) => t.loss),
+        mine.terms.map((v, k) => weighted(v, (t) => t.terms[k])),
+        mine.correct.map((c, k) => c + theirs.reduce((a, t) => a + t.correct[k], 0)),
+      ];
+    } finally {
+      tf.dispose(mine.grads);
+    }
+  };
   const series: EpochDiagnostics[] = [];
   const raised = new Set<string>();
   for (const past of cfg.diagnosticsHistory?.filter((d) => d.epoch <= startEpoch) ?? []) {
@@ -84,7 +129,6 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
 
   let metrics: EpochMetrics = {};
   let lastEpoch = startEpoch;
-  let rate = cfg.optimizer.learningRate;
   // Convolutions on the inputs skip the images' gradient while training (input-gradients.ts).
   const restoreConvolutions = skipInputGradients(model);
   try {
@@ -119,47 +163,36 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
             rate = schedule.rateAt(epoch, Math.floor(start / cfg.batchSize));
             setLearningRate(optimizer, rate);
           }
-          const [batchLoss, outputLosses, batchCorrect] = tf.tidy((): [number, number[], number[]] => {
-            const ids = Int32Array.from(batchIdx, (b) => trainIdx[b]);
-            // Augmented parts come from the rows as uploaded, transformed per example; the rest are the rows as they are.
-            const aug = augmenter?.batch(epoch, start, ids);
-            const plain = trainSet.rowsAt(ids);
-            const xb = plain.xs.map((x, k) => {
-              const rows = aug?.inputs[k];
-              return rows ? tf.tensor(rows, [batchIdx.length, ...data.inputs[k].shape]) : x;
-            });
-            const ybs = plain.ys.map((y, k) => {
-              const rows = aug?.targets[k];
-              return rows ? targetTensor({ ...data.targets[k], data: rows }, batchIdx.length, objectives[k].loss, outputShapes[k]) : y;
-            });
-            if (adversary && !perceptron && !tbptt) xb[0] = adversary(xb[0], ybs);
-            if (perceptron) {
-              const [l, c] = perceptronStep(perceptron, xb[0], ybs[0], rate);
-              return [l, [l], [c]];
-            }
-            if (tbptt) return tbptt.step(xb, ybs, rate);
-            let preds: tf.Tensor[] = [];
-            let terms: tf.Scalar[] = [];
-            const { value, grads } = tf.variableGrads(() => {
-              const forward = forwardForLoss(model, xb, ybs, objectives, logits, true, shaping);
-              // keep(): predictions and per-output losses outlive the gradient tape, for the metrics below.
-              preds = forward.preds.map((p) => tf.keep(p));
-              terms = forward.terms.map((t) => tf.keep(t));
-              const weighted = terms.map((t, k) => (objectives[k].weight === 1 ? t : tf.mul(objectives[k].weight, t)));
-              // Regularizers (l1/l2 on kernels) add their penalty to the loss being minimized.
-              const extra = regularized ? (model as unknown as { calculateLosses(): tf.Scalar[] }).calculateLosses() : [];
-              const all = [...weighted, ...extra];
-              return (all.length === 1 ? all[0] : tf.addN(all)) as tf.Scalar;
-            }, vars);
-            optimizer.applyGradients(cfg.gradientClipping ? clipGradients(grads, cfg.gradientClipping) : grads);
-            for (const v of decayed) v.assign(tf.mul(v, 1 - rate * cfg.optimizer.weightDecay!));
-            const correct = objectives.map((o, k) => (o.loss === "meanSquaredError" ? 0 : correctCount(o.loss, ybs[k], preds[k], o.margin).dataSync()[0]));
-            // Read before disposing: with one output and no regularizer, `value` is terms[0] itself.
-            const losses = terms.map((t) => t.dataSync()[0]);
-            const total = value.dataSync()[0];
-            tf.dispose([...preds, ...terms]);
-            return [total, losses, correct];
-          });
+          const ids = Int32Array.from(batchIdx, (b) => trainIdx[b]);
+          // Augmented parts come from the rows as uploaded, transformed per example; the rest are the rows as they are.
+          const aug = augmenter?.batch(epoch, start, ids);
+          const [batchLoss, outputLosses, batchCorrect] = parallel && batchIdx.length >= parallel.threads
+            ? await parallelStep(parallel, withAugmented(trainSet.valuesAt(ids), aug), batchIdx.length, deriveSeed(epochSeed, start / cfg.batchSize))
+            : tf.tidy((): [number, number[], number[]] => {
+                const plain = trainSet.rowsAt(ids);
+                const xb = plain.xs.map((x, k) => {
+                  const rows = aug?.inputs[k];
+                  return rows ? tf.tensor(rows, [batchIdx.length, ...data.inputs[k].shape]) : x;
+                });
+                const ybs = plain.ys.map((y, k) => {
+                  const rows = aug?.targets[k];
+                  return rows ? targetTensor({ ...data.targets[k], data: rows }, batchIdx.length, objectives[k].loss, outputShapes[k]) : y;
+                });
+                if (adversary && !perceptron && !tbptt) xb[0] = adversary(xb[0], ybs);
+                if (perceptron) {
+                  const [l, c] = perceptronStep(perceptron, xb[0], ybs[0], rate);
+                  return [l, [l], [c]];
+                }
+                if (tbptt) return tbptt.step(xb, ybs, rate);
+                const { value, grads, preds, terms } = stepGradients(model, xb, ybs, objectives, logits, shaping, vars);
+                update(grads);
+                const correct = objectives.map((o, k) => (o.loss === "meanSquaredError" ? 0 : correctCount(o.loss, ybs[k], preds[k], o.margin).dataSync()[0]));
+                // Read before disposing: with one output and no regularizer, `value` is terms[0] itself.
+                const losses = terms.map((t) => t.dataSync()[0]);
+                const total = value.dataSync()[0];
+                tf.dispose([...preds, ...terms]);
+                return [total, losses, correct];
+              });
           if (!Number.isFinite(batchLoss)) {
             throw new TrainingDivergedError(
               `loss became ${batchLoss} at epoch ${epoch}, batch ${Math.floor(start / cfg.batchSize) + 1}: the gradients exploded; lower the learning rate or normalize the inputs`,
@@ -208,9 +241,16 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
     }
     return { stopped: false, lastEpoch, metrics };
   } finally {
+    await parallel?.close();
     restoreConvolutions();
     tf.dispose(sample ? [...sample.train.xs, ...sample.train.ys, ...sample.probe] : []);
   }
+}
+
+/** A batch's values with its augmented inputs and targets in place of the plain ones. */
+function withAugmented(values: RowValues, aug: { inputs: (Float32Array | undefined)[]; targets: (Float32Array | undefined)[] } | undefined): RowValues {
+  if (!aug) return values;
+  return { xs: values.xs.map((v, k) => aug.inputs[k] ?? v), ys: values.ys.map((v, k) => aug.targets[k] ?? v) };
 }
 
 /**
