@@ -2,7 +2,7 @@
 // the MLP, LeNet-5 and a small LSTM on this machine's backend with Trainyard's kernels. The step
 // is the training loop's: forward, loss, gradients of every trainable weight, Adam.
 //   node --import tsx bench/profile.ts [--steps 20] [--workloads mlp,lenet5,lstm] [--stock]
-// --stock: wasm's own matmuls and average-pool gradient, the images' gradient computed and tfjs's own Adam, to see what they cost.
+// --stock: wasm's own matmuls, average-pool gradient and tanh, the images' gradient computed and tfjs's own Adam, to see what they cost.
 import * as tf from "@tensorflow/tfjs";
 import { currentBackend, initBackend } from "../lib/engine/backend.ts";
 import { buildModel } from "../lib/engine/build/build-model.ts";
@@ -24,7 +24,7 @@ const WORKLOADS = {
 
 await initBackend((process.env.TRAINYARD_BACKEND as "auto" | undefined) ?? "auto", () => {});
 if (process.argv.includes("--stock")) {
-  registerMissingWasmKernels({ fastTransposedMatMul: false, fastAvgPoolGrad: false });
+  registerMissingWasmKernels({ fastTransposedMatMul: false, fastAvgPoolGrad: false, fastTanh: false });
   setFusedAdam(false);
 }
 

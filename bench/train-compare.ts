@@ -94,7 +94,7 @@ const oneHot = (d: TrainData, rows: ArrayLike<number>) => {
 };
 
 async function fit(w: Workload, d: TrainData): Promise<number> {
-  registerMissingWasmKernels({ fastTransposedMatMul: false });
+  registerMissingWasmKernels({ fastTransposedMatMul: false, fastAvgPoolGrad: false, fastTanh: false, fastConv2dBackpropInput: false });
   try {
     const m = await model(w.spec);
     m.compile({ optimizer: tf.train.adam(0.001), loss: "categoricalCrossentropy" });

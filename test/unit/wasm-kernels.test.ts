@@ -8,6 +8,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import {
   fastConv2dBackpropFilterActive,
   fastAvgPoolGradActive,
+  fastTanhActive,
   fastConv2dBackpropInputActive,
   fastTransposedMatMulActive,
   registerMissingWasmKernels,
@@ -294,6 +295,51 @@ describe("AvgPoolGrad on wasm (a broadcast Multiply for pools that tile the inpu
       registerMissingWasmKernels({ fastAvgPoolGrad: false });
       assert.equal(fastAvgPoolGradActive(), false);
       assertClose(await on("wasm", produce), fast, "native vs broadcast");
+    } finally {
+      registerMissingWasmKernels();
+    }
+  });
+});
+
+describe("Tanh on wasm (a SIMD rational interpolant) equals tanh within a few ulp", () => {
+  /** Every float32 from -10 to 10 in steps, the edges (0, ±tiny, subnormal, ±9, ±∞, NaN) and n not a multiple of 4. */
+  const inputs = () => {
+    const grid = Array.from({ length: 200_001 }, (_, i) => -10 + i * 1e-4);
+    return Float32Array.from([...grid, 0, -0, 1e-8, -1e-8, 1e-39, 4e-4, 8.99, 9, 9.01, -9.01, 20, -20, Infinity, -Infinity, NaN, 0.5, -0.5]);
+  };
+  test("values: within 8 ulp of tanh everywhere (libm's tanhf: 2), ±1 at ±∞, NaN at NaN", async () => {
+    assert.equal(fastTanhActive(), true);
+    const x = inputs();
+    const cpu = (await on("cpu", () => tf.tanh(tf.tensor1d(x))))[0].values;
+    const wasm = (await on("wasm", () => tf.tanh(tf.tensor1d(x))))[0].values;
+    // float32's spacing at |t| (subnormals: the smallest one).
+    const ulp = (t: number) => 2 ** Math.max(Math.floor(Math.log2(Math.abs(t))) - 23, -149);
+    let worst = 0;
+    for (let i = 0; i < x.length; i++) {
+      if (Number.isNaN(x[i])) {
+        assert.ok(Number.isNaN(wasm[i]), `tanh(NaN) = ${wasm[i]}`);
+        continue;
+      }
+      const t = Math.tanh(x[i]);
+      const err = t === 0 ? Math.abs(wasm[i]) / 2 ** -149 : Math.abs(wasm[i] - t) / ulp(t);
+      worst = Math.max(worst, err);
+      assert.ok(err <= 8, `tanh(${x[i]}): wasm ${wasm[i]}, cpu ${cpu[i]}, exact ${t}: ${err.toFixed(1)} ulp`);
+    }
+    // Measured: 6.6 ulp at worst (near ±5.77), about 4e-7 of the value: far below training's own noise.
+    assert.ok(worst > 0.5, "no error at all: is the SIMD kernel the one running?");
+    for (const [v, want] of [[Infinity, 1], [-Infinity, -1], [20, 1], [0, 0]] as const) assert.equal(wasm[x.indexOf(v)], want);
+  });
+  test("gradients through tanh, in a dense layer, and wasm's own kernel swapped back in agrees", async () => {
+    const produce = () => gradsOf((x, w) => weightedSum(tf.tanh(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D))), [data(71, [33, 17]), data(72, [17, 13])]);
+    await sameOnBothBackends("tanh dense", produce);
+    await tf.setBackend("wasm");
+    const before = tf.memory().numBytes;
+    const fast = await on("wasm", produce);
+    assert.equal(tf.memory().numBytes, before, "no bytes left behind");
+    try {
+      registerMissingWasmKernels({ fastTanh: false });
+      assert.equal(fastTanhActive(), false);
+      assertClose(await on("wasm", produce), fast, "libm vs SIMD");
     } finally {
       registerMissingWasmKernels();
     }

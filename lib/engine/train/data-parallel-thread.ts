@@ -18,6 +18,10 @@ const model = await loadModel(init.model);
 skipInputGradients(model);
 const logits = logitLayers(model, init.objectives);
 const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+// The replica must train the same variables in the same order (frozen layers included): the gradients are matched by position.
+if (vars.length !== init.sizes.length || vars.some((v, i) => v.size !== init.sizes[i])) {
+  throw new Error(`the replica's trainable weights (${vars.map((v) => v.size).join(", ")}) are not the model's (${init.sizes.join(", ")})`);
+}
 const control = new Int32Array(init.buffers.control);
 const weights = new Float32Array(init.buffers.weights);
 const rows = init.buffers.rows.map((b) => new Float32Array(b));

@@ -1,44 +1,22 @@
 // Adam's update as one pass per variable on the wasm backend. tfjs's AdamOptimizer runs eleven
 // elementwise kernels per variable (two for each moment, the bias corrections, sqrt, add, divide,
 // scale, add), each a trip through memory and a dispatch; for an MLP they were a third of a step.
-// fused-adam.wat does it in one SIMD loop over wasm's heap: it reads the gradient, the moments and
-// the weights once and writes the three results, every operation one float32 operation in tfjs's
-// order, so weights, moments and β₁ᵗ, β₂ᵗ come out bit for bit as tfjs's own Adam leaves them
-// (tested). A loop in JavaScript was slower than tfjs's kernels (6 ms against 2 for the MLP).
+// lib/engine/simd/kernels.wat does it in one SIMD loop over wasm's heap: it reads the gradient,
+// the moments and the weights once and writes the three results, every operation one float32
+// operation in tfjs's order, so weights, moments and β₁ᵗ, β₂ᵗ come out bit for bit as tfjs's own
+// Adam leaves them (tested). A loop in JavaScript was slower than tfjs's kernels (6 ms against 2
+// for the MLP).
 import * as tf from "@tensorflow/tfjs";
+import { offsetOf, simdKernels, type WasmBackend } from "../simd/kernels.ts";
 
 /** What optimizer.applyGradients takes: gradients by variable name, or named gradients in order. */
 type Gradients = Parameters<tf.Optimizer["applyGradients"]>[0];
-import { fusedAdamWasm } from "./fused-adam-wasm.ts";
 
 let enabled = true;
 
 /** Turns the fused update off (true again to turn it on): for the benchmarks, to see what it is worth. */
 export function setFusedAdam(on: boolean): void {
   enabled = on;
-}
-
-/** What the kernel needs of tfjs's wasm backend (tfjs-backend-wasm 4.22). */
-interface WasmBackend {
-  makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  wasm: { asm: { memory: WebAssembly.Memory } };
-}
-
-type AdamKernel = (g: number, m: number, v: number, w: number, mOut: number, vOut: number, wOut: number, n: number, b1: number, b2: number, c1: number, c2: number, oneMinusAcc1: number, oneMinusAcc2: number, eps: number, step: number) => void;
-
-let compiled: WebAssembly.Module | undefined;
-// One instance per backend: it imports that backend's memory.
-const kernels = new WeakMap<WasmBackend, AdamKernel>();
-
-function kernelFor(backend: WasmBackend): AdamKernel {
-  let kernel = kernels.get(backend);
-  if (!kernel) {
-    compiled ??= new WebAssembly.Module(Buffer.from(fusedAdamWasm, "base64"));
-    kernel = new WebAssembly.Instance(compiled, { env: { memory: backend.wasm.asm.memory } }).exports.adam as AdamKernel;
-    kernels.set(backend, kernel);
-  }
-  return kernel;
 }
 
 /** What tfjs's AdamOptimizer keeps (tfjs-core 4.22, adam_optimizer.ts); fields it does not declare public. */
@@ -68,8 +46,8 @@ export function applyGradients(optimizer: tf.Optimizer, grads: Gradients): void 
 }
 
 function fusedAdam(adam: AdamFields, grads: Gradients, backend: WasmBackend): void {
-  const kernel = kernelFor(backend);
-  const at = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+  const kernels = simdKernels(backend);
+  const at = (t: { dataId: object }) => offsetOf(backend, t);
   const f = Math.fround;
   const named = Array.isArray(grads) ? grads.map((g) => [g.name, g.tensor] as const) : Object.entries(grads);
   // The constants as tfjs's kernels see them: float32 scalars (1 − β computed in double first, as tfjs does).
@@ -93,8 +71,8 @@ function fusedAdam(adam: AdamFields, grads: Gradients, backend: WasmBackend): vo
       const m = adam.accumulatedFirstMoment[i].variable;
       const v = adam.accumulatedSecondMoment[i].variable;
       const outs = [m, v, value].map((t) => backend.makeOutput(t.shape, "float32"));
-      kernel(at(gradient), at(m), at(v), at(value), at(outs[0]), at(outs[1]), at(outs[2]), value.size, b1, b2, c1, c2, oneMinusAcc1, oneMinusAcc2, eps, step);
-      const [mNew, vNew, wNew] = outs.map((o) => tf.engine().makeTensorFromTensorInfo(o));
+      kernels.adam(at(gradient), at(m), at(v), at(value), at(outs[0]), at(outs[1]), at(outs[2]), value.size, b1, b2, c1, c2, oneMinusAcc1, oneMinusAcc2, eps, step);
+      const [mNew, vNew, wNew] = outs.map((o) => tf.engine().makeTensorFromTensorInfo(o as tf.TensorInfo));
       m.assign(mNew);
       v.assign(vNew);
       value.assign(wNew);
