@@ -4,7 +4,8 @@
 //   - a plain loop (batches built in JavaScript, optimizer.minimize with tfjs's own Adam) on Trainyard's kernels;
 //   - Trainyard's training loop in process (lib/engine/train), on one thread and on two (data parallel);
 //   - Trainyard through the service: the API and a real worker process on a database of its own,
-//     a job per workload: its steady epochs (from the job's event stream) and job start → finish;
+//     a job per workload (for LeNet-5 a second one on two threads): its steady epochs (from the
+//     job's event stream) and job start → finish;
 //   - PyTorch on the CPU, one thread (bench/pytorch-yardstick.py), when python3-torch is installed.
 //     node --import tsx bench/train-compare.ts [--rows 8192] [--epochs 4] [--workloads mlp-128,lenet5-64] [--skip-service]
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
