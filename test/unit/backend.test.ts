@@ -181,6 +181,8 @@ describe("initBackend with stand-ins for the native packages", { concurrency: 2 
     writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
     cpSync(join(ENGINE, "backend.ts"), join(engine, "backend.ts"));
     cpSync(join(ENGINE, "wasm-kernels.ts"), join(engine, "wasm-kernels.ts"));
+    // The hand-written SIMD kernels wasm-kernels.ts registers (Tanh).
+    cpSync(join(ENGINE, "simd"), join(engine, "simd"), { recursive: true });
     mkdirSync(join(dir, "node_modules/@tensorflow"), { recursive: true });
     for (const pkg of ["tfjs", "tfjs-backend-wasm"]) {
       symlinkSync(join(ROOT, "node_modules/@tensorflow", pkg), join(dir, "node_modules/@tensorflow", pkg), "dir");
