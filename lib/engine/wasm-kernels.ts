@@ -36,25 +36,37 @@ export interface WasmKernelOptions {
 }
 
 const CONV2D_BACKPROP_FILTER = "Conv2DBackpropFilter";
-const CONV2D_BACKPROP_INPUT = "Conv2DBackpropInput";
-// wasm's own Conv2DBackpropInput, kept for the cases the fast one does not cover.
-let nativeBackpropInput: KernelFunc | undefined;
-let fastInputActive = false;
+
+/**
+ * A wasm kernel for which this module has a faster version: wasm's own is kept (the fast one falls
+ * back to it for the cases it does not cover, and the benchmarks measure against it), and either
+ * is registered on request.
+ */
+class Swappable {
+  native?: KernelFunc;
+  fastOn = false;
+  constructor(readonly name: string) {}
+
+  /** Registers `fast` (on) or wasm's own (off), if wasm has the kernel and it is not so already. */
+  use(on: boolean, fast: KernelFunc): void {
+    this.native ??= tf.getKernel(this.name, "wasm")?.kernelFunc;
+    if (!this.native || on === this.fastOn) return;
+    tf.unregisterKernel(this.name, "wasm");
+    tf.registerKernel({ kernelName: this.name, backendName: "wasm", kernelFunc: on ? fast : this.native });
+    this.fastOn = on;
+  }
+}
+
+const backpropInput = new Swappable("Conv2DBackpropInput");
+// wasm's AvgPoolGrad is a loop over every input cell and window.
+const avgPoolGrad = new Swappable("AvgPoolGrad");
+// wasm's Tanh calls libm's tanhf per element.
+const tanhKernel = new Swappable("Tanh");
 
 // wasm's own matmuls, kept: the fast versions call them with their operands transposed.
 const MATMULS = ["BatchMatMul", "_FusedMatMul"] as const;
 const nativeMatMul: Partial<Record<(typeof MATMULS)[number], KernelFunc>> = {};
 let fastMatMulActive = false;
-
-// wasm's own AvgPoolGrad (a loop over every input cell and window), kept for the pools the fast one does not cover.
-const AVG_POOL_GRAD = "AvgPoolGrad";
-let nativeAvgPoolGrad: KernelFunc | undefined;
-let fastPoolActive = false;
-
-// wasm's own Tanh (tanhf per element), kept for other dtypes and to measure against.
-const TANH = "Tanh";
-let nativeTanh: KernelFunc | undefined;
-let fastTanhOn = false;
 
 // The names this module patched, fixed at the first call: later calls must not treat our own
 // patches as kernels the wasm backend "has".
@@ -88,13 +100,7 @@ export function registerMissingWasmKernels(options: WasmKernelOptions = {}): str
     }
     patched = missing;
   }
-  const fastInput = options.fastConv2dBackpropInput ?? true;
-  nativeBackpropInput ??= tf.getKernel(CONV2D_BACKPROP_INPUT, "wasm")?.kernelFunc;
-  if (nativeBackpropInput && fastInput !== fastInputActive) {
-    tf.unregisterKernel(CONV2D_BACKPROP_INPUT, "wasm");
-    tf.registerKernel({ kernelName: CONV2D_BACKPROP_INPUT, backendName: "wasm", kernelFunc: fastInput ? conv2dBackpropInputWasm : nativeBackpropInput });
-    fastInputActive = fastInput;
-  }
+  backpropInput.use(options.fastConv2dBackpropInput ?? true, conv2dBackpropInputWasm);
   const fastMatMul = options.fastTransposedMatMul ?? true;
   for (const name of MATMULS) nativeMatMul[name] ??= tf.getKernel(name, "wasm")?.kernelFunc;
   if (fastMatMul !== fastMatMulActive && MATMULS.every((name) => nativeMatMul[name])) {
@@ -104,20 +110,8 @@ export function registerMissingWasmKernels(options: WasmKernelOptions = {}): str
     }
     fastMatMulActive = fastMatMul;
   }
-  const fastPool = options.fastAvgPoolGrad ?? true;
-  nativeAvgPoolGrad ??= tf.getKernel(AVG_POOL_GRAD, "wasm")?.kernelFunc;
-  if (nativeAvgPoolGrad && fastPool !== fastPoolActive) {
-    tf.unregisterKernel(AVG_POOL_GRAD, "wasm");
-    tf.registerKernel({ kernelName: AVG_POOL_GRAD, backendName: "wasm", kernelFunc: fastPool ? avgPoolGradWasm : nativeAvgPoolGrad });
-    fastPoolActive = fastPool;
-  }
-  const fastTanh = options.fastTanh ?? true;
-  nativeTanh ??= tf.getKernel(TANH, "wasm")?.kernelFunc;
-  if (nativeTanh && fastTanh !== fastTanhOn) {
-    tf.unregisterKernel(TANH, "wasm");
-    tf.registerKernel({ kernelName: TANH, backendName: "wasm", kernelFunc: fastTanh ? tanhWasm : nativeTanh });
-    fastTanhOn = fastTanh;
-  }
+  avgPoolGrad.use(options.fastAvgPoolGrad ?? true, avgPoolGradWasm);
+  tanhKernel.use(options.fastTanh ?? true, tanhWasm);
   // Only swap a kernel that we patched: if a later tfjs ships its own, keep it.
   if (patched.includes(CONV2D_BACKPROP_FILTER) && fast !== fastConvActive) {
     tf.unregisterKernel(CONV2D_BACKPROP_FILTER, "wasm");
@@ -138,17 +132,17 @@ export function fastTransposedMatMulActive(): boolean {
 
 /** True when Tanh on wasm runs the SIMD kernel. */
 export function fastTanhActive(): boolean {
-  return fastTanhOn;
+  return tanhKernel.fastOn;
 }
 
 /** True when AvgPoolGrad on wasm runs as a broadcast Multiply where it can. */
 export function fastAvgPoolGradActive(): boolean {
-  return fastPoolActive;
+  return avgPoolGrad.fastOn;
 }
 
 /** True when Conv2DBackpropInput on wasm currently runs the Conv2D-based version. */
 export function fastConv2dBackpropInputActive(): boolean {
-  return fastInputActive;
+  return backpropInput.fastOn;
 }
 
 /** True when Conv2DBackpropFilter on wasm currently runs the wasm-op version. */
@@ -369,7 +363,7 @@ const conv2dBackpropInputWasm: KernelFunc = (args) => {
   const dy = inputs.dy as TensorInfo;
   const filter = inputs.filter as TensorInfo;
   const a = (attrs ?? {}) as ConvGradAttrs & { inputShape: [number, number, number, number] };
-  if ((a.dataFormat ?? "NHWC") !== "NHWC" || dy.dtype !== "float32" || filter.dtype !== "float32") return nativeBackpropInput!(args);
+  if ((a.dataFormat ?? "NHWC") !== "NHWC" || dy.dtype !== "float32" || filter.dtype !== "float32") return backpropInput.native!(args);
   const info = tf.backend_util.computeConv2DInfo(
     a.inputShape, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode, false, "channelsLast",
   );
@@ -386,7 +380,7 @@ const conv2dBackpropInputWasm: KernelFunc = (args) => {
     dy.shape[0] !== batchSize || dy.shape[1] !== outHeight || dy.shape[2] !== outWidth || dy.shape[3] !== outChannels ||
     Math.min(padTop, padLeft, padBottom, padRight) < 0
   ) {
-    return nativeBackpropInput!(args);
+    return backpropInput.native!(args);
   }
 
   const { run, result, free } = wasmScratch(backend);
@@ -410,7 +404,7 @@ const conv2dBackpropInputWasm: KernelFunc = (args) => {
     const dx = result("Conv2D", { x: padded, filter: swapped }, { strides: [1, 1], pad: "valid", dataFormat: "NHWC", dilations: [1, 1] });
     if (dx.shape[1] !== inHeight || dx.shape[2] !== inWidth || dx.shape[3] !== inChannels) {
       backend.disposeData(dx.dataId);
-      return nativeBackpropInput!(args);
+      return backpropInput.native!(args);
     }
     return dx;
   } finally {
@@ -462,7 +456,7 @@ const avgPoolGradWasm: KernelFunc = (args) => {
   const dy = args.inputs.dy as TensorInfo;
   const input = args.inputs.input as TensorInfo;
   const a = (args.attrs ?? {}) as { filterSize: [number, number] | number; strides: [number, number] | number; pad: "valid" | "same" | number; dimRoundingMode?: "floor" | "round" | "ceil" };
-  if (dy.dtype !== "float32" || input.shape.length !== 4) return nativeAvgPoolGrad!(args);
+  if (dy.dtype !== "float32" || input.shape.length !== 4) return avgPoolGrad.native!(args);
   const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, filterHeight, filterWidth, strideHeight, strideWidth } = info;
   const { top, left, bottom, right } = info.padInfo;
@@ -471,7 +465,7 @@ const avgPoolGradWasm: KernelFunc = (args) => {
     outHeight * filterHeight > inHeight || outWidth * filterWidth > inWidth ||
     dy.shape[0] !== batchSize || dy.shape[1] !== outHeight || dy.shape[2] !== outWidth || dy.shape[3] !== inChannels
   ) {
-    return nativeAvgPoolGrad!(args);
+    return avgPoolGrad.native!(args);
   }
   const { run, result, free } = wasmScratch(backend);
   try {
@@ -495,7 +489,7 @@ const avgPoolGradWasm: KernelFunc = (args) => {
  */
 const tanhWasm: KernelFunc = ({ inputs, backend, attrs }) => {
   const x = (inputs as { x: TensorInfo }).x;
-  if (x.dtype !== "float32") return nativeTanh!({ inputs, backend, attrs });
+  if (x.dtype !== "float32") return tanhKernel.native!({ inputs, backend, attrs });
   const wasm = backend as unknown as WasmBackend;
   const out = wasm.makeOutput(x.shape, "float32") as TensorInfo;
   const n = x.shape.reduce((a, b) => a * b, 1);

@@ -12,6 +12,7 @@ import {
   fastConv2dBackpropInputActive,
   fastTransposedMatMulActive,
   registerMissingWasmKernels,
+  type WasmKernelOptions,
 } from "../../lib/engine/wasm-kernels.ts";
 
 const RTOL = 1e-4;
@@ -94,6 +95,24 @@ function weightedSum(y: tf.Tensor, seed = 99): tf.Scalar {
 
 function gradsOf(f: (...xs: tf.Tensor[]) => tf.Scalar, xs: tf.Tensor[]): tf.Tensor[] {
   return tf.grads(f)(xs);
+}
+
+/**
+ * The fast kernel frees what it allocates (no bytes left after `produce`), and wasm's own kernel,
+ * registered back by `off`, computes the same (`active` then false); the fast one is back after.
+ */
+async function swapsBack(produce: Produce, off: WasmKernelOptions, active: () => boolean, label: string): Promise<void> {
+  await tf.setBackend("wasm");
+  const before = tf.memory().numBytes;
+  const fast = await on("wasm", produce);
+  assert.equal(tf.memory().numBytes, before, "no bytes left behind");
+  try {
+    registerMissingWasmKernels(off);
+    assert.equal(active(), false);
+    assertClose(await on("wasm", produce), fast, label);
+  } finally {
+    registerMissingWasmKernels();
+  }
 }
 
 before(async () => {
@@ -252,17 +271,7 @@ describe("BatchMatMul and _FusedMatMul with transposes on wasm (operands transpo
   test("wasm's own kernels can be swapped back in, agree, and the fast ones free their intermediates", async () => {
     assert.equal(fastTransposedMatMulActive(), true);
     const produce = () => gradsOf((p, q) => weightedSum(tf.matMul(p, q, true, true)), [data(31, [3, 9, 5]), data(32, [3, 4, 9])]);
-    await tf.setBackend("wasm");
-    const before = tf.memory().numBytes;
-    const fast = await on("wasm", produce);
-    assert.equal(tf.memory().numBytes, before, "no bytes left behind");
-    try {
-      registerMissingWasmKernels({ fastTransposedMatMul: false });
-      assert.equal(fastTransposedMatMulActive(), false);
-      assertClose(await on("wasm", produce), fast, "native vs transposed first");
-    } finally {
-      registerMissingWasmKernels();
-    }
+    await swapsBack(produce, { fastTransposedMatMul: false }, fastTransposedMatMulActive, "native vs transposed first");
     assert.equal(fastTransposedMatMulActive(), true);
   });
 });
@@ -287,17 +296,7 @@ describe("AvgPoolGrad on wasm (a broadcast Multiply for pools that tile the inpu
   test("wasm's own kernel can be swapped back in, agrees, and the fast one frees its intermediates", async () => {
     assert.equal(fastAvgPoolGradActive(), true);
     const produce = () => gradsOf((x) => weightedSum(tf.avgPool(x as tf.Tensor4D, 2, 2, "valid")), [data(42, [3, 11, 10, 4])]);
-    await tf.setBackend("wasm");
-    const before = tf.memory().numBytes;
-    const fast = await on("wasm", produce);
-    assert.equal(tf.memory().numBytes, before, "no bytes left behind");
-    try {
-      registerMissingWasmKernels({ fastAvgPoolGrad: false });
-      assert.equal(fastAvgPoolGradActive(), false);
-      assertClose(await on("wasm", produce), fast, "native vs broadcast");
-    } finally {
-      registerMissingWasmKernels();
-    }
+    await swapsBack(produce, { fastAvgPoolGrad: false }, fastAvgPoolGradActive, "native vs broadcast");
   });
 });
 
@@ -332,17 +331,7 @@ describe("Tanh on wasm (a SIMD rational interpolant) equals tanh within a few ul
   test("gradients through tanh, in a dense layer, and wasm's own kernel swapped back in agrees", async () => {
     const produce = () => gradsOf((x, w) => weightedSum(tf.tanh(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D))), [data(71, [33, 17]), data(72, [17, 13])]);
     await sameOnBothBackends("tanh dense", produce);
-    await tf.setBackend("wasm");
-    const before = tf.memory().numBytes;
-    const fast = await on("wasm", produce);
-    assert.equal(tf.memory().numBytes, before, "no bytes left behind");
-    try {
-      registerMissingWasmKernels({ fastTanh: false });
-      assert.equal(fastTanhActive(), false);
-      assertClose(await on("wasm", produce), fast, "libm vs SIMD");
-    } finally {
-      registerMissingWasmKernels();
-    }
+    await swapsBack(produce, { fastTanh: false }, fastTanhActive, "libm vs SIMD");
   });
 });
 

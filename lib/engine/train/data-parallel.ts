@@ -18,7 +18,7 @@ import * as tf from "@tensorflow/tfjs";
 import { currentBackend } from "../backend.ts";
 import { saveModel, type StoredModel } from "../model-io.ts";
 import type { LossShaping } from "./losses.ts";
-import type { RowValues } from "./batches.ts";
+import type { RowBatches, RowValues } from "./batches.ts";
 import type { OutputObjective, TrainData } from "./train-types.ts";
 
 /** What a helper thread starts with (workerData). */
@@ -98,16 +98,16 @@ export class DataParallel {
    * Starts `threads − 1` helpers on a replica of `model` (topology and weights as they are now),
    * each ready when this resolves. `batchSize` bounds the rows a share can hold.
    */
-  static async start(model: tf.LayersModel, threads: number, batchSize: number, setup: { data: TrainData; objectives: OutputObjective[]; shaping: LossShaping[]; outputShapes: number[][] }): Promise<DataParallel> {
+  static async start(model: tf.LayersModel, threads: number, batchSize: number, setup: { rows: RowBatches; objectives: OutputObjective[]; shaping: LossShaping[] }): Promise<DataParallel> {
     const backend = currentBackend()?.name ?? tf.getBackend();
     const stored = await saveModel(model, false);
     const sizes = model.trainableWeights.map((w) => w.read().size);
     const total = sizes.reduce((a, b) => a + b, 0);
     const weights = new SharedArrayBuffer(total * 4);
     const maxRows = Math.ceil(batchSize / threads);
-    const widthOf = (t: { data: Float32Array }) => t.data.length / setup.data.rows;
-    const inputs = setup.data.inputs.map((t) => ({ shape: t.shape, dtype: t.dtype ?? "float32", width: widthOf(t) }));
-    const targets = setup.data.targets.map((t, k) => ({ name: t.name, task: t.task, classes: t.classes, shape: t.shape, width: widthOf(t), loss: setup.objectives[k].loss, outputShape: setup.outputShapes[k] }));
+    const { data, losses, outputShapes } = setup.rows;
+    const inputs = data.inputs.map((t) => ({ shape: t.shape, dtype: t.dtype ?? "float32", width: setup.rows.width(t) }));
+    const targets = data.targets.map((t, k) => ({ name: t.name, task: t.task, classes: t.classes, shape: t.shape, width: setup.rows.width(t), loss: losses[k], outputShape: outputShapes[k] }));
     const outputs = setup.objectives.length;
     // Threads run this project's TypeScript as the process does (tsx's loader), without the
     // sandboxed child's orphan guard (it belongs to the process, not to a thread).
@@ -171,11 +171,12 @@ export class DataParallel {
       at += this.sizes[i];
     }
     this.step++;
+    const rows = shares.reduce((a, b) => a + b, 0);
     let row = shares[0];
     this.helpers.forEach((h, j) => {
       const n = shares[j + 1];
       [...values.xs, ...values.ys].forEach((v, k) => {
-        const width = v.length / shares.reduce((a, b) => a + b, 0);
+        const width = v.length / rows;
         h.rows[k].set(v.subarray(row * width, (row + n) * width));
       });
       row += n;

@@ -79,7 +79,7 @@ export async function train(model: tf.LayersModel, data: TrainData, cfg: TrainCo
   // Data-parallel steps over threads (data-parallel.ts), for the plain gradient step: the
   // perceptron's rule, truncated BPTT and adversarial batches run on this thread alone.
   const parallel = (cfg.threads ?? 1) > 1 && !perceptron && !tbptt && !adversary
-    ? await DataParallel.start(model, cfg.threads!, cfg.batchSize, { data, objectives, shaping, outputShapes })
+    ? await DataParallel.start(model, cfg.threads!, cfg.batchSize, { rows: trainSet, objectives, shaping })
     : undefined;
   /** A batch's step with its rows shared among the threads: the gradients averaged by share, one update here. */
   const parallelStep = async (par: DataParallel, values: RowValues, n: number, seed: number): Promise<[number, number[], number[]]> => {
